@@ -1,0 +1,136 @@
+/* vfpm device-model API.
+ *
+ * A model describes a PCI function (IDs, BARs, capabilities, interrupts) in
+ * its create() callback and then reacts to accesses through its ops table.
+ * The core serves it over vfio-user; the model never sees the protocol.
+ *
+ * Threading: ops callbacks run on the session thread of the device (one at
+ * a time), except where noted. Models may run their own worker threads and
+ * call the runtime functions below from them; those are thread-safe.
+ */
+#ifndef VFPM_DEVICE_H
+#define VFPM_DEVICE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VFPM_EXPORT __attribute__((visibility("default")))
+
+struct vfpm_device;
+
+/* BAR flags */
+#define VFPM_BAR_IO 0x1u        /* I/O space (else memory) */
+#define VFPM_BAR_64 0x2u        /* 64-bit memory BAR (takes idx and idx+1) */
+#define VFPM_BAR_PREFETCH 0x4u  /* prefetchable memory */
+#define VFPM_BAR_MEMFD 0x8u     /* backed by shared memory the client may mmap */
+
+/* Power states passed to suspend(). */
+enum vfpm_dstate { VFPM_D0 = 0, VFPM_D1, VFPM_D2, VFPM_D3HOT, VFPM_D3COLD };
+
+struct vfpm_model_ops {
+	/* Access to a callback-backed BAR (or to the non-MSI-X part of any
+	 * BAR that is not memfd-backed). len is 1..VFPM_MAX_DATA_XFER; the
+	 * core checked the bounds. Returns 0 or a negative errno. */
+	int (*bar_rw)(void *priv, unsigned bar, uint64_t off, void *buf, size_t len,
+		      bool is_write);
+	/* Function reset: registers back to power-on values, device work
+	 * stopped. Config space is reset by the core. */
+	void (*reset)(void *priv);
+	/* Stop all device-initiated activity (DMA, interrupts) and wait for
+	 * work in flight. Called before DMA mappings are removed. */
+	void (*quiesce)(void *priv);
+	/* Runtime PM: park threads and timers (and in D3cold free buffers);
+	 * return 0 or a negative errno to refuse. */
+	int (*suspend)(void *priv, enum vfpm_dstate target);
+	int (*resume)(void *priv);
+	/* COMMAND register changed (e.g. bus master turned off). */
+	void (*command_changed)(void *priv, uint16_t command);
+	/* Frees priv. The device is quiesced. */
+	void (*destroy)(void *priv);
+};
+
+/* key=value options given on the command line, after the model name. */
+struct vfpm_opts;
+VFPM_EXPORT const char *vfpm_opts_get(const struct vfpm_opts *o, const char *key);
+/* Parses a boolean (on/off, yes/no, true/false, 1/0). Returns 0, -ENOENT
+ * when absent (def is stored), -EINVAL when malformed. */
+VFPM_EXPORT int vfpm_opts_bool(const struct vfpm_opts *o, const char *key, bool def, bool *out);
+/* Parses an unsigned integer (decimal or 0x hex) within [min, max]. */
+VFPM_EXPORT int vfpm_opts_u64(const struct vfpm_opts *o, const char *key, uint64_t def,
+			      uint64_t min, uint64_t max, uint64_t *out);
+
+struct vfpm_model {
+	const char *name;
+	const char *summary;
+	/* NULL-terminated list of the option keys create() understands
+	 * (the core handles name= and socket= itself). */
+	const char *const *keys;
+	/* Describes the device with the vfpm_dev_* setup calls and returns
+	 * its private state and ops. Returns 0 or a negative errno. */
+	int (*create)(struct vfpm_device *dev, const struct vfpm_opts *opts, void **priv,
+		      const struct vfpm_model_ops **ops);
+};
+
+/* --- setup calls, only inside create() --- */
+struct vfpm_pci_ids {
+	uint16_t vendor, device;
+	uint16_t subsys_vendor, subsys_id;
+	uint32_t class_code; /* 24 bits: base, sub, prog-if */
+	uint8_t revision;
+};
+VFPM_EXPORT void vfpm_dev_set_ids(struct vfpm_device *dev, const struct vfpm_pci_ids *ids);
+VFPM_EXPORT int vfpm_dev_add_bar(struct vfpm_device *dev, unsigned idx, uint64_t size,
+				 unsigned flags);
+/* Enables INTx (pin INTA). */
+VFPM_EXPORT void vfpm_dev_set_intx(struct vfpm_device *dev, bool present);
+/* PM capability: d1/d2 support as advertised, NoSoftRst as given. */
+VFPM_EXPORT int vfpm_dev_add_pm_cap(struct vfpm_device *dev, bool d1, bool d2,
+				    bool no_soft_reset);
+VFPM_EXPORT int vfpm_dev_add_msi_cap(struct vfpm_device *dev, unsigned nvec);
+/* MSI-X: the table and PBA are emulated by the core inside BAR bar at the
+ * given offsets; the model never sees accesses to them. */
+VFPM_EXPORT int vfpm_dev_add_msix_cap(struct vfpm_device *dev, unsigned nvec, unsigned bar,
+				      uint32_t table_off, uint32_t pba_off);
+VFPM_EXPORT int vfpm_dev_add_pcie_cap(struct vfpm_device *dev);
+/* Adds a read-only extended capability with the given body (after the
+ * 4-byte header). */
+VFPM_EXPORT int vfpm_dev_add_ext_cap(struct vfpm_device *dev, uint16_t id, uint8_t ver,
+				     const void *body, size_t len);
+
+/* --- runtime calls, thread-safe --- */
+/* Memory of a VFPM_BAR_MEMFD BAR as the server maps it, or NULL. Valid
+ * while the device is not in D3cold (the model's suspend/resume callbacks
+ * bracket that). */
+VFPM_EXPORT void *vfpm_dev_bar_mem(struct vfpm_device *dev, unsigned bar);
+/* Signals interrupt vector vec by whatever mechanism the client enabled:
+ * MSI-X (respecting vector and function masks: masked vectors set their
+ * PBA bit and fire on unmask), MSI, or INTx (asserts the line; the model
+ * deasserts it). Returns 0, -EAGAIN when the interrupt is pending behind a
+ * mask, -ENODEV when no interrupt is configured. */
+VFPM_EXPORT int vfpm_dev_irq(struct vfpm_device *dev, unsigned vec);
+/* INTx line level. A rising edge signals the client's INTx eventfd unless
+ * INTx is masked or DisINTx is set (then it stays pending). */
+VFPM_EXPORT void vfpm_dev_intx(struct vfpm_device *dev, bool level);
+/* Guest memory access through the client's DMA mappings. Returns 0,
+ * -EFAULT when [iova, iova+len) is not mapped (with the right permission),
+ * -EPERM when bus mastering is disabled, or a transport error. */
+VFPM_EXPORT int vfpm_dev_dma_read(struct vfpm_device *dev, uint64_t iova, void *buf,
+				  size_t len);
+VFPM_EXPORT int vfpm_dev_dma_write(struct vfpm_device *dev, uint64_t iova, const void *buf,
+				   size_t len);
+VFPM_EXPORT const char *vfpm_dev_name(const struct vfpm_device *dev);
+
+enum vfpm_log_level { VFPM_LOG_ERR = 0, VFPM_LOG_WARN, VFPM_LOG_INFO, VFPM_LOG_DEBUG };
+VFPM_EXPORT void vfpm_dev_log(const struct vfpm_device *dev, enum vfpm_log_level lvl,
+			      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#ifdef __cplusplus
+}
+#endif
+#endif

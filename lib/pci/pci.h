@@ -1,0 +1,153 @@
+/* PCI configuration space emulation: bytes, declarative per-register
+ * permissions, BAR sizing, COMMAND/STATUS semantics and capability builders.
+ *
+ * Not thread-safe: the device core serialises access with its cfg lock.
+ * Knows nothing above it: side effects reach the device through write hooks.
+ */
+#ifndef VFPM_PCI_H
+#define VFPM_PCI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PCI_CFG_SPACE_SIZE 4096
+#define PCI_NUM_BARS 6
+
+/* One register permission entry: bits of a (1, 2 or 4 byte) register at
+ * off that a write may change (rw) or clears by writing 1 (w1c). Bits in
+ * neither are read-only. Tables of these are applied with pci_cfg_perm(). */
+struct pci_perm {
+	uint16_t off;
+	uint8_t len;
+	uint32_t rw;
+	uint32_t w1c;
+};
+
+/* The raw client access that caused a write hook to run. */
+struct pci_access {
+	unsigned off;      /* access start, aligned to len */
+	unsigned len;      /* 1, 2 or 4 */
+	uint32_t val;      /* value written, before any masking, little-endian */
+};
+
+struct pci_cfg;
+
+/* Runs after the masked bytes of an access that overlaps [reg, reg+len)
+ * have been stored. old is the register's value before the access. The hook
+ * may change cfg bytes (e.g. apply a virtualised field itself). */
+typedef void (*pci_write_hook)(void *opaque, struct pci_cfg *cfg, unsigned reg,
+			       unsigned len, uint32_t old, const struct pci_access *acc);
+
+#define PCI_MAX_HOOKS 32
+
+struct pci_hook {
+	uint16_t reg;
+	uint8_t len;
+	pci_write_hook fn;
+	void *opaque;
+};
+
+/* BAR flags */
+#define PCI_BARF_IO 0x1u
+#define PCI_BARF_MEM64 0x2u
+#define PCI_BARF_PREFETCH 0x4u
+
+struct pci_bar {
+	uint64_t size;     /* 0: not implemented (or upper half of a 64-bit BAR) */
+	unsigned flags;
+};
+
+struct pci_cfg {
+	uint8_t data[PCI_CFG_SPACE_SIZE];
+	uint8_t wmask[PCI_CFG_SPACE_SIZE];
+	uint8_t w1cmask[PCI_CFG_SPACE_SIZE];
+	/* Snapshot of data taken at the end of device construction: what a
+	 * reset returns to. */
+	uint8_t reset_data[PCI_CFG_SPACE_SIZE];
+	struct pci_bar bars[PCI_NUM_BARS];
+	uint32_t rom_size;
+	struct pci_hook hooks[PCI_MAX_HOOKS];
+	unsigned nhooks;
+	uint8_t last_cap;      /* offset of the last standard capability, 0 if none */
+	uint16_t next_cap;     /* next free offset for a standard capability */
+	uint16_t last_ext_cap; /* offset of the last extended capability, 0 if none */
+	uint16_t next_ext_cap; /* next free offset in extended space */
+};
+
+/* Initialises a type 0 header with the standard permissions (COMMAND bits
+ * IO/MEM/BME/PARITY/SERR/INTX_DISABLE rw, STATUS error bits w1c,
+ * cache line size and latency timer rw, interrupt line rw). */
+void pci_cfg_init(struct pci_cfg *cfg, uint16_t vendor, uint16_t device,
+		  uint32_t class_code, uint8_t revision, uint16_t subsys_vendor,
+		  uint16_t subsys_id);
+
+/* Applies a permission table. */
+void pci_cfg_perm(struct pci_cfg *cfg, const struct pci_perm *tbl, size_t n);
+
+/* Registers a write hook on [reg, reg+len). Returns 0 or -ENOSPC. */
+int pci_cfg_hook(struct pci_cfg *cfg, unsigned reg, unsigned len, pci_write_hook fn,
+		 void *opaque);
+
+/* Declares BAR idx (a 64-bit BAR also takes idx+1). size is a power of two
+ * (>= 16 for memory, >= 4 for I/O). Returns 0 or -EINVAL. */
+int pci_cfg_set_bar(struct pci_cfg *cfg, unsigned idx, uint64_t size, unsigned flags);
+/* Declares an expansion ROM of size bytes (power of two >= 2 KiB). */
+int pci_cfg_set_rom(struct pci_cfg *cfg, uint32_t size);
+
+/* Sets the interrupt pin (1 = INTA, 0 = none). */
+void pci_cfg_set_intx_pin(struct pci_cfg *cfg, uint8_t pin);
+
+/* Adds a standard capability of len bytes (>= 2; id and next filled in)
+ * linked at the end of the list; sets STATUS.CAP_LIST. Returns its offset
+ * or -ENOSPC. The capability's bytes are read-only until permissions say
+ * otherwise; the header (id, next) is always read-only. */
+int pci_cfg_add_cap(struct pci_cfg *cfg, uint8_t id, unsigned len);
+/* Adds an extended capability (header at off, version ver) of len bytes
+ * (>= 4). Returns its offset (>= 0x100) or -ENOSPC. */
+int pci_cfg_add_ext_cap(struct pci_cfg *cfg, uint16_t id, uint8_t ver, unsigned len);
+/* Finds a standard / extended capability; returns offset or 0. */
+unsigned pci_cfg_find_cap(const struct pci_cfg *cfg, uint8_t id);
+unsigned pci_cfg_find_ext_cap(const struct pci_cfg *cfg, uint16_t id);
+
+/* Capability builders. Each returns the capability offset or negative errno. */
+/* PM: pmc holds the PMC register bits to advertise (version 3 is forced,
+ * D1/D2 support and PME support as given); no_soft_reset sets PMCSR
+ * NoSoftRst. PowerState bits are rw (a hook may virtualise them). */
+int pci_cap_pm(struct pci_cfg *cfg, uint16_t pmc, bool no_soft_reset);
+/* MSI with nvec (1,2,4..32) vectors, 64-bit address, per-vector masking. */
+int pci_cap_msi(struct pci_cfg *cfg, unsigned nvec);
+/* MSI-X with nvec (1..2048) vectors; table and PBA inside BARs. */
+int pci_cap_msix(struct pci_cfg *cfg, unsigned nvec, unsigned table_bar, uint32_t table_off,
+		 unsigned pba_bar, uint32_t pba_off);
+/* PCI Express endpoint capability (version 2), with device control rw bits. */
+int pci_cap_pcie(struct pci_cfg *cfg);
+
+/* Takes the reset snapshot (call once the device is fully described). */
+void pci_cfg_seal(struct pci_cfg *cfg);
+/* Restores every byte to the reset snapshot (function reset). */
+void pci_cfg_reset(struct pci_cfg *cfg);
+
+/* Config accesses of any length at any offset within 0..4095; split into
+ * naturally aligned pieces of 1, 2 or 4 bytes as hardware sees them.
+ * Returns 0 or -EINVAL when [off, off+len) leaves the space. */
+int pci_cfg_read(const struct pci_cfg *cfg, unsigned off, void *buf, size_t len);
+int pci_cfg_write(struct pci_cfg *cfg, unsigned off, const void *buf, size_t len);
+
+/* Little-endian accessors that bypass permissions (device-side). */
+uint8_t pci_cfg_get8(const struct pci_cfg *cfg, unsigned off);
+uint16_t pci_cfg_get16(const struct pci_cfg *cfg, unsigned off);
+uint32_t pci_cfg_get32(const struct pci_cfg *cfg, unsigned off);
+void pci_cfg_set8(struct pci_cfg *cfg, unsigned off, uint8_t v);
+void pci_cfg_set16(struct pci_cfg *cfg, unsigned off, uint16_t v);
+void pci_cfg_set32(struct pci_cfg *cfg, unsigned off, uint32_t v);
+
+/* COMMAND/STATUS helpers. */
+bool pci_cfg_mem_enabled(const struct pci_cfg *cfg);
+bool pci_cfg_io_enabled(const struct pci_cfg *cfg);
+bool pci_cfg_bus_master(const struct pci_cfg *cfg);
+bool pci_cfg_intx_disabled(const struct pci_cfg *cfg);
+/* Sets STATUS.INTERRUPT (bit 3, read-only to the client). */
+void pci_cfg_set_intx_status(struct pci_cfg *cfg, bool asserted);
+
+#endif
