@@ -11,7 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PCI_CFG_SPACE_SIZE 4096
+/* PCIe config space; pci_regs.h names this PCI_CFG_SPACE_EXP_SIZE */
+#define VPCI_CFG_SIZE 4096
 #define PCI_NUM_BARS 6
 
 /* One register permission entry: bits of a (1, 2 or 4 byte) register at
@@ -59,12 +60,12 @@ struct pci_bar {
 };
 
 struct pci_cfg {
-	uint8_t data[PCI_CFG_SPACE_SIZE];
-	uint8_t wmask[PCI_CFG_SPACE_SIZE];
-	uint8_t w1cmask[PCI_CFG_SPACE_SIZE];
+	uint8_t data[VPCI_CFG_SIZE];
+	uint8_t wmask[VPCI_CFG_SIZE];
+	uint8_t w1cmask[VPCI_CFG_SIZE];
 	/* Snapshot of data taken at the end of device construction: what a
 	 * reset returns to. */
-	uint8_t reset_data[PCI_CFG_SPACE_SIZE];
+	uint8_t reset_data[VPCI_CFG_SIZE];
 	struct pci_bar bars[PCI_NUM_BARS];
 	uint32_t rom_size;
 	struct pci_hook hooks[PCI_MAX_HOOKS];
