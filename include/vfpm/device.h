@@ -103,6 +103,13 @@ VFPM_EXPORT int vfpm_dev_add_pcie_cap(struct vfpm_device *dev);
 VFPM_EXPORT int vfpm_dev_add_ext_cap(struct vfpm_device *dev, uint16_t id, uint8_t ver,
 				     const void *body, size_t len);
 
+/* Declares an ioeventfd: a client may ask (GET_REGION_IO_FDS) for an
+ * eventfd that it signals instead of writing size bytes at offset of BAR
+ * bar. Returns the eventfd (owned by the core, non-blocking) for the model
+ * to poll as the register's write notification, or a negative errno. */
+VFPM_EXPORT int vfpm_dev_add_ioeventfd(struct vfpm_device *dev, unsigned bar, uint64_t offset,
+				       uint32_t size);
+
 /* --- runtime calls, thread-safe --- */
 /* Memory of a VFPM_BAR_MEMFD BAR as the server maps it, or NULL. Valid
  * while the device is not in D3cold (the model's suspend/resume callbacks

@@ -1,0 +1,455 @@
+/* Device core: construction from a model, regions and BAR backing, reset. */
+#include <errno.h>
+#include <linux/pci_regs.h>
+#include <linux/vfio.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core.h"
+
+void core_log(int verbosity, enum vfpm_log_level lvl, const char *who, const char *fmt, ...)
+{
+	static const char *const tag[] = { "error", "warning", "info", "debug" };
+	if ((int)lvl > verbosity)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* one write per line so lines from threads do not interleave */
+	fprintf(stderr, "vfpmd: %s: %s: %s\n", tag[lvl], who ? who : "-", msg);
+}
+
+VFPM_EXPORT void vfpm_dev_log(const struct vfpm_device *dev, enum vfpm_log_level lvl,
+			      const char *fmt, ...)
+{
+	char msg[480];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	core_log(dev->verbosity, lvl, dev->name, "%s", msg);
+}
+
+VFPM_EXPORT const char *vfpm_dev_name(const struct vfpm_device *dev)
+{
+	return dev->name;
+}
+
+/* --- setup API --- */
+
+VFPM_EXPORT void vfpm_dev_set_ids(struct vfpm_device *dev, const struct vfpm_pci_ids *ids)
+{
+	if (!dev->creating)
+		return;
+	pci_cfg_init(&dev->cfg, ids->vendor, ids->device, ids->class_code, ids->revision,
+		     ids->subsys_vendor, ids->subsys_id);
+}
+
+static bool is_pow2(uint64_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+VFPM_EXPORT int vfpm_dev_add_bar(struct vfpm_device *dev, unsigned idx, uint64_t size,
+				 unsigned flags)
+{
+	if (!dev->creating || idx >= PCI_NUM_BARS || !is_pow2(size) ||
+	    (flags & ~(VFPM_BAR_IO | VFPM_BAR_64 | VFPM_BAR_PREFETCH | VFPM_BAR_MEMFD)))
+		return -EINVAL;
+	if ((flags & VFPM_BAR_IO) && (flags & (VFPM_BAR_64 | VFPM_BAR_PREFETCH | VFPM_BAR_MEMFD)))
+		return -EINVAL;
+	if (dev->bars[idx].size || (idx > 0 && (dev->bars[idx - 1].flags & VFPM_BAR_64)))
+		return -EBUSY;
+	unsigned pf = (flags & VFPM_BAR_IO ? PCI_BARF_IO : 0) |
+		      (flags & VFPM_BAR_64 ? PCI_BARF_MEM64 : 0) |
+		      (flags & VFPM_BAR_PREFETCH ? PCI_BARF_PREFETCH : 0);
+	int rc = pci_cfg_set_bar(&dev->cfg, idx, size, pf);
+	if (rc)
+		return rc;
+	struct core_bar *b = &dev->bars[idx];
+	b->size = size;
+	b->flags = flags;
+	b->memfd = -1;
+	if (flags & VFPM_BAR_MEMFD) {
+		/* The memfd is what the client mmaps; size must fit in off_t */
+		if (size < 4096 || size > (1ull << 40))
+			return -EINVAL;
+		char nm[64];
+		snprintf(nm, sizeof(nm), "vfpm-%s-bar%u", dev->name, idx);
+		b->memfd = memfd_create(nm, MFD_CLOEXEC);
+		if (b->memfd < 0)
+			return -errno;
+		if (ftruncate(b->memfd, (off_t)size) < 0 ||
+		    (b->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, b->memfd, 0)) ==
+			    MAP_FAILED) {
+			rc = -errno;
+			close(b->memfd);
+			b->memfd = -1;
+			b->mem = NULL;
+			b->size = 0;
+			return rc;
+		}
+	}
+	return 0;
+}
+
+VFPM_EXPORT void vfpm_dev_set_intx(struct vfpm_device *dev, bool present)
+{
+	if (!dev->creating)
+		return;
+	dev->has_intx = present;
+	pci_cfg_set_intx_pin(&dev->cfg, present ? 1 : 0);
+}
+
+VFPM_EXPORT int vfpm_dev_add_pm_cap(struct vfpm_device *dev, bool d1, bool d2,
+				    bool no_soft_reset)
+{
+	if (!dev->creating || dev->pm_cap)
+		return -EINVAL;
+	uint16_t pmc = (d1 ? PCI_PM_CAP_D1 : 0) | (d2 ? PCI_PM_CAP_D2 : 0) |
+		       PCI_PM_CAP_PME_D0 | PCI_PM_CAP_PME_D3hot;
+	int off = pci_cap_pm(&dev->cfg, pmc, no_soft_reset);
+	if (off < 0)
+		return off;
+	dev->pm_cap = (unsigned)off;
+	return 0;
+}
+
+VFPM_EXPORT int vfpm_dev_add_msi_cap(struct vfpm_device *dev, unsigned nvec)
+{
+	if (!dev->creating || dev->msi_cap || !nvec || nvec > CORE_MAX_MSI || !is_pow2(nvec))
+		return -EINVAL;
+	int off = pci_cap_msi(&dev->cfg, nvec);
+	if (off < 0)
+		return off;
+	dev->msi_cap = (unsigned)off;
+	dev->msi_nvec = nvec;
+	return 0;
+}
+
+VFPM_EXPORT int vfpm_dev_add_msix_cap(struct vfpm_device *dev, unsigned nvec, unsigned bar,
+				      uint32_t table_off, uint32_t pba_off)
+{
+	if (!dev->creating || dev->msix_cap || !nvec || nvec > CORE_MAX_MSIX ||
+	    bar >= PCI_NUM_BARS || !dev->bars[bar].size || (dev->bars[bar].flags & VFPM_BAR_IO))
+		return -EINVAL;
+	uint64_t tlen = (uint64_t)nvec * 16, plen = ((nvec + 63) / 64) * 8;
+	if ((uint64_t)table_off + tlen > dev->bars[bar].size ||
+	    (uint64_t)pba_off + plen > dev->bars[bar].size ||
+	    ((uint64_t)table_off < pba_off + plen && (uint64_t)pba_off < table_off + tlen))
+		return -EINVAL;
+	int off = pci_cap_msix(&dev->cfg, nvec, bar, table_off, bar, pba_off);
+	if (off < 0)
+		return off;
+	dev->msix_table = calloc(nvec, 16);
+	dev->msix_pba = calloc((nvec + 63) / 64, 8);
+	dev->msix_fds = malloc(nvec * sizeof(int));
+	if (!dev->msix_table || !dev->msix_pba || !dev->msix_fds)
+		return -ENOMEM;
+	for (unsigned i = 0; i < nvec; i++)
+		dev->msix_fds[i] = -1;
+	dev->msix_cap = (unsigned)off;
+	dev->msix_nvec = nvec;
+	dev->msix_bar = bar;
+	dev->msix_table_off = table_off;
+	dev->msix_pba_off = pba_off;
+	return 0;
+}
+
+VFPM_EXPORT int vfpm_dev_add_pcie_cap(struct vfpm_device *dev)
+{
+	if (!dev->creating || dev->pcie_cap)
+		return -EINVAL;
+	int off = pci_cap_pcie(&dev->cfg);
+	if (off < 0)
+		return off;
+	dev->pcie_cap = (unsigned)off;
+	return 0;
+}
+
+VFPM_EXPORT int vfpm_dev_add_ext_cap(struct vfpm_device *dev, uint16_t id, uint8_t ver,
+				     const void *body, size_t len)
+{
+	if (!dev->creating || len > 1024)
+		return -EINVAL;
+	int off = pci_cfg_add_ext_cap(&dev->cfg, id, ver, (unsigned)len + 4);
+	if (off < 0)
+		return off;
+	for (size_t i = 0; i < len; i++)
+		pci_cfg_set8(&dev->cfg, (unsigned)off + 4 + (unsigned)i, ((const uint8_t *)body)[i]);
+	return 0;
+}
+
+VFPM_EXPORT int vfpm_dev_add_ioeventfd(struct vfpm_device *dev, unsigned bar, uint64_t offset,
+				       uint32_t size)
+{
+	if (!dev->creating || bar >= PCI_NUM_BARS || !dev->bars[bar].size ||
+	    dev->nioeventfds >= CORE_MAX_IOEVENTFDS || (size != 1 && size != 2 && size != 4 && size != 8) ||
+	    offset > dev->bars[bar].size - size)
+		return -EINVAL;
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	dev->ioeventfds[dev->nioeventfds++] =
+		(struct core_ioeventfd){ .bar = bar, .offset = offset, .size = size, .fd = fd };
+	return fd;
+}
+
+VFPM_EXPORT void *vfpm_dev_bar_mem(struct vfpm_device *dev, unsigned bar)
+{
+	if (bar >= PCI_NUM_BARS)
+		return NULL;
+	return dev->bars[bar].mem;
+}
+
+/* --- lifecycle --- */
+
+int device_create(const struct vfpm_model *model, const char *name, struct vfpm_opts *opts,
+		  struct vfpm_device **out)
+{
+	struct vfpm_device *dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return -ENOMEM;
+	dev->name = strdup(name);
+	dev->model = model;
+	dev->opts = *opts;
+	opts->n = 0;
+	opts->kv = NULL;
+	dev->intx_fd = dev->err_fd = dev->req_fd = -1;
+	dev->verbosity = VFPM_LOG_WARN;
+	for (unsigned i = 0; i < CORE_MAX_MSI; i++)
+		dev->msi_fds[i] = -1;
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+		dev->bars[i].memfd = -1;
+	pthread_mutex_init(&dev->req_lock, NULL);
+	pthread_mutex_init(&dev->lock, NULL);
+	pthread_rwlock_init(&dev->dma_lock, NULL);
+	if (!dev->name) {
+		device_destroy(dev);
+		return -ENOMEM;
+	}
+	/* A model that forgets IDs still gets a valid header. */
+	pci_cfg_init(&dev->cfg, 0x1b36, 0x0000, 0xff0000, 0, 0, 0);
+
+	/* Reject keys the model does not understand: a typo must not be
+	 * silently ignored. */
+	for (size_t i = 0; i < dev->opts.n; i++) {
+		bool known = false;
+		for (const char *const *k = model->keys; k && *k; k++)
+			known |= !strcmp(*k, dev->opts.kv[i].key);
+		if (!known) {
+			core_log(VFPM_LOG_ERR, VFPM_LOG_ERR, name, "model %s has no option '%s'",
+				 model->name, dev->opts.kv[i].key);
+			device_destroy(dev);
+			return -EINVAL;
+		}
+	}
+
+	dev->creating = true;
+	int rc = model->create(dev, &dev->opts, &dev->priv, &dev->ops);
+	dev->creating = false;
+	if (rc) {
+		dev->ops = NULL;
+		device_destroy(dev);
+		return rc;
+	}
+	irq_install_cfg_hooks(dev);
+	irq_reset_state(dev);
+	pci_cfg_seal(&dev->cfg);
+	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
+	*out = dev;
+	return 0;
+}
+
+void device_destroy(struct vfpm_device *dev)
+{
+	if (!dev)
+		return;
+	if (dev->ops && dev->ops->quiesce)
+		dev->ops->quiesce(dev->priv);
+	if (dev->ops && dev->ops->destroy)
+		dev->ops->destroy(dev->priv);
+	dma_unmap_all(dev);
+	irq_release_all(dev);
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		if (dev->bars[i].mem)
+			munmap(dev->bars[i].mem, dev->bars[i].size);
+		if (dev->bars[i].memfd >= 0)
+			close(dev->bars[i].memfd);
+	}
+	for (unsigned i = 0; i < dev->nioeventfds; i++)
+		close(dev->ioeventfds[i].fd);
+	free(dev->msix_table);
+	free(dev->msix_pba);
+	free(dev->msix_fds);
+	free(dev->maps);
+	opts_free(&dev->opts);
+	pthread_mutex_destroy(&dev->req_lock);
+	pthread_mutex_destroy(&dev->lock);
+	pthread_rwlock_destroy(&dev->dma_lock);
+	free(dev->name);
+	free(dev);
+}
+
+/* Stops device-initiated work. A model thread waiting for a message-DMA
+ * reply is cancelled: the session thread that would read that reply is the
+ * one waiting here. */
+static void device_quiesce(struct vfpm_device *dev)
+{
+	atomic_store(&dev->dma_cancel, true);
+	if (dev->ops->quiesce)
+		dev->ops->quiesce(dev->priv);
+	atomic_store(&dev->dma_cancel, false);
+}
+
+void device_reset(struct vfpm_device *dev)
+{
+	device_quiesce(dev);
+	if (dev->ops->reset)
+		dev->ops->reset(dev->priv);
+	pthread_mutex_lock(&dev->lock);
+	pci_cfg_reset(&dev->cfg);
+	irq_reset_state(dev);
+	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
+	pthread_mutex_unlock(&dev->lock);
+}
+
+void device_disconnect(struct vfpm_device *dev)
+{
+	device_quiesce(dev);
+	dma_unmap_all(dev);
+	irq_release_all(dev);
+	device_reset(dev);
+}
+
+/* --- regions --- */
+
+void device_region_desc(struct vfpm_device *dev, uint32_t region, uint64_t *size,
+			uint32_t *flags)
+{
+	*size = 0;
+	*flags = 0;
+	if (region < PCI_NUM_BARS) {
+		struct core_bar *b = &dev->bars[region];
+		if (!b->size)
+			return;
+		*size = b->size;
+		*flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+		if (b->memfd >= 0)
+			*flags |= VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS;
+	} else if (region == VFU_PCI_CONFIG) {
+		*size = VPCI_CFG_SIZE;
+		*flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+	} else if (region == VFU_PCI_ROM && dev->cfg.rom_size) {
+		*size = dev->cfg.rom_size;
+		*flags = VFIO_REGION_INFO_FLAG_READ;
+	}
+}
+
+unsigned device_region_areas(struct vfpm_device *dev, uint32_t region,
+			     struct vfu_sparse_area *areas, unsigned max)
+{
+	if (region >= PCI_NUM_BARS || dev->bars[region].memfd < 0 || !max)
+		return 0;
+	uint64_t size = dev->bars[region].size;
+	if (!dev->msix_cap || dev->msix_bar != region) {
+		areas[0] = (struct vfu_sparse_area){ 0, size };
+		return 1;
+	}
+	/* Carve the MSI-X table and PBA (page-rounded) out of the area. */
+	uint64_t holes[2][2] = {
+		{ dev->msix_table_off, dev->msix_table_off + (uint64_t)dev->msix_nvec * 16 },
+		{ dev->msix_pba_off, dev->msix_pba_off + ((dev->msix_nvec + 63) / 64) * 8 },
+	};
+	if (holes[0][0] > holes[1][0]) {
+		uint64_t t0 = holes[0][0], t1 = holes[0][1];
+		holes[0][0] = holes[1][0], holes[0][1] = holes[1][1];
+		holes[1][0] = t0, holes[1][1] = t1;
+	}
+	unsigned n = 0;
+	uint64_t pos = 0;
+	for (int h = 0; h < 2 && n < max; h++) {
+		uint64_t start = holes[h][0] & ~4095ull, end = (holes[h][1] + 4095) & ~4095ull;
+		if (start > pos)
+			areas[n++] = (struct vfu_sparse_area){ pos, start - pos };
+		if (end > pos)
+			pos = end;
+	}
+	if (pos < size && n < max)
+		areas[n++] = (struct vfu_sparse_area){ pos, size - pos };
+	return n;
+}
+
+static int bar_rw(struct vfpm_device *dev, unsigned idx, uint64_t off, void *buf, uint32_t count,
+		  bool is_write)
+{
+	struct core_bar *b = &dev->bars[idx];
+	if (!b->size)
+		return -EINVAL;
+	if (off > b->size || count > b->size - off)
+		return -EINVAL;
+	/* As vfio-pci: a memory BAR does not decode while COMMAND.MEM is off. */
+	if (!(b->flags & VFPM_BAR_IO)) {
+		pthread_mutex_lock(&dev->lock);
+		bool mem = pci_cfg_mem_enabled(&dev->cfg);
+		pthread_mutex_unlock(&dev->lock);
+		if (!mem)
+			return -EIO;
+	}
+	if (dev->msix_cap && idx == dev->msix_bar && irq_msix_overlaps(dev, idx, off, count))
+		return irq_msix_rw(dev, off, buf, count, is_write);
+	if (b->mem) {
+		if (is_write)
+			memcpy((uint8_t *)b->mem + off, buf, count);
+		else
+			memcpy(buf, (uint8_t *)b->mem + off, count);
+		return 0;
+	}
+	if (!dev->ops->bar_rw) {
+		/* no backing: reads as zeros, writes ignored, like unclaimed space */
+		if (!is_write)
+			memset(buf, 0, count);
+		return 0;
+	}
+	return dev->ops->bar_rw(dev->priv, idx, off, buf, count, is_write);
+}
+
+int device_region_rw(struct vfpm_device *dev, uint32_t region, uint64_t off, void *buf,
+		     uint32_t count, bool is_write)
+{
+	if (region < PCI_NUM_BARS)
+		return bar_rw(dev, region, off, buf, count, is_write);
+	if (region == VFU_PCI_CONFIG) {
+		if (off > VPCI_CFG_SIZE || count > VPCI_CFG_SIZE - off)
+			return -EINVAL;
+		pthread_mutex_lock(&dev->lock);
+		int rc = is_write ? pci_cfg_write(&dev->cfg, (unsigned)off, buf, count)
+				  : pci_cfg_read(&dev->cfg, (unsigned)off, buf, count);
+		uint16_t cmd = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
+		bool changed = cmd != dev->last_command;
+		dev->last_command = cmd;
+		pthread_mutex_unlock(&dev->lock);
+		/* outside dev->lock: the model may raise interrupts from here */
+		if (changed && dev->ops->command_changed)
+			dev->ops->command_changed(dev->priv, cmd);
+		return rc;
+	}
+	if (region == VFU_PCI_ROM) {
+		uint32_t sz = dev->cfg.rom_size;
+		if (!sz || off > sz || count > sz - off)
+			return -EINVAL;
+		if (is_write)
+			return -EINVAL;
+		memset(buf, 0xff, count);   /* no ROM image: erased flash */
+		return 0;
+	}
+	return -EINVAL;
+}

@@ -1,0 +1,167 @@
+/* DMA: the table of the client's guest-memory mappings, and the model API
+ * that reads and writes guest memory through it. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "core.h"
+
+static void ent_release(struct dma_map_ent *e)
+{
+	if (e->host)
+		munmap(e->host, e->maplen);
+	e->host = NULL;
+}
+
+/* dma_lock held for write */
+static struct dma_map_ent *find_overlap(struct vfpm_device *dev, uint64_t iova, uint64_t size)
+{
+	for (size_t i = 0; i < dev->nmaps; i++) {
+		struct dma_map_ent *e = &dev->maps[i];
+		if (iova < e->iova + e->size && e->iova < iova + size)
+			return e;
+	}
+	return NULL;
+}
+
+int dma_map(struct vfpm_device *dev, const struct vfu_dma_map *m, int fd)
+{
+	uint32_t prot = m->flags & (VFU_DMA_FLAG_READ | VFU_DMA_FLAG_WRITE);
+	if (m->flags & ~(VFU_DMA_FLAG_READ | VFU_DMA_FLAG_WRITE))
+		return -EINVAL;
+	if (!m->size || m->addr + m->size < m->addr || m->size > (1ull << 43))
+		return -EINVAL;
+	/* the page size we advertise is 4 KiB: maps are page-aligned */
+	if ((m->addr | m->size) & 4095)
+		return -EINVAL;
+	if (fd >= 0 && (m->offset & 4095))
+		return -EINVAL;
+
+	void *host = NULL;
+	if (fd >= 0) {
+		int p = (prot & VFU_DMA_FLAG_READ ? PROT_READ : 0) |
+			(prot & VFU_DMA_FLAG_WRITE ? PROT_WRITE : 0);
+		host = mmap(NULL, m->size, p ? p : PROT_NONE, MAP_SHARED, fd, (off_t)m->offset);
+		if (host == MAP_FAILED)
+			return errno == EACCES ? -EACCES : -EINVAL;
+	}
+
+	int rc = 0;
+	pthread_rwlock_wrlock(&dev->dma_lock);
+	if (find_overlap(dev, m->addr, m->size)) {
+		rc = -EEXIST;
+	} else if (dev->nmaps >= VFPM_MAX_DMA_MAPS) {
+		rc = -ENOSPC;
+	} else {
+		struct dma_map_ent *n = realloc(dev->maps, (dev->nmaps + 1) * sizeof(*n));
+		if (!n) {
+			rc = -ENOMEM;
+		} else {
+			dev->maps = n;
+			n[dev->nmaps++] = (struct dma_map_ent){ .iova = m->addr, .size = m->size,
+								 .prot = prot, .host = host,
+								 .maplen = host ? m->size : 0 };
+			host = NULL;
+		}
+	}
+	pthread_rwlock_unlock(&dev->dma_lock);
+	if (host)
+		munmap(host, m->size);
+	return rc;
+}
+
+int dma_unmap(struct vfpm_device *dev, uint64_t iova, uint64_t size, bool all)
+{
+	if (all) {
+		dma_unmap_all(dev);
+		return 0;
+	}
+	int rc = -ENOENT;
+	/* The write lock waits for copies in flight through the mapping. */
+	pthread_rwlock_wrlock(&dev->dma_lock);
+	for (size_t i = 0; i < dev->nmaps; i++) {
+		struct dma_map_ent *e = &dev->maps[i];
+		if (e->iova == iova && e->size == size) {
+			ent_release(e);
+			dev->maps[i] = dev->maps[--dev->nmaps];
+			rc = 0;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&dev->dma_lock);
+	return rc;
+}
+
+void dma_unmap_all(struct vfpm_device *dev)
+{
+	pthread_rwlock_wrlock(&dev->dma_lock);
+	for (size_t i = 0; i < dev->nmaps; i++)
+		ent_release(&dev->maps[i]);
+	dev->nmaps = 0;
+	pthread_rwlock_unlock(&dev->dma_lock);
+}
+
+/* Copies len bytes between buf and guest memory at iova, one mapping at a
+ * time. Message-based mappings go through the session, outside dma_lock
+ * (the session thread that reads the reply may need the lock itself). */
+static int dma_rw(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len, bool write)
+{
+	if (iova + len < iova)
+		return -EFAULT;
+	pthread_mutex_lock(&dev->lock);
+	bool bme = pci_cfg_bus_master(&dev->cfg);
+	pthread_mutex_unlock(&dev->lock);
+	if (!bme)
+		return -EPERM;
+	uint8_t *p = buf;
+	while (len) {
+		pthread_rwlock_rdlock(&dev->dma_lock);
+		struct dma_map_ent *e = NULL;
+		for (size_t i = 0; i < dev->nmaps; i++) {
+			if (iova >= dev->maps[i].iova && iova - dev->maps[i].iova < dev->maps[i].size) {
+				e = &dev->maps[i];
+				break;
+			}
+		}
+		uint32_t need = write ? VFU_DMA_FLAG_WRITE : VFU_DMA_FLAG_READ;
+		if (!e || !(e->prot & need)) {
+			pthread_rwlock_unlock(&dev->dma_lock);
+			return -EFAULT;
+		}
+		uint64_t in = e->size - (iova - e->iova);
+		size_t chunk = len < in ? len : (size_t)in;
+		if (e->host) {
+			uint8_t *h = (uint8_t *)e->host + (iova - e->iova);
+			if (write)
+				memcpy(h, p, chunk);
+			else
+				memcpy(p, h, chunk);
+			pthread_rwlock_unlock(&dev->dma_lock);
+		} else {
+			struct core_session *s = dev->session;
+			pthread_rwlock_unlock(&dev->dma_lock);
+			if (!s)
+				return -ENOTCONN;
+			int rc = session_dma_msg(s, write, iova, p, chunk);
+			if (rc)
+				return rc;
+		}
+		p += chunk;
+		iova += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
+VFPM_EXPORT int vfpm_dev_dma_read(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len)
+{
+	return dma_rw(dev, iova, buf, len, false);
+}
+
+VFPM_EXPORT int vfpm_dev_dma_write(struct vfpm_device *dev, uint64_t iova, const void *buf,
+				   size_t len)
+{
+	return dma_rw(dev, iova, (void *)buf, len, true);
+}

@@ -1,0 +1,445 @@
+/* Interrupts: INTx (level, automasked), MSI and MSI-X through the client's
+ * eventfds, with the masks and pending bits of the PCI spec honoured. */
+#include <errno.h>
+#include <linux/pci_regs.h>
+#include <linux/vfio.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core.h"
+
+static void signal_fd(int fd)
+{
+	uint64_t one = 1;
+	/* EAGAIN means the counter is saturated: the client has a wakeup
+	 * pending already, nothing is lost. */
+	ssize_t r = write(fd, &one, sizeof(one));
+	(void)r;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+int irq_count(struct vfpm_device *dev, uint32_t index)
+{
+	switch (index) {
+	case VFU_IRQ_INTX:
+		return dev->has_intx ? 1 : 0;
+	case VFU_IRQ_MSI:
+		return (int)dev->msi_nvec;
+	case VFU_IRQ_MSIX:
+		return (int)dev->msix_nvec;
+	case VFU_IRQ_ERR:
+	case VFU_IRQ_REQ:
+		return 1;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* --- state helpers, dev->lock held --- */
+
+static bool msix_enabled(struct vfpm_device *dev)
+{
+	return dev->msix_cap &&
+	       (pci_cfg_get16(&dev->cfg, dev->msix_cap + PCI_MSIX_FLAGS) & PCI_MSIX_FLAGS_ENABLE);
+}
+
+static bool msix_func_masked(struct vfpm_device *dev)
+{
+	return pci_cfg_get16(&dev->cfg, dev->msix_cap + PCI_MSIX_FLAGS) & PCI_MSIX_FLAGS_MASKALL;
+}
+
+static bool msix_vec_masked(struct vfpm_device *dev, unsigned v)
+{
+	return dev->msix_table[v * 16 + PCI_MSIX_ENTRY_VECTOR_CTRL] & PCI_MSIX_ENTRY_CTRL_MASKBIT;
+}
+
+static bool msi_enabled(struct vfpm_device *dev)
+{
+	return dev->msi_cap &&
+	       (pci_cfg_get16(&dev->cfg, dev->msi_cap + PCI_MSI_FLAGS) & PCI_MSI_FLAGS_ENABLE);
+}
+
+static unsigned msi_enabled_vecs(struct vfpm_device *dev)
+{
+	uint16_t f = pci_cfg_get16(&dev->cfg, dev->msi_cap + PCI_MSI_FLAGS);
+	unsigned n = 1u << ((f & PCI_MSI_FLAGS_QSIZE) >> 4);
+	return n < dev->msi_nvec ? n : dev->msi_nvec;
+}
+
+static uint32_t msi_mask(struct vfpm_device *dev)
+{
+	/* 64-bit MSI with per-vector masking: mask bits at cap+0x10 */
+	return pci_cfg_get32(&dev->cfg, dev->msi_cap + PCI_MSI_MASK_64);
+}
+
+static void pba_set(struct vfpm_device *dev, unsigned v, bool on)
+{
+	if (on)
+		dev->msix_pba[v / 64] |= 1ull << (v % 64);
+	else
+		dev->msix_pba[v / 64] &= ~(1ull << (v % 64));
+}
+
+static bool pba_get(struct vfpm_device *dev, unsigned v)
+{
+	return dev->msix_pba[v / 64] >> (v % 64) & 1;
+}
+
+static int msix_fire(struct vfpm_device *dev, unsigned v)
+{
+	if (msix_func_masked(dev) || msix_vec_masked(dev, v)) {
+		pba_set(dev, v, true);
+		return -EAGAIN;
+	}
+	if (dev->msix_fds[v] < 0)
+		return -ENODEV;
+	signal_fd(dev->msix_fds[v]);
+	return 0;
+}
+
+static int msi_fire(struct vfpm_device *dev, unsigned v)
+{
+	if (msi_mask(dev) & (1u << v)) {
+		dev->msi_pending |= 1u << v;
+		pci_cfg_set32(&dev->cfg, dev->msi_cap + PCI_MSI_PENDING_64, dev->msi_pending);
+		return -EAGAIN;
+	}
+	if (dev->msi_fds[v] < 0)
+		return -ENODEV;
+	signal_fd(dev->msi_fds[v]);
+	return 0;
+}
+
+/* INTx is level-triggered and automasked, as vfio-pci reports it: a
+ * delivered assertion masks the line until the client unmasks. */
+static int intx_update(struct vfpm_device *dev)
+{
+	pci_cfg_set_intx_status(&dev->cfg, dev->intx_level);
+	if (!dev->intx_level)
+		return 0;
+	if (dev->intx_masked || pci_cfg_intx_disabled(&dev->cfg))
+		return -EAGAIN;
+	if (dev->intx_fd < 0)
+		return -ENODEV;
+	signal_fd(dev->intx_fd);
+	dev->intx_masked = true;
+	return 0;
+}
+
+static void msix_deliver_pending(struct vfpm_device *dev)
+{
+	if (!msix_enabled(dev) || msix_func_masked(dev))
+		return;
+	for (unsigned v = 0; v < dev->msix_nvec; v++) {
+		if (pba_get(dev, v) && !msix_vec_masked(dev, v) && dev->msix_fds[v] >= 0) {
+			pba_set(dev, v, false);
+			signal_fd(dev->msix_fds[v]);
+		}
+	}
+}
+
+static void msi_deliver_pending(struct vfpm_device *dev)
+{
+	if (!msi_enabled(dev))
+		return;
+	uint32_t ready = dev->msi_pending & ~msi_mask(dev);
+	for (unsigned v = 0; v < dev->msi_nvec; v++) {
+		if ((ready >> v & 1) && dev->msi_fds[v] >= 0) {
+			dev->msi_pending &= ~(1u << v);
+			signal_fd(dev->msi_fds[v]);
+		}
+	}
+	pci_cfg_set32(&dev->cfg, dev->msi_cap + PCI_MSI_PENDING_64, dev->msi_pending);
+}
+
+/* --- config space hooks (dev->lock held by the config write path) --- */
+
+static void hook_command(void *opaque, struct pci_cfg *cfg, unsigned reg, unsigned len,
+			 uint32_t old, const struct pci_access *acc)
+{
+	struct vfpm_device *dev = opaque;
+	if ((old & PCI_COMMAND_INTX_DISABLE) && !pci_cfg_intx_disabled(cfg))
+		intx_update(dev);
+}
+
+static void hook_msix_ctrl(void *opaque, struct pci_cfg *cfg, unsigned reg, unsigned len,
+			   uint32_t old, const struct pci_access *acc)
+{
+	msix_deliver_pending(opaque);
+}
+
+static void hook_msi(void *opaque, struct pci_cfg *cfg, unsigned reg, unsigned len,
+		     uint32_t old, const struct pci_access *acc)
+{
+	msi_deliver_pending(opaque);
+}
+
+void irq_install_cfg_hooks(struct vfpm_device *dev)
+{
+	pci_cfg_hook(&dev->cfg, PCI_COMMAND, 2, hook_command, dev);
+	if (dev->msix_cap)
+		pci_cfg_hook(&dev->cfg, dev->msix_cap + PCI_MSIX_FLAGS, 2, hook_msix_ctrl, dev);
+	if (dev->msi_cap) {
+		pci_cfg_hook(&dev->cfg, dev->msi_cap + PCI_MSI_FLAGS, 2, hook_msi, dev);
+		pci_cfg_hook(&dev->cfg, dev->msi_cap + PCI_MSI_MASK_64, 4, hook_msi, dev);
+	}
+}
+
+void irq_reset_state(struct vfpm_device *dev)
+{
+	dev->intx_level = false;
+	dev->intx_masked = false;
+	dev->msi_pending = 0;
+	if (dev->msix_cap) {
+		memset(dev->msix_table, 0, (size_t)dev->msix_nvec * 16);
+		for (unsigned v = 0; v < dev->msix_nvec; v++)
+			dev->msix_table[v * 16 + PCI_MSIX_ENTRY_VECTOR_CTRL] = PCI_MSIX_ENTRY_CTRL_MASKBIT;
+		memset(dev->msix_pba, 0, ((dev->msix_nvec + 63) / 64) * 8);
+	}
+}
+
+void irq_release_all(struct vfpm_device *dev)
+{
+	pthread_mutex_lock(&dev->lock);
+	close_fd(&dev->intx_fd);
+	close_fd(&dev->err_fd);
+	close_fd(&dev->req_fd);
+	for (unsigned i = 0; i < CORE_MAX_MSI; i++)
+		close_fd(&dev->msi_fds[i]);
+	for (unsigned i = 0; i < dev->msix_nvec; i++)
+		close_fd(&dev->msix_fds[i]);
+	pthread_mutex_unlock(&dev->lock);
+}
+
+void irq_signal_req(struct vfpm_device *dev)
+{
+	pthread_mutex_lock(&dev->lock);
+	if (dev->req_fd >= 0)
+		signal_fd(dev->req_fd);
+	pthread_mutex_unlock(&dev->lock);
+}
+
+/* --- model API --- */
+
+VFPM_EXPORT int vfpm_dev_irq(struct vfpm_device *dev, unsigned vec)
+{
+	int rc;
+	pthread_mutex_lock(&dev->lock);
+	if (msix_enabled(dev))
+		rc = vec < dev->msix_nvec ? msix_fire(dev, vec) : -EINVAL;
+	else if (msi_enabled(dev))
+		rc = vec < msi_enabled_vecs(dev) ? msi_fire(dev, vec) : -EINVAL;
+	else if (dev->has_intx) {
+		dev->intx_level = true;
+		rc = intx_update(dev);
+	} else
+		rc = -ENODEV;
+	pthread_mutex_unlock(&dev->lock);
+	return rc;
+}
+
+VFPM_EXPORT void vfpm_dev_intx(struct vfpm_device *dev, bool level)
+{
+	if (!dev->has_intx)
+		return;
+	pthread_mutex_lock(&dev->lock);
+	dev->intx_level = level;
+	intx_update(dev);
+	pthread_mutex_unlock(&dev->lock);
+}
+
+/* --- MSI-X table and PBA inside their BAR --- */
+
+bool irq_msix_overlaps(struct vfpm_device *dev, unsigned bar, uint64_t off, uint64_t len)
+{
+	if (!dev->msix_cap || bar != dev->msix_bar)
+		return false;
+	uint64_t t0 = dev->msix_table_off, t1 = t0 + (uint64_t)dev->msix_nvec * 16;
+	uint64_t p0 = dev->msix_pba_off, p1 = p0 + ((dev->msix_nvec + 63) / 64) * 8;
+	return (off < t1 && t0 < off + len) || (off < p1 && p0 < off + len);
+}
+
+int irq_msix_rw(struct vfpm_device *dev, uint64_t off, void *buf, uint32_t len, bool is_write)
+{
+	uint64_t t0 = dev->msix_table_off, t1 = t0 + (uint64_t)dev->msix_nvec * 16;
+	uint64_t p0 = dev->msix_pba_off, p1 = p0 + ((dev->msix_nvec + 63) / 64) * 8;
+	int rc = 0;
+	pthread_mutex_lock(&dev->lock);
+	if (off >= t0 && off + len <= t1) {
+		uint8_t *p = dev->msix_table + (off - t0);
+		if (is_write) {
+			memcpy(p, buf, len);
+			/* An unmasked vector with its pending bit set fires now. */
+			msix_deliver_pending(dev);
+		} else {
+			memcpy(buf, p, len);
+		}
+	} else if (off >= p0 && off + len <= p1) {
+		if (!is_write)
+			memcpy(buf, (uint8_t *)dev->msix_pba + (off - p0), len);
+		/* the PBA is read-only: writes are dropped */
+	} else {
+		rc = -EINVAL;   /* straddles the table or PBA boundary */
+	}
+	pthread_mutex_unlock(&dev->lock);
+	return rc;
+}
+
+/* --- SET_IRQS --- */
+
+static bool is_eventfd(int fd)
+{
+	char path[64], target[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return false;
+	target[n] = '\0';
+	return !strcmp(target, "anon_inode:[eventfd]");
+}
+
+static int *irq_fd_slot(struct vfpm_device *dev, uint32_t index, uint32_t i)
+{
+	switch (index) {
+	case VFU_IRQ_INTX:
+		return &dev->intx_fd;
+	case VFU_IRQ_MSI:
+		return &dev->msi_fds[i];
+	case VFU_IRQ_MSIX:
+		return &dev->msix_fds[i];
+	case VFU_IRQ_ERR:
+		return &dev->err_fd;
+	default:
+		return &dev->req_fd;
+	}
+}
+
+static void irq_mask(struct vfpm_device *dev, uint32_t index, uint32_t v, bool mask)
+{
+	switch (index) {
+	case VFU_IRQ_INTX:
+		dev->intx_masked = mask;
+		if (!mask)
+			intx_update(dev);
+		break;
+	case VFU_IRQ_MSI: {
+		uint32_t m = msi_mask(dev);
+		m = mask ? m | (1u << v) : m & ~(1u << v);
+		pci_cfg_set32(&dev->cfg, dev->msi_cap + PCI_MSI_MASK_64, m);
+		if (!mask)
+			msi_deliver_pending(dev);
+		break;
+	}
+	case VFU_IRQ_MSIX:
+		if (mask)
+			dev->msix_table[v * 16 + PCI_MSIX_ENTRY_VECTOR_CTRL] |= PCI_MSIX_ENTRY_CTRL_MASKBIT;
+		else
+			dev->msix_table[v * 16 + PCI_MSIX_ENTRY_VECTOR_CTRL] &= ~PCI_MSIX_ENTRY_CTRL_MASKBIT;
+		if (!mask)
+			msix_deliver_pending(dev);
+		break;
+	}
+}
+
+static void irq_trigger(struct vfpm_device *dev, uint32_t index, uint32_t v)
+{
+	switch (index) {
+	case VFU_IRQ_INTX:
+		dev->intx_level = true;
+		intx_update(dev);
+		dev->intx_level = false;  /* a client-made pulse, not a held line */
+		break;
+	case VFU_IRQ_MSI:
+		msi_fire(dev, v);
+		break;
+	case VFU_IRQ_MSIX:
+		msix_fire(dev, v);
+		break;
+	default: {
+		int fd = *irq_fd_slot(dev, index, 0);
+		if (fd >= 0)
+			signal_fd(fd);
+	}
+	}
+}
+
+/* Validation follows the spec's list: one data type, one action, index
+ * and range in bounds with overflow-safe sums, ERR/REQ trigger-only,
+ * descriptors only with DATA_EVENTFD and then one per vector. */
+int irq_set(struct vfpm_device *dev, uint32_t flags, uint32_t index, uint32_t start,
+	    uint32_t count, const uint8_t *data, int *fds, int nfds)
+{
+	uint32_t dtype = flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
+	uint32_t action = flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
+	if (flags & ~(VFIO_IRQ_SET_DATA_TYPE_MASK | VFIO_IRQ_SET_ACTION_TYPE_MASK))
+		return -EINVAL;
+	if (dtype != VFIO_IRQ_SET_DATA_NONE && dtype != VFIO_IRQ_SET_DATA_BOOL &&
+	    dtype != VFIO_IRQ_SET_DATA_EVENTFD)
+		return -EINVAL;
+	if (action != VFIO_IRQ_SET_ACTION_MASK && action != VFIO_IRQ_SET_ACTION_UNMASK &&
+	    action != VFIO_IRQ_SET_ACTION_TRIGGER)
+		return -EINVAL;
+	if (index >= VFU_IRQ_NUM)
+		return -EINVAL;
+	if (nfds && dtype != VFIO_IRQ_SET_DATA_EVENTFD)
+		return -EINVAL;
+	int n = irq_count(dev, index);
+	if (count == 0) {
+		if (start != 0 || dtype != VFIO_IRQ_SET_DATA_NONE ||
+		    action != VFIO_IRQ_SET_ACTION_TRIGGER)
+			return -EINVAL;
+		/* disable the whole index */
+		pthread_mutex_lock(&dev->lock);
+		for (int i = 0; i < n; i++)
+			close_fd(irq_fd_slot(dev, index, (uint32_t)i));
+		pthread_mutex_unlock(&dev->lock);
+		return 0;
+	}
+	if (n <= 0 || start >= (uint32_t)n || count > (uint32_t)n - start)
+		return -EINVAL;
+	if ((index == VFU_IRQ_ERR || index == VFU_IRQ_REQ) &&
+	    (action != VFIO_IRQ_SET_ACTION_TRIGGER || count > 1))
+		return -EINVAL;
+	if (dtype == VFIO_IRQ_SET_DATA_EVENTFD) {
+		if (nfds != 0 && (uint32_t)nfds != count)
+			return -EINVAL;
+		if (action != VFIO_IRQ_SET_ACTION_TRIGGER)
+			return -ENOTTY;  /* mask/unmask notification eventfds: not offered */
+		for (int i = 0; i < nfds; i++)
+			if (!is_eventfd(fds[i]))
+				return -EINVAL;
+		pthread_mutex_lock(&dev->lock);
+		for (uint32_t i = 0; i < count; i++) {
+			int *slot = irq_fd_slot(dev, index, start + i);
+			close_fd(slot);
+			if (nfds) {
+				*slot = fds[i];
+				fds[i] = -1;  /* now owned here */
+			}
+		}
+		/* a vector that went pending while it had no eventfd fires now */
+		if (index == VFU_IRQ_INTX)
+			intx_update(dev);
+		pthread_mutex_unlock(&dev->lock);
+		return 0;
+	}
+	pthread_mutex_lock(&dev->lock);
+	for (uint32_t i = 0; i < count; i++) {
+		if (dtype == VFIO_IRQ_SET_DATA_BOOL && !data[i])
+			continue;
+		if (action == VFIO_IRQ_SET_ACTION_TRIGGER)
+			irq_trigger(dev, index, start + i);
+		else
+			irq_mask(dev, index, start + i, action == VFIO_IRQ_SET_ACTION_MASK);
+	}
+	pthread_mutex_unlock(&dev->lock);
+	return 0;
+}

@@ -1,0 +1,633 @@
+/* A client session: message dispatch with one handler per command, error
+ * replies with the handler's errno, and server-initiated DMA messages. */
+#include <errno.h>
+#include <linux/vfio.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core.h"
+
+/* A reply under construction. */
+struct reply {
+	uint8_t small[256];
+	uint8_t *buf;       /* small, or the session's large buffer */
+	size_t len;
+	const void *data;   /* optional second piece sent after buf (no copy) */
+	size_t data_len;
+	int fds[CORE_MAX_IOEVENTFDS];
+	int nfds;           /* fds are borrowed: the device keeps them */
+};
+
+typedef int (*cmd_fn)(struct core_session *s, struct wire_msg *m, struct reply *r);
+
+struct cmd_desc {
+	cmd_fn fn;
+	uint32_t min_len;   /* smallest valid payload */
+	uint8_t max_fds;    /* descriptors the command may carry */
+	bool device_cmd;    /* a device command (contract §3), not IOMMU-side */
+};
+
+static int reply_put(struct reply *r, const void *p, size_t len)
+{
+	if (r->len + len > sizeof(r->small))
+		return -ENOMEM;  /* handlers size their replies; never reached */
+	memcpy(r->buf + r->len, p, len);
+	r->len += len;
+	return 0;
+}
+
+/* --- VERSION --- */
+
+static int h_version(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	struct vfu_version v;
+	memcpy(&v, m->payload, sizeof(v));
+	if (s->version_done)
+		return -EINVAL;
+	if (v.major != VFU_VERSION_MAJOR)
+		return -EINVAL;
+	struct wire_caps offered;
+	size_t jlen = m->len - sizeof(v);
+	if (jlen > VFPM_MAX_VERSION_JSON)
+		return -E2BIG;
+	int rc = wire_caps_parse(jlen ? (const char *)m->payload + sizeof(v) : NULL, jlen, &offered);
+	if (rc)
+		return rc;
+	s->peer = offered;
+	/* What we can receive; write_multiple only when the client asked. */
+	struct wire_caps mine;
+	wire_caps_default(&mine);
+	mine.max_msg_fds = VFPM_MAX_MSG_FDS;
+	mine.max_data_xfer_size = VFPM_MAX_DATA_XFER;
+	mine.max_dma_maps = VFPM_MAX_DMA_MAPS;
+	mine.write_multiple = offered.write_multiple;
+	mine.twin_socket = false;   /* declined: DMA messages share the socket */
+	char *json = wire_caps_format(&mine);
+	if (!json)
+		return -ENOMEM;
+	size_t n = strlen(json) + 1;
+	struct vfu_version out = { VFU_VERSION_MAJOR,
+				   v.minor < VFU_VERSION_MINOR ? v.minor : VFU_VERSION_MINOR };
+	rc = reply_put(r, &out, sizeof(out));
+	if (!rc)
+		rc = reply_put(r, json, n);
+	free(json);
+	if (!rc) {
+		s->version_done = true;
+		s->peer.write_multiple = mine.write_multiple;
+	}
+	return rc;
+}
+
+/* --- DMA map/unmap (IOMMU side: never wake the device) --- */
+
+static int h_dma_map(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	struct vfu_dma_map dm;
+	memcpy(&dm, m->payload, sizeof(dm));
+	if (dm.argsz < sizeof(dm))
+		return -EINVAL;
+	int fd = m->nfds ? m->fds[0] : -1;
+	return dma_map(s->dev, &dm, fd);   /* the fd is closed with m: mmap keeps its own ref */
+}
+
+static int h_dma_unmap(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	struct vfu_dma_unmap du;
+	memcpy(&du, m->payload, sizeof(du));
+	if (du.argsz < sizeof(du))
+		return -EINVAL;
+	bool all = du.flags == VFU_DMA_UNMAP_FLAG_ALL;
+	if (du.flags && !all)
+		return -EINVAL;
+	if (all && (du.addr || du.size))
+		return -EINVAL;
+	int rc = dma_unmap(s->dev, du.addr, du.size, all);
+	if (rc)
+		return rc;
+	du.argsz = sizeof(du);
+	return reply_put(r, &du, sizeof(du));
+}
+
+/* --- device info --- */
+
+static int h_device_info(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	struct vfu_device_info di;
+	memcpy(&di, m->payload, sizeof(di));
+	if (di.argsz < sizeof(di))
+		return -EINVAL;
+	di = (struct vfu_device_info){ .argsz = sizeof(di),
+				       .flags = VFIO_DEVICE_FLAGS_RESET | VFIO_DEVICE_FLAGS_PCI,
+				       .num_regions = VFU_PCI_NUM_REGIONS,
+				       .num_irqs = VFU_IRQ_NUM };
+	return reply_put(r, &di, sizeof(di));
+}
+
+static int h_region_info(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	struct vfu_region_info ri;
+	memcpy(&ri, m->payload, sizeof(ri));
+	if (ri.argsz < sizeof(ri) || ri.index >= VFU_PCI_NUM_REGIONS)
+		return -EINVAL;
+	struct vfpm_device *dev = s->dev;
+	uint32_t argsz = ri.argsz;
+	uint64_t size;
+	uint32_t flags;
+	device_region_desc(dev, ri.index, &size, &flags);
+	struct vfu_sparse_area areas[4];
+	unsigned nareas = device_region_areas(dev, ri.index, areas, 4);
+	size_t caps_len = nareas ? sizeof(struct vfu_cap_sparse_mmap) + nareas * sizeof(areas[0]) : 0;
+	ri = (struct vfu_region_info){ .argsz = (uint32_t)(sizeof(ri) + caps_len),
+				       .flags = flags,
+				       .index = ri.index,
+				       .size = size,
+				       .offset = 0 };
+	bool full = argsz >= ri.argsz;
+	if (full && caps_len)
+		ri.cap_offset = sizeof(ri);
+	int rc = reply_put(r, &ri, sizeof(ri));
+	if (rc || !full || !caps_len)
+		return rc;
+	/* Caps and the descriptor only with a reply that has room for them:
+	 * a client retrying with the bigger argsz gets both together. */
+	struct vfu_cap_sparse_mmap cap = { .hdr = { .id = VFIO_REGION_INFO_CAP_SPARSE_MMAP,
+						    .version = 1,
+						    .next = 0 },
+					   .nr_areas = nareas };
+	rc = reply_put(r, &cap, sizeof(cap));
+	if (!rc)
+		rc = reply_put(r, areas, nareas * sizeof(areas[0]));
+	if (!rc && s->peer.max_msg_fds >= 1) {
+		r->fds[0] = dev->bars[ri.index].memfd;
+		r->nfds = 1;
+	}
+	return rc;
+}
+
+static int h_region_io_fds(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	struct vfu_region_io_fds req;
+	memcpy(&req, m->payload, sizeof(req));
+	if (req.argsz < sizeof(req) || req.index >= VFU_PCI_NUM_REGIONS || req.flags || req.count)
+		return -EINVAL;
+	struct vfpm_device *dev = s->dev;
+	struct vfu_ioeventfd ents[CORE_MAX_IOEVENTFDS];
+	uint32_t n = 0;
+	for (unsigned i = 0; i < dev->nioeventfds; i++) {
+		struct core_ioeventfd *io = &dev->ioeventfds[i];
+		if (io->bar != req.index)
+			continue;
+		ents[n] = (struct vfu_ioeventfd){ .offset = io->offset, .size = io->size,
+						  .fd_index = n, .type = VFU_IO_FD_TYPE_IOEVENTFD };
+		r->fds[n] = io->fd;
+		n++;
+	}
+	struct vfu_region_io_fds out = { .argsz = (uint32_t)(sizeof(out) + n * sizeof(ents[0])),
+					 .flags = 0, .index = req.index, .count = n };
+	if (req.argsz < out.argsz) {
+		r->nfds = 0;   /* truncated: the client retries with out.argsz */
+		return reply_put(r, &out, sizeof(out));
+	}
+	if (n > s->peer.max_msg_fds)
+		return -E2BIG;
+	r->nfds = (int)n;
+	int rc = reply_put(r, &out, sizeof(out));
+	return rc ? rc : reply_put(r, ents, n * sizeof(ents[0]));
+}
+
+static int h_irq_info(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	struct vfu_irq_info ii;
+	memcpy(&ii, m->payload, sizeof(ii));
+	if (ii.argsz < sizeof(ii) || ii.index >= VFU_IRQ_NUM)
+		return -EINVAL;
+	static const uint32_t flags[VFU_IRQ_NUM] = {
+		[VFU_IRQ_INTX] = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE |
+				 VFIO_IRQ_INFO_AUTOMASKED,
+		[VFU_IRQ_MSI] = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE |
+				VFIO_IRQ_INFO_NORESIZE,
+		[VFU_IRQ_MSIX] = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE |
+				 VFIO_IRQ_INFO_NORESIZE,
+		[VFU_IRQ_ERR] = VFIO_IRQ_INFO_EVENTFD,
+		[VFU_IRQ_REQ] = VFIO_IRQ_INFO_EVENTFD,
+	};
+	ii = (struct vfu_irq_info){ .argsz = sizeof(ii), .flags = flags[ii.index],
+				    .index = ii.index,
+				    .count = (uint32_t)irq_count(s->dev, ii.index) };
+	return reply_put(r, &ii, sizeof(ii));
+}
+
+static int h_set_irqs(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	struct vfu_irq_set is;
+	memcpy(&is, m->payload, sizeof(is));
+	if (is.argsz < sizeof(is))
+		return -EINVAL;
+	size_t dlen = m->len - sizeof(is);
+	if ((is.flags & VFIO_IRQ_SET_DATA_TYPE_MASK) == VFIO_IRQ_SET_DATA_BOOL && dlen != is.count)
+		return -EINVAL;
+	return irq_set(s->dev, is.flags, is.index, is.start, is.count, m->payload + sizeof(is),
+		       m->fds, m->nfds);
+}
+
+/* --- region access --- */
+
+static uint32_t xfer_limit(struct core_session *s)
+{
+	uint32_t lim = s->peer.max_data_xfer_size;
+	return lim < VFPM_MAX_DATA_XFER ? lim : VFPM_MAX_DATA_XFER;
+}
+
+static int h_region_read(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	struct vfu_region_access ra;
+	memcpy(&ra, m->payload, sizeof(ra));
+	if (ra.region >= VFU_PCI_NUM_REGIONS || ra.count > xfer_limit(s))
+		return -EINVAL;
+	if (ra.count > sizeof(r->small) - sizeof(ra)) {
+		uint8_t *big = malloc(sizeof(ra) + ra.count);
+		if (!big)
+			return -ENOMEM;
+		r->buf = big;
+	}
+	int rc = ra.count ? device_region_rw(s->dev, ra.region, ra.offset, r->buf + sizeof(ra),
+					     ra.count, false)
+			  : 0;
+	if (rc)
+		return rc;
+	memcpy(r->buf, &ra, sizeof(ra));
+	r->len = sizeof(ra) + ra.count;
+	return 0;
+}
+
+static int h_region_write(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	struct vfu_region_access ra;
+	memcpy(&ra, m->payload, sizeof(ra));
+	if (ra.region >= VFU_PCI_NUM_REGIONS || ra.count > xfer_limit(s) ||
+	    m->len - sizeof(ra) != ra.count)
+		return -EINVAL;
+	int rc = ra.count ? device_region_rw(s->dev, ra.region, ra.offset, m->payload + sizeof(ra),
+					     ra.count, true)
+			  : 0;
+	if (rc)
+		return rc;
+	return reply_put(r, &ra, sizeof(ra));
+}
+
+static int h_region_write_multi(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	if (!s->peer.write_multiple)
+		return -EINVAL;   /* not negotiated */
+	struct vfu_write_multi wm;
+	memcpy(&wm, m->payload, sizeof(wm));
+	if (!wm.wr_cnt || wm.wr_cnt > VFPM_MAX_WRITE_MULTI ||
+	    m->len - sizeof(wm) != wm.wr_cnt * sizeof(struct vfu_write_multi_entry))
+		return -EINVAL;
+	const uint8_t *p = m->payload + sizeof(wm);
+	for (uint64_t i = 0; i < wm.wr_cnt; i++, p += sizeof(struct vfu_write_multi_entry)) {
+		struct vfu_write_multi_entry e;
+		memcpy(&e, p, sizeof(e));
+		if (e.region >= VFU_PCI_NUM_REGIONS || !e.count || e.count > VFU_WRITE_MULTI_DATA)
+			return -EINVAL;
+		int rc = device_region_rw(s->dev, e.region, e.offset, e.data, e.count, true);
+		if (rc)
+			return rc;
+	}
+	return reply_put(r, &wm, sizeof(wm));
+}
+
+static int h_reset(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	device_reset(s->dev);
+	return 0;
+}
+
+/* --- DEVICE_FEATURE: a table of features; the rest answered as the
+ * kernel answers a feature with no handler (ENOTTY). --- */
+
+#define FEATURE_FLAG_BITS \
+	(VFIO_DEVICE_FEATURE_MASK | VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET | \
+	 VFIO_DEVICE_FEATURE_PROBE)
+
+struct feature_desc {
+	uint16_t id;
+	uint32_t ops;       /* VFIO_DEVICE_FEATURE_GET and/or _SET */
+	uint8_t max_fds;
+	int (*fn)(struct core_session *s, struct wire_msg *m, struct reply *r);
+};
+
+/* Filled by the features this build implements (power management adds
+ * LOW_POWER_ENTRY/_WITH_WAKEUP/_EXIT). */
+static const struct feature_desc features[] = { { 0, 0, 0, NULL } };
+
+static int h_feature(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	struct vfu_device_feature f;
+	memcpy(&f, m->payload, sizeof(f));
+	int rc = 0;
+	if (f.argsz < sizeof(f) || (f.flags & ~FEATURE_FLAG_BITS))
+		rc = -EINVAL;
+	else if ((f.flags & VFIO_DEVICE_FEATURE_GET) && (f.flags & VFIO_DEVICE_FEATURE_SET) &&
+		 !(f.flags & VFIO_DEVICE_FEATURE_PROBE))
+		rc = -EINVAL;
+	const struct feature_desc *d = NULL;
+	for (size_t i = 0; !rc && i < sizeof(features) / sizeof(features[0]); i++)
+		if (features[i].fn && features[i].id == (f.flags & VFIO_DEVICE_FEATURE_MASK))
+			d = &features[i];
+	if (!rc && !d)
+		rc = -ENOTTY;
+	if (!rc && m->nfds > d->max_fds)
+		rc = -EINVAL;
+	if (!rc) {
+		uint32_t asked = f.flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET);
+		if (asked & ~d->ops)
+			rc = -EINVAL;
+		else if (f.flags & VFIO_DEVICE_FEATURE_PROBE)
+			return reply_put(r, &f, sizeof(f));
+		else if (!asked)
+			rc = -EINVAL;
+		else
+			rc = d->fn(s, m, r);
+	}
+	return rc;
+}
+
+static int h_mig_data(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	return -EINVAL;   /* no migration support: never in a migration state */
+}
+
+static const struct cmd_desc cmds[VFU_CMD_MAX + 1] = {
+	[VFU_CMD_VERSION] = { h_version, sizeof(struct vfu_version), 0, false },
+	[VFU_CMD_DMA_MAP] = { h_dma_map, sizeof(struct vfu_dma_map), 1, false },
+	[VFU_CMD_DMA_UNMAP] = { h_dma_unmap, sizeof(struct vfu_dma_unmap), 0, false },
+	[VFU_CMD_DEVICE_GET_INFO] = { h_device_info, sizeof(struct vfu_device_info), 0, true },
+	[VFU_CMD_GET_REGION_INFO] = { h_region_info, sizeof(struct vfu_region_info), 0, true },
+	[VFU_CMD_GET_REGION_IO_FDS] = { h_region_io_fds, sizeof(struct vfu_region_io_fds), 0, true },
+	[VFU_CMD_GET_IRQ_INFO] = { h_irq_info, sizeof(struct vfu_irq_info), 0, true },
+	[VFU_CMD_SET_IRQS] = { h_set_irqs, sizeof(struct vfu_irq_set), VFPM_MAX_MSG_FDS, true },
+	[VFU_CMD_REGION_READ] = { h_region_read, sizeof(struct vfu_region_access), 0, true },
+	[VFU_CMD_REGION_WRITE] = { h_region_write, sizeof(struct vfu_region_access), 0, true },
+	[VFU_CMD_DEVICE_RESET] = { h_reset, 0, 0, true },
+	[VFU_CMD_REGION_WRITE_MULTI] = { h_region_write_multi, sizeof(struct vfu_write_multi), 0,
+					 true },
+	[VFU_CMD_DEVICE_FEATURE] = { h_feature, sizeof(struct vfu_device_feature), 1, true },
+	[VFU_CMD_MIG_DATA_READ] = { h_mig_data, sizeof(struct vfu_mig_data), 0, true },
+	[VFU_CMD_MIG_DATA_WRITE] = { h_mig_data, sizeof(struct vfu_mig_data), 0, true },
+};
+
+/* --- sending --- */
+
+static int session_send(struct core_session *s, struct vfu_hdr *h, const void *p1, size_t l1,
+			const void *p2, size_t l2, const int *fds, int nfds)
+{
+	pthread_mutex_lock(&s->send_lock);
+	int rc = wire_send2(s->fd, h, p1, l1, p2, l2, fds, nfds);
+	pthread_mutex_unlock(&s->send_lock);
+	return rc;
+}
+
+static int send_error(struct core_session *s, const struct vfu_hdr *req, int err)
+{
+	if (req->flags & VFU_F_NO_REPLY)
+		return 0;
+	struct vfu_hdr h = { .msg_id = req->msg_id, .cmd = req->cmd,
+			     .flags = VFU_F_TYPE_REPLY | VFU_F_ERROR, .error = (uint32_t)-err };
+	return session_send(s, &h, NULL, 0, NULL, 0, NULL, 0);
+}
+
+/* --- server -> client DMA --- */
+
+static void route_reply(struct core_session *s, struct wire_msg *m)
+{
+	pthread_mutex_lock(&s->dma_mu);
+	if (s->dma_waiting && !s->dma_reply_ready && m->hdr.msg_id == s->dma_wait_id) {
+		s->dma_reply = *m;
+		memset(m, 0, sizeof(*m));
+		s->dma_reply_ready = true;
+		pthread_cond_broadcast(&s->dma_cv);
+	} else {
+		DLOG(s->dev, VFPM_LOG_WARN, "dropping unexpected reply id %u", m->hdr.msg_id);
+	}
+	pthread_mutex_unlock(&s->dma_mu);
+}
+
+static int dma_msg_one(struct core_session *s, bool write, uint64_t addr, void *buf, size_t len)
+{
+	struct vfu_dma_access req = { .addr = addr, .count = len };
+	struct vfu_hdr h = { .cmd = write ? VFU_CMD_DMA_WRITE : VFU_CMD_DMA_READ,
+			     .flags = VFU_F_TYPE_COMMAND };
+	int rc;
+	pthread_mutex_lock(&s->dma_mu);
+	while (s->dma_waiting && !s->closing)
+		pthread_cond_wait(&s->dma_cv, &s->dma_mu);
+	if (s->closing) {
+		pthread_mutex_unlock(&s->dma_mu);
+		return -ENOTCONN;
+	}
+	h.msg_id = s->dma_next_id++;
+	s->dma_waiting = true;
+	s->dma_wait_id = h.msg_id;
+	s->dma_reply_ready = false;
+	pthread_mutex_unlock(&s->dma_mu);
+
+	rc = session_send(s, &h, &req, sizeof(req), write ? buf : NULL, write ? len : 0, NULL, 0);
+
+	pthread_mutex_lock(&s->dma_mu);
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;  /* a client that never answers must not wedge the device */
+	while (!rc && !s->dma_reply_ready && !s->closing) {
+		if (atomic_load(&s->dev->dma_cancel)) {
+			rc = -ECANCELED;
+			break;
+		}
+		struct timespec slice;
+		clock_gettime(CLOCK_REALTIME, &slice);
+		slice.tv_nsec += 50 * 1000000;
+		if (slice.tv_nsec >= 1000000000) {
+			slice.tv_sec++;
+			slice.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&s->dma_cv, &s->dma_mu, &slice);
+		if (slice.tv_sec > deadline.tv_sec)
+			rc = -ETIMEDOUT;
+	}
+	if (!rc && !s->dma_reply_ready)
+		rc = -ENOTCONN;
+	struct wire_msg rep = s->dma_reply;
+	bool got = s->dma_reply_ready;
+	memset(&s->dma_reply, 0, sizeof(s->dma_reply));
+	s->dma_reply_ready = false;
+	s->dma_waiting = false;
+	pthread_cond_broadcast(&s->dma_cv);
+	pthread_mutex_unlock(&s->dma_mu);
+
+	if (!rc && got) {
+		if (rep.hdr.flags & VFU_F_ERROR)
+			rc = rep.hdr.error && rep.hdr.error < 4096 ? -(int)rep.hdr.error : -EIO;
+		else if (!write) {
+			struct vfu_dma_access a;
+			if (rep.len < sizeof(a) + len)
+				rc = -EPROTO;
+			else {
+				memcpy(&a, rep.payload, sizeof(a));
+				if (a.addr != addr || a.count != len)
+					rc = -EPROTO;
+				else
+					memcpy(buf, rep.payload + sizeof(a), len);
+			}
+		}
+		/* A DMA_WRITE reply may be a bare header (QEMU) or echo the
+		 * 16-byte address and count (spec): both are accepted. */
+	}
+	if (got)
+		wire_msg_release(&rep);
+	return rc;
+}
+
+int session_dma_msg(struct core_session *s, bool write, uint64_t addr, void *buf, size_t len)
+{
+	uint32_t lim = s->peer.max_data_xfer_size ? s->peer.max_data_xfer_size : 4096;
+	uint8_t *p = buf;
+	while (len) {
+		size_t n = len < lim ? len : lim;
+		int rc = dma_msg_one(s, write, addr, p, n);
+		if (rc)
+			return rc;
+		p += n;
+		addr += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* --- dispatch --- */
+
+int session_dispatch(struct core_session *s, struct wire_msg *m)
+{
+	struct vfpm_device *dev = s->dev;
+	uint32_t type = m->hdr.flags & VFU_F_TYPE_MASK;
+	int rc;
+
+	if (type == VFU_F_TYPE_REPLY) {
+		route_reply(s, m);
+		wire_msg_release(m);
+		return 0;
+	}
+	const struct cmd_desc *d = m->hdr.cmd <= VFU_CMD_MAX ? &cmds[m->hdr.cmd] : NULL;
+	if (type != VFU_F_TYPE_COMMAND || (m->hdr.flags & VFU_F_ERROR) ||
+	    (m->hdr.flags & ~(VFU_F_TYPE_MASK | VFU_F_NO_REPLY | VFU_F_ERROR)))
+		rc = -EINVAL;
+	else if (!d || !d->fn)
+		rc = -EINVAL;   /* unknown command, or a server->client one */
+	else if (!s->version_done && m->hdr.cmd != VFU_CMD_VERSION)
+		rc = -EINVAL;   /* VERSION must come first */
+	else if (m->nfds > d->max_fds)
+		rc = -EINVAL;   /* stray descriptors: closed below with the message */
+	else if (m->len < d->min_len)
+		rc = -EINVAL;
+	else
+		rc = 1;
+
+	struct reply r = { .buf = NULL };
+	r.buf = r.small;
+	if (rc == 1) {
+		if (d->device_cmd) {
+			pthread_mutex_lock(&dev->req_lock);
+			atomic_fetch_add_explicit(&dev->requests, 1, memory_order_relaxed);
+		}
+		rc = d->fn(s, m, &r);
+		if (d->device_cmd)
+			pthread_mutex_unlock(&dev->req_lock);
+	}
+
+	int ret = 0;
+	if (rc) {
+		DLOG(dev, VFPM_LOG_DEBUG, "%s (id %u): error %d", vfu_cmd_name(m->hdr.cmd),
+		     m->hdr.msg_id, -rc);
+		ret = send_error(s, &m->hdr, rc);
+		/* A failed VERSION leaves nothing both sides accept: close. */
+		if (!ret && m->hdr.cmd == VFU_CMD_VERSION && !s->version_done && d && d->fn)
+			ret = -EPROTO;
+	} else if (!(m->hdr.flags & VFU_F_NO_REPLY)) {
+		struct vfu_hdr h = { .msg_id = m->hdr.msg_id, .cmd = m->hdr.cmd,
+				     .flags = VFU_F_TYPE_REPLY };
+		ret = session_send(s, &h, r.buf, r.len, r.data, r.data_len, r.fds, r.nfds);
+	}
+	if (r.buf != r.small)
+		free(r.buf);
+	wire_msg_release(m);
+	return ret;
+}
+
+int session_init(struct core_session *s, struct vfpm_device *dev, int fd)
+{
+	memset(s, 0, sizeof(*s));
+	s->dev = dev;
+	s->fd = fd;
+	wire_caps_default(&s->peer);
+	pthread_mutex_init(&s->send_lock, NULL);
+	pthread_mutex_init(&s->dma_mu, NULL);
+	pthread_cond_init(&s->dma_cv, NULL);
+	pthread_rwlock_wrlock(&dev->dma_lock);
+	dev->session = s;
+	pthread_rwlock_unlock(&dev->dma_lock);
+	return 0;
+}
+
+int session_run(struct core_session *s)
+{
+	int rc;
+	for (;;) {
+		struct wire_msg m;
+		rc = wire_recv(s->fd, &m, VFPM_MAX_MSG_SIZE, VFPM_MAX_MSG_FDS);
+		if (rc == -EINVAL) {
+			/* too many descriptors: they are closed; answer and go on */
+			if ((m.hdr.flags & VFU_F_TYPE_MASK) == VFU_F_TYPE_COMMAND)
+				rc = send_error(s, &m.hdr, -EINVAL);
+			else
+				rc = 0;
+			wire_msg_release(&m);
+			if (rc)
+				break;
+			continue;
+		}
+		if (rc)
+			break;
+		rc = session_dispatch(s, &m);
+		if (rc)
+			break;
+	}
+	if (rc == -ECONNRESET)
+		rc = 0;
+	return rc;
+}
+
+void session_fini(struct core_session *s)
+{
+	struct vfpm_device *dev = s->dev;
+	/* Wake any device thread waiting on a DMA reply: none will come. */
+	pthread_mutex_lock(&s->dma_mu);
+	s->closing = true;
+	pthread_cond_broadcast(&s->dma_cv);
+	pthread_mutex_unlock(&s->dma_mu);
+	pthread_mutex_lock(&dev->req_lock);
+	device_disconnect(dev);
+	pthread_mutex_unlock(&dev->req_lock);
+	pthread_rwlock_wrlock(&dev->dma_lock);
+	dev->session = NULL;
+	pthread_rwlock_unlock(&dev->dma_lock);
+	pthread_mutex_lock(&s->dma_mu);
+	if (s->dma_reply_ready)
+		wire_msg_release(&s->dma_reply);
+	pthread_mutex_unlock(&s->dma_mu);
+	pthread_mutex_destroy(&s->send_lock);
+	pthread_mutex_destroy(&s->dma_mu);
+	pthread_cond_destroy(&s->dma_cv);
+}

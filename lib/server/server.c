@@ -1,0 +1,413 @@
+/* Server: a listening socket and an accept thread per device; a session
+ * thread while a client is connected. Blocked threads cost no CPU, so an
+ * idle device makes no wakeups. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "models.h"
+#include "server.h"
+#include "vfpm/client.h"
+
+#define MAX_DEVICES 1024
+
+struct server_dev {
+	struct vfpm_server *srv;
+	struct vfpm_device *dev;
+	char *path;
+	int lfd;
+	bool bound;          /* we created path: we remove it */
+	pthread_t accept_thread;
+	bool accept_started;
+	pthread_mutex_t mu;  /* client_fd, session_active */
+	int client_fd;
+	bool session_active;
+	bool session_joinable;
+	pthread_t session_thread;
+};
+
+struct vfpm_server {
+	struct server_opts o;
+	struct server_dev *devs[MAX_DEVICES];
+	unsigned ndevs;
+	int stop_fd;         /* eventfd: readable once stopping */
+};
+
+int server_create(const struct server_opts *o, struct vfpm_server **out)
+{
+	struct vfpm_server *srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return -ENOMEM;
+	srv->o = *o;
+	srv->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (srv->stop_fd < 0) {
+		free(srv);
+		return -errno;
+	}
+	*out = srv;
+	return 0;
+}
+
+unsigned server_ndevices(const struct vfpm_server *srv)
+{
+	return srv->ndevs;
+}
+
+const char *server_device_socket(const struct vfpm_server *srv, unsigned i)
+{
+	return i < srv->ndevs ? srv->devs[i]->path : NULL;
+}
+
+const char *server_device_name(const struct vfpm_server *srv, unsigned i)
+{
+	return i < srv->ndevs ? srv->devs[i]->dev->name : NULL;
+}
+
+static int default_dir(char *buf, size_t len)
+{
+	char p[sizeof(((struct sockaddr_un *)0)->sun_path) + 64];
+	int rc = vfpm_default_socket_path(p, sizeof(p));
+	if (rc)
+		return rc;
+	char *d = dirname(p);
+	if (snprintf(buf, len, "%s", d) >= (int)len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int server_add_device(struct vfpm_server *srv, const char *spec, const char **socket)
+{
+	if (srv->ndevs >= MAX_DEVICES)
+		return -ENOSPC;
+	char model_name[64];
+	const char *comma = strchr(spec, ',');
+	size_t mlen = comma ? (size_t)(comma - spec) : strlen(spec);
+	if (!mlen || mlen >= sizeof(model_name)) {
+		fprintf(stderr, "vfpmd: --device '%s': expected MODEL[,key=value...]\n", spec);
+		return -EINVAL;
+	}
+	memcpy(model_name, spec, mlen);
+	model_name[mlen] = '\0';
+	const struct vfpm_model *model = vfpm_model_find(model_name);
+	if (!model) {
+		fprintf(stderr, "vfpmd: unknown device model '%s' (see vfpmd --list-models)\n",
+			model_name);
+		return -ENOENT;
+	}
+	struct vfpm_opts opts;
+	int rc = opts_parse(comma ? comma + 1 : "", &opts);
+	if (rc) {
+		fprintf(stderr, "vfpmd: --device '%s': %s\n", spec,
+			rc == -EEXIST ? "an option is given twice" : "expected key=value pairs");
+		return rc;
+	}
+	/* name= and socket= belong to the server, not the model */
+	char *name = NULL, *path = NULL;
+	for (size_t i = 0; i < opts.n;) {
+		char **dst = !strcmp(opts.kv[i].key, "name")     ? &name
+			     : !strcmp(opts.kv[i].key, "socket") ? &path
+								 : NULL;
+		if (!dst) {
+			i++;
+			continue;
+		}
+		*dst = opts.kv[i].val;
+		free(opts.kv[i].key);
+		opts.kv[i] = opts.kv[--opts.n];
+	}
+	char buf[256];
+	if (!name) {
+		unsigned same = 0;
+		for (unsigned i = 0; i < srv->ndevs; i++)
+			same += srv->devs[i]->dev->model == model;
+		if (same)
+			snprintf(buf, sizeof(buf), "%s%u", model->name, same);
+		else
+			snprintf(buf, sizeof(buf), "%s", model->name);
+		name = strdup(buf);
+	}
+	if (!path && socket && *socket) {
+		path = strdup(*socket);
+		*socket = NULL;   /* used up: later devices get their default */
+	}
+	rc = 0;
+	if (!name || (name[0] == '\0') || strchr(name, '/')) {
+		fprintf(stderr, "vfpmd: --device '%s': invalid name\n", spec);
+		rc = -EINVAL;
+	}
+	if (!rc && !path) {
+		char dir[200];
+		rc = default_dir(dir, sizeof(dir));
+		if (!rc && snprintf(buf, sizeof(buf), "%s/%s.sock", dir, name) >= (int)sizeof(buf))
+			rc = -ENAMETOOLONG;
+		if (!rc && !(path = strdup(buf)))
+			rc = -ENOMEM;
+	}
+	for (unsigned i = 0; !rc && i < srv->ndevs; i++) {
+		if (!strcmp(srv->devs[i]->dev->name, name)) {
+			fprintf(stderr, "vfpmd: two devices are named '%s'\n", name);
+			rc = -EEXIST;
+		} else if (!strcmp(srv->devs[i]->path, path)) {
+			fprintf(stderr, "vfpmd: two devices use socket %s\n", path);
+			rc = -EEXIST;
+		}
+	}
+	struct server_dev *sd = NULL;
+	if (!rc) {
+		sd = calloc(1, sizeof(*sd));
+		rc = sd ? device_create(model, name, &opts, &sd->dev) : -ENOMEM;
+		if (rc && sd) {
+			fprintf(stderr, "vfpmd: cannot create device '%s' (%s): %s\n", name, spec,
+				strerror(-rc));
+		}
+	}
+	if (rc) {
+		free(sd);
+		free(name);
+		free(path);
+		opts_free(&opts);
+		return rc;
+	}
+	free(name);
+	sd->dev->verbosity = srv->o.verbosity;
+	sd->srv = srv;
+	sd->path = path;
+	sd->lfd = -1;
+	sd->client_fd = -1;
+	pthread_mutex_init(&sd->mu, NULL);
+	srv->devs[srv->ndevs++] = sd;
+	return 0;
+}
+
+/* Replaces a stale socket file (nobody listening) but never a live socket
+ * or a file that is not a socket. */
+static int clear_stale(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+	close(fd);
+	if (rc == 0)
+		return -EADDRINUSE;
+	if (errno != ECONNREFUSED)
+		return -errno;
+	return unlink(path) < 0 ? -errno : 0;
+}
+
+static int ensure_dir(const char *path)
+{
+	char *dup = strdup(path);
+	if (!dup)
+		return -ENOMEM;
+	char *d = dirname(dup);
+	struct stat st;
+	int rc = 0;
+	if (stat(d, &st) < 0) {
+		/* only the last component is created, private to us */
+		rc = mkdir(d, 0700) < 0 && errno != EEXIST ? -errno : 0;
+	} else if (!S_ISDIR(st.st_mode)) {
+		rc = -ENOTDIR;
+	}
+	free(dup);
+	return rc;
+}
+
+static int listen_on(struct server_dev *sd)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	if (strlen(sd->path) >= sizeof(a.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(a.sun_path, sd->path);
+	int rc = ensure_dir(sd->path);
+	if (!rc)
+		rc = clear_stale(sd->path);
+	if (rc)
+		return rc;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* umask decides the mode at bind(): no window with a wider mode */
+	mode_t old = umask(0777 & ~sd->srv->o.socket_mode);
+	rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
+	umask(old);
+	if (rc < 0 || listen(fd, 8) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	sd->lfd = fd;
+	sd->bound = true;
+	return 0;
+}
+
+struct session_arg {
+	struct server_dev *sd;
+	int fd;
+};
+
+static void *session_main(void *arg)
+{
+	struct server_dev *sd = arg;
+	struct core_session s;
+	session_init(&s, sd->dev, sd->client_fd);
+	DLOG(sd->dev, VFPM_LOG_INFO, "client connected");
+	int rc = session_run(&s);
+	if (rc)
+		DLOG(sd->dev, VFPM_LOG_WARN, "closing client connection: %s", strerror(-rc));
+	else
+		DLOG(sd->dev, VFPM_LOG_INFO, "client disconnected");
+	session_fini(&s);
+	pthread_mutex_lock(&sd->mu);
+	close(sd->client_fd);
+	sd->client_fd = -1;
+	sd->session_active = false;
+	pthread_mutex_unlock(&sd->mu);
+	return NULL;
+}
+
+/* A second client gets an error reply (EBUSY) to its first message, then
+ * the connection closes; the first client is not disturbed. */
+static void refuse(struct server_dev *sd, int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct vfu_hdr h = { .cmd = VFU_CMD_VERSION };
+	if (poll(&p, 1, 1000) == 1) {
+		ssize_t n = recv(fd, &h, sizeof(h), MSG_DONTWAIT);
+		if (n != (ssize_t)sizeof(h))
+			h = (struct vfu_hdr){ .cmd = VFU_CMD_VERSION };
+	}
+	struct vfu_hdr r = { .msg_id = h.msg_id, .cmd = h.cmd,
+			     .flags = VFU_F_TYPE_REPLY | VFU_F_ERROR, .error = EBUSY };
+	wire_send(fd, &r, NULL, 0, NULL, 0);
+	DLOG(sd->dev, VFPM_LOG_WARN, "refused a second client: device already has one");
+	close(fd);
+}
+
+static void *accept_main(void *arg)
+{
+	struct server_dev *sd = arg;
+	struct pollfd p[2] = { { .fd = sd->lfd, .events = POLLIN },
+			       { .fd = sd->srv->stop_fd, .events = POLLIN } };
+	for (;;) {
+		if (poll(p, 2, -1) < 0)
+			continue;
+		if (p[1].revents)
+			break;
+		if (!(p[0].revents & POLLIN))
+			continue;
+		int fd = accept4(sd->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		pthread_mutex_lock(&sd->mu);
+		if (sd->session_active) {
+			pthread_mutex_unlock(&sd->mu);
+			refuse(sd, fd);
+			continue;
+		}
+		if (sd->session_joinable)
+			pthread_join(sd->session_thread, NULL);
+		sd->session_joinable = false;
+		sd->client_fd = fd;
+		sd->session_active = true;
+		int rc = pthread_create(&sd->session_thread, NULL, session_main, sd);
+		if (rc) {
+			sd->session_active = false;
+			sd->client_fd = -1;
+			close(fd);
+			DLOG(sd->dev, VFPM_LOG_ERR, "cannot start a session: %s", strerror(rc));
+		} else {
+			sd->session_joinable = true;
+		}
+		pthread_mutex_unlock(&sd->mu);
+	}
+	return NULL;
+}
+
+int server_start(struct vfpm_server *srv)
+{
+	for (unsigned i = 0; i < srv->ndevs; i++) {
+		struct server_dev *sd = srv->devs[i];
+		int rc = listen_on(sd);
+		if (rc) {
+			fprintf(stderr, "vfpmd: %s: cannot listen on %s: %s\n", sd->dev->name, sd->path,
+				rc == -EADDRINUSE ? "another server is listening there"
+				: rc == -EEXIST	  ? "exists and is not a socket"
+						  : strerror(-rc));
+			return rc;
+		}
+	}
+	for (unsigned i = 0; i < srv->ndevs; i++) {
+		struct server_dev *sd = srv->devs[i];
+		int rc = pthread_create(&sd->accept_thread, NULL, accept_main, sd);
+		if (rc)
+			return -rc;
+		sd->accept_started = true;
+		DLOG(sd->dev, VFPM_LOG_INFO, "serving model %s on %s", sd->dev->model->name, sd->path);
+	}
+	return 0;
+}
+
+void server_stop(struct vfpm_server *srv)
+{
+	uint64_t one = 1;
+	if (write(srv->stop_fd, &one, sizeof(one)) < 0) {
+		/* an eventfd write of 1 cannot fail here */
+	}
+	for (unsigned i = 0; i < srv->ndevs; i++) {
+		struct server_dev *sd = srv->devs[i];
+		if (sd->accept_started)
+			pthread_join(sd->accept_thread, NULL);
+		sd->accept_started = false;
+		pthread_mutex_lock(&sd->mu);
+		if (sd->session_active) {
+			/* ask the client to let go (REQ), then close its stream */
+			irq_signal_req(sd->dev);
+			shutdown(sd->client_fd, SHUT_RDWR);
+		}
+		bool join = sd->session_joinable;
+		sd->session_joinable = false;
+		pthread_mutex_unlock(&sd->mu);
+		if (join)
+			pthread_join(sd->session_thread, NULL);
+		if (sd->lfd >= 0)
+			close(sd->lfd);
+		sd->lfd = -1;
+		if (sd->bound)
+			unlink(sd->path);
+		sd->bound = false;
+	}
+}
+
+void server_destroy(struct vfpm_server *srv)
+{
+	if (!srv)
+		return;
+	for (unsigned i = 0; i < srv->ndevs; i++) {
+		struct server_dev *sd = srv->devs[i];
+		device_destroy(sd->dev);
+		pthread_mutex_destroy(&sd->mu);
+		free(sd->path);
+		free(sd);
+	}
+	close(srv->stop_fd);
+	free(srv);
+}

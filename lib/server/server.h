@@ -1,0 +1,33 @@
+/* The server: devices, their listening sockets, one client session per
+ * device, clean shutdown. */
+#ifndef VFPM_SERVER_H
+#define VFPM_SERVER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct vfpm_server;
+
+struct server_opts {
+	int verbosity;        /* VFPM_LOG_* threshold */
+	mode_t socket_mode;   /* permission bits of socket files, default 0600 */
+};
+
+int server_create(const struct server_opts *o, struct vfpm_server **out);
+/* Adds a device from "MODEL[,key=value...]". When the spec has no socket=
+ * key, *socket (if socket and *socket are not NULL) is used and set to NULL;
+ * otherwise the socket is <default dir>/<name>.sock.
+ * Errors are reported on stderr and returned as negative errno. */
+int server_add_device(struct vfpm_server *srv, const char *spec, const char **socket);
+/* Binds every socket and starts serving. */
+int server_start(struct vfpm_server *srv);
+/* Stops serving: clients see their connection close, socket files are
+ * removed. Safe to call once after server_start. */
+void server_stop(struct vfpm_server *srv);
+void server_destroy(struct vfpm_server *srv);
+/* Number of devices, and the socket path of device i. */
+unsigned server_ndevices(const struct vfpm_server *srv);
+const char *server_device_socket(const struct vfpm_server *srv, unsigned i);
+const char *server_device_name(const struct vfpm_server *srv, unsigned i);
+
+#endif

@@ -1,0 +1,355 @@
+/* The default device, "demo": a small DMA copy engine.
+ *
+ * BAR0 (4 KiB, registers, callback-backed): see docs/demo-device.md.
+ * BAR2 (memory-backed, mmap-able, 64-bit prefetchable): plain RAM.
+ * BAR4 (8 KiB): MSI-X table at 0x0, PBA at 0x1000 (emulated by the core).
+ * A worker thread runs one copy per doorbell: guest SRC -> guest DST,
+ * then raises the completion interrupt (MSI-X vector IRQ_VECTOR, or INTx
+ * when MSI-X is off).
+ */
+#include <errno.h>
+#include <linux/pci_regs.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "models.h"
+#include "vfpm/device.h"
+
+#define DEMO_VENDOR 0x1b36   /* Red Hat's QEMU/virtual device vendor ID space */
+#define DEMO_DEVICE 0x10f0
+#define DEMO_ID 0x4d504656u  /* "VFPM" in little-endian bytes */
+#define DEMO_VERSION 0x00010000u
+#define DEMO_MAX_DMA (1u << 20)
+
+enum {
+	REG_ID = 0x00,
+	REG_VERSION = 0x04,
+	REG_SCRATCH = 0x08,
+	REG_STATUS = 0x0c,
+	REG_DOORBELL = 0x10,
+	REG_INT_STATUS = 0x14,
+	REG_INT_MASK = 0x18,
+	REG_DMA_SRC_LO = 0x20,
+	REG_DMA_SRC_HI = 0x24,
+	REG_DMA_DST_LO = 0x28,
+	REG_DMA_DST_HI = 0x2c,
+	REG_DMA_LEN = 0x30,
+	REG_DMA_RESULT = 0x34,
+	REG_DMA_COUNT = 0x38,
+	REG_IRQ_VECTOR = 0x3c,
+	REG_END = 0x40,
+};
+
+#define STATUS_BUSY 0x1u
+#define STATUS_DONE 0x2u
+#define STATUS_ERROR 0x4u
+#define INT_DMA_DONE 0x1u
+#define INT_DMA_ERROR 0x2u
+
+struct demo {
+	struct vfpm_device *dev;
+	pthread_mutex_t mu;      /* registers and worker state */
+	pthread_cond_t cv;
+	uint32_t scratch, status, int_status, int_mask, dma_len, dma_result, dma_count, vector;
+	uint64_t dma_src, dma_dst;
+	unsigned nvec;
+	int doorbell_fd;         /* ioeventfd: written by us or by the client */
+	int stop_fd;             /* wakes the worker to stop */
+	bool busy, paused, stopping;
+	uint8_t *buf;            /* copy buffer, DEMO_MAX_DMA */
+	pthread_t worker;
+	bool worker_started;
+};
+
+/* mu held: drive INTx from the unmasked causes (MSI/MSI-X are edges). */
+static void update_intx(struct demo *d)
+{
+	vfpm_dev_intx(d->dev, (d->int_status & d->int_mask) != 0);
+}
+
+static void run_job(struct demo *d)
+{
+	pthread_mutex_lock(&d->mu);
+	if (d->paused) {
+		pthread_mutex_unlock(&d->mu);
+		return;
+	}
+	uint64_t src = d->dma_src, dst = d->dma_dst;
+	uint32_t len = d->dma_len;
+	d->busy = true;
+	d->status = STATUS_BUSY;
+	pthread_mutex_unlock(&d->mu);
+
+	int rc = 0;
+	if (len > DEMO_MAX_DMA)
+		rc = -EINVAL;
+	else if (len) {
+		rc = vfpm_dev_dma_read(d->dev, src, d->buf, len);
+		if (!rc)
+			rc = vfpm_dev_dma_write(d->dev, dst, d->buf, len);
+	}
+
+	pthread_mutex_lock(&d->mu);
+	d->dma_result = (uint32_t)-rc;
+	d->dma_count++;
+	d->status = rc ? STATUS_ERROR : STATUS_DONE;
+	uint32_t cause = rc ? INT_DMA_ERROR : INT_DMA_DONE;
+	d->int_status |= cause;
+	bool fire = d->int_mask & cause;
+	unsigned vec = d->vector;
+	d->busy = false;
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	if (fire)
+		vfpm_dev_irq(d->dev, vec);   /* MSI-X/MSI edge, or INTx level */
+	if (rc)
+		vfpm_dev_log(d->dev, VFPM_LOG_DEBUG, "DMA job failed: %d", rc);
+}
+
+static void *worker_main(void *arg)
+{
+	struct demo *d = arg;
+	struct pollfd p[2] = { { .fd = d->doorbell_fd, .events = POLLIN },
+			       { .fd = d->stop_fd, .events = POLLIN } };
+	for (;;) {
+		if (poll(p, 2, -1) < 0)
+			continue;
+		if (p[1].revents & POLLIN)
+			break;
+		uint64_t n;
+		if (p[0].revents & POLLIN && read(d->doorbell_fd, &n, sizeof(n)) == sizeof(n))
+			run_job(d);   /* doorbells that came together run one job */
+	}
+	return NULL;
+}
+
+static uint32_t reg_read(struct demo *d, uint64_t off)
+{
+	switch (off) {
+	case REG_ID: return DEMO_ID;
+	case REG_VERSION: return DEMO_VERSION;
+	case REG_SCRATCH: return d->scratch;
+	case REG_STATUS: return d->status;
+	case REG_INT_STATUS: return d->int_status;
+	case REG_INT_MASK: return d->int_mask;
+	case REG_DMA_SRC_LO: return (uint32_t)d->dma_src;
+	case REG_DMA_SRC_HI: return (uint32_t)(d->dma_src >> 32);
+	case REG_DMA_DST_LO: return (uint32_t)d->dma_dst;
+	case REG_DMA_DST_HI: return (uint32_t)(d->dma_dst >> 32);
+	case REG_DMA_LEN: return d->dma_len;
+	case REG_DMA_RESULT: return d->dma_result;
+	case REG_DMA_COUNT: return d->dma_count;
+	case REG_IRQ_VECTOR: return d->vector;
+	default: return 0;  /* reserved: reads 0 */
+	}
+}
+
+static void reg_write(struct demo *d, uint64_t off, uint32_t v)
+{
+	switch (off) {
+	case REG_SCRATCH: d->scratch = v; break;
+	case REG_DOORBELL: {
+		uint64_t one = 1;
+		if (write(d->doorbell_fd, &one, sizeof(one)) < 0) {
+			/* counter saturated: a job is already due */
+		}
+		break;
+	}
+	case REG_INT_STATUS:
+		d->int_status &= ~v;   /* write 1 to clear */
+		update_intx(d);
+		break;
+	case REG_INT_MASK:
+		d->int_mask = v & (INT_DMA_DONE | INT_DMA_ERROR);
+		update_intx(d);
+		break;
+	case REG_DMA_SRC_LO: d->dma_src = (d->dma_src & ~0xffffffffull) | v; break;
+	case REG_DMA_SRC_HI: d->dma_src = (d->dma_src & 0xffffffffull) | (uint64_t)v << 32; break;
+	case REG_DMA_DST_LO: d->dma_dst = (d->dma_dst & ~0xffffffffull) | v; break;
+	case REG_DMA_DST_HI: d->dma_dst = (d->dma_dst & 0xffffffffull) | (uint64_t)v << 32; break;
+	case REG_DMA_LEN: d->dma_len = v; break;
+	case REG_IRQ_VECTOR: d->vector = v < d->nvec ? v : d->vector; break;
+	default: break;  /* read-only or reserved: ignored */
+	}
+}
+
+/* Registers are 32-bit; 8-byte accesses split in two, narrower ones are
+ * allowed on reads (byte lanes) and refused on writes. */
+static int demo_bar_rw(void *priv, unsigned bar, uint64_t off, void *buf, size_t len,
+		       bool is_write)
+{
+	struct demo *d = priv;
+	if (bar != 0)
+		return -EINVAL;
+	if ((len != 4 && len != 8) || (off & 3)) {
+		if (is_write || len > 8)
+			return -EINVAL;
+		uint8_t tmp[12];
+		uint64_t base = off & ~3ull;
+		pthread_mutex_lock(&d->mu);
+		for (uint64_t o = base, i = 0; o < off + len; o += 4, i += 4) {
+			uint32_t v = o < REG_END ? reg_read(d, o) : 0;
+			memcpy(tmp + i, &v, 4);
+		}
+		pthread_mutex_unlock(&d->mu);
+		memcpy(buf, tmp + (off - base), len);
+		return 0;
+	}
+	pthread_mutex_lock(&d->mu);
+	for (size_t i = 0; i < len; i += 4) {
+		uint32_t v;
+		if (is_write) {
+			memcpy(&v, (uint8_t *)buf + i, 4);
+			reg_write(d, off + i, v);
+		} else {
+			v = reg_read(d, off + i);
+			memcpy((uint8_t *)buf + i, &v, 4);
+		}
+	}
+	pthread_mutex_unlock(&d->mu);
+	return 0;
+}
+
+static void demo_quiesce(void *priv)
+{
+	struct demo *d = priv;
+	pthread_mutex_lock(&d->mu);
+	d->paused = true;
+	while (d->busy)
+		pthread_cond_wait(&d->cv, &d->mu);
+	pthread_mutex_unlock(&d->mu);
+}
+
+static void demo_reset(void *priv)
+{
+	struct demo *d = priv;
+	uint64_t n;
+	pthread_mutex_lock(&d->mu);
+	while (read(d->doorbell_fd, &n, sizeof(n)) == sizeof(n))
+		;   /* drop doorbells rung before the reset */
+	d->scratch = d->status = d->int_status = d->int_mask = 0;
+	d->dma_len = d->dma_result = d->dma_count = d->vector = 0;
+	d->dma_src = d->dma_dst = 0;
+	d->paused = false;
+	pthread_mutex_unlock(&d->mu);
+	vfpm_dev_intx(d->dev, false);
+}
+
+static void demo_command_changed(void *priv, uint16_t cmd)
+{
+	struct demo *d = priv;
+	/* INTx level follows DisINTx through the core; nothing to do except
+	 * re-evaluating the line. */
+	pthread_mutex_lock(&d->mu);
+	update_intx(d);
+	pthread_mutex_unlock(&d->mu);
+	(void)cmd;
+}
+
+static void demo_destroy(void *priv)
+{
+	struct demo *d = priv;
+	if (d->worker_started) {
+		uint64_t one = 1;
+		if (write(d->stop_fd, &one, sizeof(one)) < 0) {
+			/* cannot fail on a fresh eventfd */
+		}
+		pthread_join(d->worker, NULL);
+	}
+	if (d->stop_fd >= 0)
+		close(d->stop_fd);
+	pthread_mutex_destroy(&d->mu);
+	pthread_cond_destroy(&d->cv);
+	free(d->buf);
+	free(d);
+}
+
+static const struct vfpm_model_ops demo_ops = {
+	.bar_rw = demo_bar_rw,
+	.reset = demo_reset,
+	.quiesce = demo_quiesce,
+	.command_changed = demo_command_changed,
+	.destroy = demo_destroy,
+};
+
+static const char *const demo_keys[] = { "nosoftrst", "msix_vectors", "bar2_size", "d1", "d2",
+					 NULL };
+
+static int demo_create(struct vfpm_device *dev, const struct vfpm_opts *opts, void **priv,
+		       const struct vfpm_model_ops **ops)
+{
+	bool nosoftrst, d1, d2;
+	uint64_t nvec, bar2;
+	int rc;
+	if ((rc = vfpm_opts_bool(opts, "nosoftrst", true, &nosoftrst)) && rc != -ENOENT)
+		return rc;
+	if ((rc = vfpm_opts_bool(opts, "d1", false, &d1)) && rc != -ENOENT)
+		return rc;
+	if ((rc = vfpm_opts_bool(opts, "d2", false, &d2)) && rc != -ENOENT)
+		return rc;
+	if ((rc = vfpm_opts_u64(opts, "msix_vectors", 4, 1, 64, &nvec)) && rc != -ENOENT)
+		return rc;
+	if ((rc = vfpm_opts_u64(opts, "bar2_size", 1u << 20, 4096, 1ull << 30, &bar2)) &&
+	    rc != -ENOENT)
+		return rc;
+	if (bar2 & (bar2 - 1))
+		return -EINVAL;
+
+	struct demo *d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->dev = dev;
+	d->nvec = (unsigned)nvec;
+	d->stop_fd = -1;
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_cond_init(&d->cv, NULL);
+
+	const struct vfpm_pci_ids ids = { .vendor = DEMO_VENDOR, .device = DEMO_DEVICE,
+					  .subsys_vendor = DEMO_VENDOR, .subsys_id = 0x0001,
+					  .class_code = 0x088000, /* system peripheral, other */
+					  .revision = 1 };
+	vfpm_dev_set_ids(dev, &ids);
+	vfpm_dev_set_intx(dev, true);
+	if ((rc = vfpm_dev_add_bar(dev, 0, 4096, 0)) ||
+	    (rc = vfpm_dev_add_bar(dev, 2, bar2, VFPM_BAR_64 | VFPM_BAR_PREFETCH | VFPM_BAR_MEMFD)) ||
+	    (rc = vfpm_dev_add_bar(dev, 4, 8192, 0)) ||
+	    (rc = vfpm_dev_add_pm_cap(dev, d1, d2, nosoftrst)) ||
+	    (rc = vfpm_dev_add_msix_cap(dev, d->nvec, 4, 0x0, 0x1000)) ||
+	    (rc = vfpm_dev_add_pcie_cap(dev)))
+		goto fail;
+	/* Device Serial Number: exercises the extended capability list. */
+	const uint8_t dsn[8] = { 0x01, 0x00, 0x00, 0x00, 0x4d, 0x50, 0x46, 0x56 };
+	if ((rc = vfpm_dev_add_ext_cap(dev, PCI_EXT_CAP_ID_DSN, 1, dsn, sizeof(dsn))) < 0)
+		goto fail;
+	rc = vfpm_dev_add_ioeventfd(dev, 0, REG_DOORBELL, 4);
+	if (rc < 0)
+		goto fail;
+	d->doorbell_fd = rc;
+	d->stop_fd = eventfd(0, EFD_CLOEXEC);
+	d->buf = malloc(DEMO_MAX_DMA);
+	if (d->stop_fd < 0 || !d->buf) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = -pthread_create(&d->worker, NULL, worker_main, d);
+	if (rc)
+		goto fail;
+	d->worker_started = true;
+	*priv = d;
+	*ops = &demo_ops;
+	return 0;
+fail:
+	demo_destroy(d);
+	return rc;
+}
+
+const struct vfpm_model vfpm_model_demo = {
+	.name = "demo",
+	.summary = "DMA copy engine with MSI-X, INTx, PM and PCIe capabilities",
+	.keys = demo_keys,
+	.create = demo_create,
+};
