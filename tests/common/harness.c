@@ -1,0 +1,194 @@
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wire/wire.h"
+
+#ifndef VFPMD_BUILD_PATH
+#define VFPMD_BUILD_PATH "vfpmd"
+#endif
+
+const char *vfpmd_path(void)
+{
+	const char *p = getenv("VFPMD_PATH");
+	return p && *p ? p : VFPMD_BUILD_PATH;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+int raw_connect(const char *path)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+int raw_connect_negotiated(const char *path)
+{
+	int fd = raw_connect(path);
+	if (fd < 0)
+		return fd;
+	static const char json[] = "{\"capabilities\":{\"max_msg_fds\":8}}";
+	uint8_t body[4 + sizeof(json)];
+	struct vfu_version v = { 0, 2 };
+	memcpy(body, &v, 4);
+	memcpy(body + 4, json, sizeof(json));
+	struct vfu_hdr h = { .msg_id = 1, .cmd = VFU_CMD_VERSION };
+	int rc = wire_send(fd, &h, body, sizeof(body), NULL, 0);
+	struct wire_msg m;
+	if (!rc)
+		rc = wire_recv(fd, &m, 1 << 16, 4);
+	if (!rc) {
+		if (m.hdr.flags & VFU_F_ERROR)
+			rc = -(int)m.hdr.error;
+		wire_msg_release(&m);
+	}
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+int count_open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;   /* the DIR's own descriptor */
+}
+
+int vfpmd_start(struct vfpmd_proc *p, const char *const *specs, const char *const *extra)
+{
+	memset(p, 0, sizeof(*p));
+	snprintf(p->dir, sizeof(p->dir), "/tmp/vfpm-test-XXXXXX");
+	if (!mkdtemp(p->dir))
+		return -errno;
+	snprintf(p->log, sizeof(p->log), "%s/vfpmd.log", p->dir);
+	const char *argv[64];
+	char specbuf[8][512];
+	int argc = 0;
+	argv[argc++] = vfpmd_path();
+	for (unsigned i = 0; specs && specs[i] && i < 8; i++) {
+		snprintf(p->sock[i], sizeof(p->sock[i]), "%s/dev%u.sock", p->dir, i);
+		const char *s = strstr(specs[i], "socket=");
+		if (s) {
+			const char *e = strchr(s, ',');
+			size_t n = e ? (size_t)(e - s - 7) : strlen(s + 7);
+			snprintf(p->sock[i], sizeof(p->sock[i]), "%.*s", (int)n, s + 7);
+			snprintf(specbuf[i], sizeof(specbuf[i]), "%s", specs[i]);
+		} else {
+			snprintf(specbuf[i], sizeof(specbuf[i]), "%s,socket=%s", specs[i], p->sock[i]);
+		}
+		argv[argc++] = "--device";
+		argv[argc++] = specbuf[i];
+		p->ndev++;
+	}
+	for (unsigned i = 0; extra && extra[i] && argc < 62; i++)
+		argv[argc++] = extra[i];
+	argv[argc] = NULL;
+
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd >= 0) {
+			dup2(fd, 2);
+			close(fd);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	p->pid = pid;
+	for (int t = 0; t < 500; t++) {
+		unsigned ready = 0;
+		for (unsigned i = 0; i < p->ndev; i++) {
+			int fd = raw_connect(p->sock[i]);
+			if (fd >= 0) {
+				close(fd);
+				ready++;
+			}
+		}
+		if (ready == p->ndev)
+			return 0;
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			p->pid = 0;
+			return -ECHILD;
+		}
+		sleep_ms(10);
+	}
+	vfpmd_stop(p);
+	return -ETIMEDOUT;
+}
+
+int vfpmd_terminate(struct vfpmd_proc *p)
+{
+	int ret = -1;
+	if (p->pid > 0) {
+		kill(p->pid, SIGTERM);
+		int st = 0;
+		for (int t = 0; t < 500; t++) {
+			if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+				ret = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+				p->pid = 0;
+				break;
+			}
+			sleep_ms(10);
+		}
+		if (p->pid > 0) {
+			kill(p->pid, SIGKILL);
+			waitpid(p->pid, NULL, 0);
+			p->pid = 0;
+			ret = -1;
+		}
+	}
+	return ret;
+}
+
+void vfpmd_cleanup(struct vfpmd_proc *p)
+{
+	if (getenv("VFPM_TEST_KEEP_LOG"))
+		return;
+	for (unsigned i = 0; i < p->ndev; i++)
+		unlink(p->sock[i]);
+	unlink(p->log);
+	rmdir(p->dir);
+}
+
+int vfpmd_stop(struct vfpmd_proc *p)
+{
+	int rc = vfpmd_terminate(p);
+	vfpmd_cleanup(p);
+	return rc;
+}
