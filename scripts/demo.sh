@@ -1,0 +1,45 @@
+#!/bin/sh
+# make demo: start vfpmd with the default device on a private socket, show
+# it with vfpmctl and lspci, drive a DMA copy, then stop the server.
+set -eu
+BUILD=${1:-build}
+dir=$(mktemp -d /tmp/vfpm-demo.XXXXXX)
+sock="$dir/demo.sock"
+log="$dir/vfpmd.log"
+
+cleanup() {
+	[ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+	rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+echo "== vfpmd --socket $sock"
+"$BUILD/tools/vfpmd" --socket "$sock" 2>"$log" &
+pid=$!
+i=0
+while [ ! -S "$sock" ]; do
+	i=$((i + 1))
+	[ "$i" -gt 100 ] && { cat "$log"; echo "vfpmd did not start" >&2; exit 1; }
+	sleep 0.05
+done
+
+echo "== vfpmctl info"
+"$BUILD/tools/vfpmctl/vfpmctl" --socket "$sock" info
+echo
+echo "== config space, decoded by lspci -vvv -F"
+"$BUILD/tools/vfpmctl/vfpmctl" --socket "$sock" dump > "$dir/config.dump"
+if command -v lspci >/dev/null 2>&1; then
+	lspci -vvv -F "$dir/config.dump"
+else
+	cat "$dir/config.dump"
+fi
+echo
+echo "== vfpm-demo: BAR access, mmap, DMA with MSI-X"
+"$BUILD/tools/vfpm-demo" "$sock"
+echo
+echo "== stopping vfpmd (SIGTERM)"
+kill "$pid"
+wait "$pid"
+pid=
+[ -e "$sock" ] && { echo "socket file left behind" >&2; exit 1; }
+echo "vfpmd exited cleanly and removed $sock"
