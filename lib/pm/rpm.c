@@ -1,0 +1,376 @@
+/* Runtime PM core. See rpm.h for the model and the ordering argument. */
+#include "rpm.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+struct rpm_wq {
+	pthread_mutex_t mu;     /* the list and running */
+	pthread_cond_t cv;      /* CLOCK_MONOTONIC */
+	pthread_cond_t done_cv; /* running changed */
+	struct rpm *head;
+	struct rpm *running;    /* entry whose suspend is being attempted */
+	bool stop;
+	pthread_t thread;
+};
+
+const char *rpm_status_name(enum rpm_status s)
+{
+	static const char *const n[] = { "active", "suspending", "suspended", "resuming" };
+	return (unsigned)s < 4 ? n[s] : "unknown";
+}
+
+static void ts_add_ms(struct timespec *t, int ms)
+{
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+static bool ts_le(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec <= b->tv_nsec);
+}
+
+static void try_suspend(struct rpm *r);
+
+static void *wq_main(void *arg)
+{
+	struct rpm_wq *wq = arg;
+	pthread_mutex_lock(&wq->mu);
+	while (!wq->stop) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		struct rpm **pp, **best = NULL;
+		for (pp = &wq->head; *pp; pp = &(*pp)->next)
+			if (!best || !ts_le(&(*best)->due, &(*pp)->due))
+				best = pp;
+		if (!best) {
+			pthread_cond_wait(&wq->cv, &wq->mu);   /* nothing queued: sleep */
+			continue;
+		}
+		if (!ts_le(&(*best)->due, &now)) {
+			struct timespec due = (*best)->due;
+			pthread_cond_timedwait(&wq->cv, &wq->mu, &due);
+			continue;
+		}
+		struct rpm *r = *best;
+		*best = r->next;
+		r->next = NULL;
+		r->queued = false;
+		wq->running = r;
+		pthread_mutex_unlock(&wq->mu);
+		try_suspend(r);
+		pthread_mutex_lock(&wq->mu);
+		wq->running = NULL;
+		pthread_cond_broadcast(&wq->done_cv);
+	}
+	pthread_mutex_unlock(&wq->mu);
+	return NULL;
+}
+
+int rpm_wq_create(struct rpm_wq **out)
+{
+	struct rpm_wq *wq = calloc(1, sizeof(*wq));
+	if (!wq)
+		return -ENOMEM;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&wq->mu, NULL);
+	pthread_cond_init(&wq->cv, &ca);
+	pthread_cond_init(&wq->done_cv, NULL);
+	pthread_condattr_destroy(&ca);
+	int rc = pthread_create(&wq->thread, NULL, wq_main, wq);
+	if (rc) {
+		pthread_mutex_destroy(&wq->mu);
+		pthread_cond_destroy(&wq->cv);
+		pthread_cond_destroy(&wq->done_cv);
+		free(wq);
+		return -rc;
+	}
+	*out = wq;
+	return 0;
+}
+
+void rpm_wq_destroy(struct rpm_wq *wq)
+{
+	if (!wq)
+		return;
+	pthread_mutex_lock(&wq->mu);
+	wq->stop = true;
+	pthread_cond_broadcast(&wq->cv);
+	pthread_mutex_unlock(&wq->mu);
+	pthread_join(wq->thread, NULL);
+	pthread_mutex_destroy(&wq->mu);
+	pthread_cond_destroy(&wq->cv);
+	pthread_cond_destroy(&wq->done_cv);
+	free(wq);
+}
+
+static void wq_queue(struct rpm *r, int delay_ms)
+{
+	struct rpm_wq *wq = r->wq;
+	if (!wq || delay_ms < 0)
+		return;
+	pthread_mutex_lock(&wq->mu);
+	if (!r->dead) {
+		clock_gettime(CLOCK_MONOTONIC, &r->due);
+		ts_add_ms(&r->due, delay_ms);   /* a new idle restarts the delay */
+		if (!r->queued) {
+			r->queued = true;
+			r->next = wq->head;
+			wq->head = r;
+		}
+		pthread_cond_signal(&wq->cv);
+	}
+	pthread_mutex_unlock(&wq->mu);
+}
+
+void rpm_init(struct rpm *r, const struct rpm_ops *ops, void *ctx, struct rpm_wq *wq)
+{
+	atomic_init(&r->usage, 0);
+	atomic_init(&r->status, RPM_ACTIVE);
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	r->ops = ops;
+	r->ctx = ctx;
+	r->wq = wq;
+	r->power_on = false;
+	r->autosuspend_delay_ms = 0;
+	r->queued = false;
+	r->next = NULL;
+	r->nsuppliers = 0;
+	r->suppliers_held = false;
+	r->suspends = r->resumes = r->suspend_errors = r->resume_errors = r->underflows = 0;
+	r->dead = false;
+}
+
+void rpm_fini(struct rpm *r)
+{
+	struct rpm_wq *wq = r->wq;
+	if (wq) {
+		pthread_mutex_lock(&wq->mu);
+		r->dead = true;
+		for (struct rpm **pp = &wq->head; *pp; pp = &(*pp)->next) {
+			if (*pp == r) {
+				*pp = r->next;
+				break;
+			}
+		}
+		r->queued = false;
+		while (wq->running == r)
+			pthread_cond_wait(&wq->done_cv, &wq->mu);
+		pthread_mutex_unlock(&wq->mu);
+	}
+	pthread_mutex_lock(&r->lock);
+	r->dead = true;
+	while (rpm_status(r) == RPM_SUSPENDING || rpm_status(r) == RPM_RESUMING)
+		pthread_cond_wait(&r->cv, &r->lock);
+	pthread_mutex_unlock(&r->lock);
+	if (r->suppliers_held) {
+		for (unsigned i = 0; i < r->nsuppliers; i++)
+			rpm_put(r->suppliers[i]);
+		r->suppliers_held = false;
+	}
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cv);
+}
+
+static void put_suppliers(struct rpm *r, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		rpm_put(r->suppliers[i]);
+}
+
+static void try_suspend(struct rpm *r)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->dead || rpm_status(r) != RPM_ACTIVE || atomic_load(&r->usage) > 0) {
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
+	atomic_store(&r->status, RPM_SUSPENDING);
+	if (atomic_load(&r->usage) > 0) {
+		/* a getter came in between: it saw ACTIVE, so it keeps it */
+		atomic_store(&r->status, RPM_ACTIVE);
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
+	pthread_mutex_unlock(&r->lock);
+
+	int rc = r->ops->suspend ? r->ops->suspend(r->ctx) : 0;
+
+	pthread_mutex_lock(&r->lock);
+	bool drop = false;
+	if (rc) {
+		atomic_store(&r->status, RPM_ACTIVE);
+		r->suspend_errors++;
+	} else {
+		atomic_store(&r->status, RPM_SUSPENDED);
+		r->suspends++;
+		drop = r->suppliers_held;
+		r->suppliers_held = false;
+	}
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->lock);
+	if (drop)
+		put_suppliers(r, r->nsuppliers);
+}
+
+/* Brings r to ACTIVE, waiting for a transition in flight. */
+static int resume_slow(struct rpm *r)
+{
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		enum rpm_status st = rpm_status(r);
+		if (st == RPM_ACTIVE)
+			break;
+		if (st != RPM_SUSPENDED) {
+			pthread_cond_wait(&r->cv, &r->lock);
+			continue;
+		}
+		atomic_store(&r->status, RPM_RESUMING);
+		pthread_mutex_unlock(&r->lock);
+
+		int rc = 0;
+		unsigned got = 0;
+		for (; got < r->nsuppliers && !rc; got++)
+			rc = rpm_resume_and_get(r->suppliers[got]);
+		if (rc)
+			got--;
+		if (!rc && r->ops->resume)
+			rc = r->ops->resume(r->ctx);
+
+		pthread_mutex_lock(&r->lock);
+		if (rc) {
+			atomic_store(&r->status, RPM_SUSPENDED);
+			r->resume_errors++;
+			pthread_cond_broadcast(&r->cv);
+			pthread_mutex_unlock(&r->lock);
+			put_suppliers(r, got);
+			return rc;
+		}
+		atomic_store(&r->status, RPM_ACTIVE);
+		r->resumes++;
+		r->suppliers_held = r->nsuppliers > 0;
+		pthread_cond_broadcast(&r->cv);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+int rpm_get(struct rpm *r)
+{
+	atomic_fetch_add(&r->usage, 1);
+	if (atomic_load(&r->status) == RPM_ACTIVE)
+		return 0;   /* fast path: no lock, no syscall */
+	return resume_slow(r);
+}
+
+int rpm_resume_and_get(struct rpm *r)
+{
+	int rc = rpm_get(r);
+	if (rc)
+		rpm_put_noidle(r);
+	return rc;
+}
+
+void rpm_get_noresume(struct rpm *r)
+{
+	atomic_fetch_add(&r->usage, 1);
+}
+
+/* Returns the new count, or -1 when the count was already 0 (a bug in a
+ * caller: the count never goes negative, the event is counted). */
+static int dec(struct rpm *r)
+{
+	int old = atomic_load(&r->usage);
+	do {
+		if (old <= 0) {
+			pthread_mutex_lock(&r->lock);
+			r->underflows++;
+			pthread_mutex_unlock(&r->lock);
+			return -1;
+		}
+	} while (!atomic_compare_exchange_weak(&r->usage, &old, old - 1));
+	return old - 1;
+}
+
+void rpm_put(struct rpm *r)
+{
+	if (dec(r) == 0)
+		wq_queue(r, r->autosuspend_delay_ms);
+}
+
+void rpm_put_autosuspend(struct rpm *r)
+{
+	rpm_put(r);
+}
+
+void rpm_put_noidle(struct rpm *r)
+{
+	dec(r);
+}
+
+void rpm_idle(struct rpm *r)
+{
+	if (atomic_load(&r->usage) == 0)
+		wq_queue(r, r->autosuspend_delay_ms);
+}
+
+int rpm_resume(struct rpm *r)
+{
+	rpm_get_noresume(r);
+	int rc = atomic_load(&r->status) == RPM_ACTIVE ? 0 : resume_slow(r);
+	rpm_put(r);   /* idle again: may suspend after the delay */
+	return rc;
+}
+
+int rpm_set_power_on(struct rpm *r, bool on)
+{
+	pthread_mutex_lock(&r->lock);
+	bool change = r->power_on != on;
+	r->power_on = on;
+	pthread_mutex_unlock(&r->lock);
+	if (!change)
+		return 0;
+	if (on)
+		return rpm_get(r);   /* the reference stays even if resume fails */
+	rpm_put(r);
+	return 0;
+}
+
+void rpm_set_autosuspend_delay(struct rpm *r, int ms)
+{
+	pthread_mutex_lock(&r->lock);
+	r->autosuspend_delay_ms = ms;
+	pthread_mutex_unlock(&r->lock);
+	rpm_idle(r);   /* a shorter delay applies at once */
+}
+
+int rpm_link_add(struct rpm *consumer, struct rpm *supplier)
+{
+	pthread_mutex_lock(&consumer->lock);
+	if (consumer->nsuppliers >= RPM_MAX_SUPPLIERS) {
+		pthread_mutex_unlock(&consumer->lock);
+		return -ENOSPC;
+	}
+	consumer->suppliers[consumer->nsuppliers++] = supplier;
+	bool hold = rpm_status(consumer) != RPM_SUSPENDED;
+	pthread_mutex_unlock(&consumer->lock);
+	if (!hold)
+		return 0;
+	int rc = rpm_resume_and_get(supplier);
+	pthread_mutex_lock(&consumer->lock);
+	if (rc)
+		consumer->nsuppliers--;
+	else
+		consumer->suppliers_held = true;
+	pthread_mutex_unlock(&consumer->lock);
+	return rc;
+}

@@ -1,0 +1,115 @@
+/* Runtime PM core: usage count, status machine, asynchronous idle
+ * suspend with an optional autosuspend delay, power_control, supplier
+ * links. The model of Linux's drivers/base/power/runtime.c, in userspace.
+ *
+ * Fast path: rpm_get()/rpm_put() on an ACTIVE device are one atomic
+ * read-modify-write each, with no lock and no syscall.
+ *
+ * Ordering argument (why the fast path is safe): a getter increments
+ * usage and then reads status; the suspender stores SUSPENDING and then
+ * re-reads usage. Both are sequentially consistent, so at least one sees
+ * the other: either the getter sees a non-ACTIVE status and takes the
+ * slow path (waiting for the suspend and resuming), or the suspender sees
+ * usage > 0 and backs out.
+ *
+ * Locks: r->lock ("PM lock") protects status transitions, settings and the
+ * queue entry; callbacks run with no lock held and may sleep. Suspend and
+ * resume callbacks of one device never run concurrently.
+ */
+#ifndef VFPM_RPM_H
+#define VFPM_RPM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+enum rpm_status { RPM_ACTIVE = 0, RPM_SUSPENDING, RPM_SUSPENDED, RPM_RESUMING };
+
+struct rpm;
+struct rpm_wq;
+
+struct rpm_ops {
+	/* Return 0 or a negative errno (the device then stays ACTIVE). */
+	int (*suspend)(void *ctx);
+	/* Return 0 or a negative errno (the device then stays SUSPENDED). */
+	int (*resume)(void *ctx);
+};
+
+#define RPM_MAX_SUPPLIERS 4
+
+struct rpm {
+	atomic_int usage;
+	atomic_int status;          /* enum rpm_status */
+	pthread_mutex_t lock;
+	pthread_cond_t cv;          /* status changes */
+	const struct rpm_ops *ops;
+	void *ctx;
+	struct rpm_wq *wq;
+	bool power_on;              /* power_control=on holds a reference */
+	int autosuspend_delay_ms;   /* < 0: never autosuspend (as Linux) */
+	bool queued;                /* an idle check is in the work queue */
+	struct timespec due;        /* when the queued check may suspend */
+	struct rpm *next;           /* work queue list */
+	struct rpm *suppliers[RPM_MAX_SUPPLIERS];
+	unsigned nsuppliers;
+	bool suppliers_held;        /* we hold a reference on each supplier */
+	uint64_t suspends, resumes, suspend_errors, resume_errors;
+	uint64_t underflows;        /* puts that found the count at 0 */
+	bool dead;                  /* being destroyed: no new suspends */
+};
+
+/* One worker thread that runs queued idle suspends (Linux's pm_wq). It
+ * blocks with no timeout when nothing is queued. */
+int rpm_wq_create(struct rpm_wq **out);
+void rpm_wq_destroy(struct rpm_wq *wq);
+
+/* Initial state: ACTIVE, usage 0, power_control auto, delay 0. The
+ * caller decides when to allow the first idle suspend (rpm_idle). */
+void rpm_init(struct rpm *r, const struct rpm_ops *ops, void *ctx, struct rpm_wq *wq);
+/* Waits for any transition in flight and removes r from the queue. */
+void rpm_fini(struct rpm *r);
+
+/* Increments usage and resumes synchronously if needed. On a resume
+ * failure the reference is kept (Linux pm_runtime_get_sync) and the errno
+ * returned. */
+int rpm_get(struct rpm *r);
+/* Same, but a failure drops the reference (pm_runtime_resume_and_get). */
+int rpm_resume_and_get(struct rpm *r);
+void rpm_get_noresume(struct rpm *r);
+/* Decrements usage; at 0 queues an idle suspend (after the autosuspend
+ * delay, 0 by default). */
+void rpm_put(struct rpm *r);
+/* Decrements usage without an idle check. */
+void rpm_put_noidle(struct rpm *r);
+/* Decrements usage; at 0 queues a suspend after the autosuspend delay
+ * even when the delay is 0 (Linux pm_runtime_put_autosuspend). */
+void rpm_put_autosuspend(struct rpm *r);
+/* Queues an idle check now (e.g. once a device is set up). */
+void rpm_idle(struct rpm *r);
+/* Resumes without taking a reference (host-side resume); the device may
+ * suspend again afterwards if idle. */
+int rpm_resume(struct rpm *r);
+
+/* power_control: on takes a reference and resumes; auto drops it. */
+int rpm_set_power_on(struct rpm *r, bool on);
+void rpm_set_autosuspend_delay(struct rpm *r, int ms);
+
+/* Makes supplier a supplier of consumer: while the consumer is not
+ * SUSPENDED the supplier holds a reference from it. */
+int rpm_link_add(struct rpm *consumer, struct rpm *supplier);
+
+static inline enum rpm_status rpm_status(struct rpm *r)
+{
+	return (enum rpm_status)atomic_load(&r->status);
+}
+
+static inline int rpm_usage(struct rpm *r)
+{
+	return atomic_load(&r->usage);
+}
+
+const char *rpm_status_name(enum rpm_status s);
+
+#endif
