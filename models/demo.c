@@ -58,9 +58,10 @@ struct demo {
 	uint64_t dma_src, dma_dst;
 	unsigned nvec;
 	int doorbell_fd;         /* ioeventfd: written by us or by the client */
-	int stop_fd;             /* wakes the worker to stop */
+	int kick_fd;             /* wakes the worker out of poll() */
 	bool busy, paused, stopping;
-	uint8_t *buf;            /* copy buffer, DEMO_MAX_DMA */
+	bool parked;             /* suspended: no work, no wakeups (V1) */
+	uint8_t *buf;            /* copy buffer, DEMO_MAX_DMA; freed in D3cold */
 	pthread_t worker;
 	bool worker_started;
 };
@@ -75,6 +76,11 @@ static void run_job(struct demo *d)
 {
 	pthread_mutex_lock(&d->mu);
 	if (d->paused) {
+		pthread_mutex_unlock(&d->mu);
+		return;
+	}
+	/* an ioeventfd write while memory decoding is off is dropped (B25) */
+	if (!vfpm_dev_mem_decode(d->dev) || !d->buf) {
 		pthread_mutex_unlock(&d->mu);
 		return;
 	}
@@ -114,17 +120,34 @@ static void *worker_main(void *arg)
 {
 	struct demo *d = arg;
 	struct pollfd p[2] = { { .fd = d->doorbell_fd, .events = POLLIN },
-			       { .fd = d->stop_fd, .events = POLLIN } };
+			       { .fd = d->kick_fd, .events = POLLIN } };
 	for (;;) {
+		/* Parked (suspended) or paused (quiesced): sleep on the condition
+		 * variable, not on the doorbell, so nothing wakes us (V1). */
+		pthread_mutex_lock(&d->mu);
+		while ((d->paused || d->parked) && !d->stopping)
+			pthread_cond_wait(&d->cv, &d->mu);
+		bool stop = d->stopping;
+		pthread_mutex_unlock(&d->mu);
+		if (stop)
+			break;
 		if (poll(p, 2, -1) < 0)
 			continue;
-		if (p[1].revents & POLLIN)
-			break;
 		uint64_t n;
+		if (p[1].revents & POLLIN && read(d->kick_fd, &n, sizeof(n)) == sizeof(n))
+			continue;   /* re-check paused/parked/stopping */
 		if (p[0].revents & POLLIN && read(d->doorbell_fd, &n, sizeof(n)) == sizeof(n))
 			run_job(d);   /* doorbells that came together run one job */
 	}
 	return NULL;
+}
+
+static void kick(struct demo *d)
+{
+	uint64_t one = 1;
+	if (write(d->kick_fd, &one, sizeof(one)) < 0) {
+		/* saturated counter: the worker is due to wake anyway */
+	}
 }
 
 static uint32_t reg_read(struct demo *d, uint64_t off)
@@ -219,9 +242,45 @@ static void demo_quiesce(void *priv)
 	struct demo *d = priv;
 	pthread_mutex_lock(&d->mu);
 	d->paused = true;
+	pthread_mutex_unlock(&d->mu);
+	kick(d);
+	pthread_mutex_lock(&d->mu);
 	while (d->busy)
 		pthread_cond_wait(&d->cv, &d->mu);
 	pthread_mutex_unlock(&d->mu);
+}
+
+/* V1: suspended, the worker sleeps with no timeout; in D3cold the copy
+ * buffer is returned to the system. The core quiesced us first. */
+static int demo_suspend(void *priv, enum vfpm_dstate target)
+{
+	struct demo *d = priv;
+	pthread_mutex_lock(&d->mu);
+	d->parked = true;
+	if (target == VFPM_D3COLD) {
+		free(d->buf);
+		d->buf = NULL;
+	}
+	pthread_mutex_unlock(&d->mu);
+	kick(d);
+	return 0;
+}
+
+static int demo_resume(void *priv)
+{
+	struct demo *d = priv;
+	uint64_t n;
+	pthread_mutex_lock(&d->mu);
+	if (!d->buf)
+		d->buf = malloc(DEMO_MAX_DMA);   /* NULL: jobs fail until memory returns */
+	/* doorbells rung through the ioeventfd while suspended were dropped */
+	while (read(d->doorbell_fd, &n, sizeof(n)) == sizeof(n))
+		;
+	d->parked = false;
+	d->paused = false;
+	pthread_cond_broadcast(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	return 0;
 }
 
 static void demo_reset(void *priv)
@@ -235,6 +294,7 @@ static void demo_reset(void *priv)
 	d->dma_len = d->dma_result = d->dma_count = d->vector = 0;
 	d->dma_src = d->dma_dst = 0;
 	d->paused = false;
+	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->mu);
 	vfpm_dev_intx(d->dev, false);
 }
@@ -254,14 +314,15 @@ static void demo_destroy(void *priv)
 {
 	struct demo *d = priv;
 	if (d->worker_started) {
-		uint64_t one = 1;
-		if (write(d->stop_fd, &one, sizeof(one)) < 0) {
-			/* cannot fail on a fresh eventfd */
-		}
+		pthread_mutex_lock(&d->mu);
+		d->stopping = true;
+		pthread_cond_broadcast(&d->cv);
+		pthread_mutex_unlock(&d->mu);
+		kick(d);
 		pthread_join(d->worker, NULL);
 	}
-	if (d->stop_fd >= 0)
-		close(d->stop_fd);
+	if (d->kick_fd >= 0)
+		close(d->kick_fd);
 	pthread_mutex_destroy(&d->mu);
 	pthread_cond_destroy(&d->cv);
 	free(d->buf);
@@ -272,6 +333,8 @@ static const struct vfpm_model_ops demo_ops = {
 	.bar_rw = demo_bar_rw,
 	.reset = demo_reset,
 	.quiesce = demo_quiesce,
+	.suspend = demo_suspend,
+	.resume = demo_resume,
 	.command_changed = demo_command_changed,
 	.destroy = demo_destroy,
 };
@@ -304,7 +367,7 @@ static int demo_create(struct vfpm_device *dev, const struct vfpm_opts *opts, vo
 		return -ENOMEM;
 	d->dev = dev;
 	d->nvec = (unsigned)nvec;
-	d->stop_fd = -1;
+	d->kick_fd = -1;
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
 
@@ -329,9 +392,9 @@ static int demo_create(struct vfpm_device *dev, const struct vfpm_opts *opts, vo
 	if (rc < 0)
 		goto fail;
 	d->doorbell_fd = rc;
-	d->stop_fd = eventfd(0, EFD_CLOEXEC);
+	d->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	d->buf = malloc(DEMO_MAX_DMA);
-	if (d->stop_fd < 0 || !d->buf) {
+	if (d->kick_fd < 0 || !d->buf) {
 		rc = -ENOMEM;
 		goto fail;
 	}

@@ -132,6 +132,9 @@ VFPM_EXPORT int vfpm_dev_dma_read(struct vfpm_device *dev, uint64_t iova, void *
 VFPM_EXPORT int vfpm_dev_dma_write(struct vfpm_device *dev, uint64_t iova, const void *buf,
 				   size_t len);
 VFPM_EXPORT const char *vfpm_dev_name(const struct vfpm_device *dev);
+/* Whether the device decodes memory accesses now: D0-D2 and COMMAND.MEM
+ * set. Work started by an ioeventfd write must be dropped when false. */
+VFPM_EXPORT bool vfpm_dev_mem_decode(struct vfpm_device *dev);
 
 enum vfpm_log_level { VFPM_LOG_ERR = 0, VFPM_LOG_WARN, VFPM_LOG_INFO, VFPM_LOG_DEBUG };
 VFPM_EXPORT void vfpm_dev_log(const struct vfpm_device *dev, enum vfpm_log_level lvl,

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "pci/pci.h"
+#include "pm/rpm.h"
 #include "vfpm/device.h"
 #include "wire/wire.h"
 
@@ -45,6 +46,8 @@ struct core_bar {
 	unsigned flags;  /* VFPM_BAR_* */
 	int memfd;       /* VFPM_BAR_MEMFD only */
 	void *mem;       /* server's shared mapping of memfd */
+	bool revoked;    /* memfd truncated: client mappings fault (SIGBUS) */
+	void *shadow;    /* contents while revoked (NULL after D3cold) */
 };
 
 struct core_ioeventfd {
@@ -64,6 +67,48 @@ struct dma_map_ent {
 
 struct core_session;
 
+enum pm_promotion { PM_PROMOTE_OFF = 0, PM_PROMOTE_NOSOFTRST, PM_PROMOTE_ALWAYS };
+
+/* PM settings (contract §2); changed under pm.memory_lock held for write. */
+struct pm_settings {
+	bool platform_d3cold;      /* the platform can cut power (ACPI _PR3) */
+	bool d3cold_allowed;       /* default on */
+	bool idle_d3;              /* default on: suspend while unused (B35) */
+	bool pm_delays;            /* true: PCI delays (pci), false: none */
+	int autosuspend_delay_ms;  /* default 0 */
+	enum pm_promotion d3hot_promotion;
+};
+
+/* Power management of one device (pm.c). Lock order: the runtime-PM
+ * core (a request's reference) -> memory_lock -> dev->lock. */
+struct dev_pm {
+	struct rpm rpm;
+	/* memory_lock (rwlock): write-held for power-state changes, the
+	 * engaged flag and wakeup fd, COMMAND.MEM effects and mmap
+	 * revocation; read-held for BAR access. */
+	pthread_rwlock_t memory_lock;
+	int power_state;           /* enum vfpm_dstate */
+	bool needs_pm_restore;     /* NoSoftRst- (sampled at creation) */
+	bool d1, d2;               /* advertised by the PMC */
+	uint8_t *pm_save;          /* NoSoftRst- snapshot across user D3hot */
+	uint8_t *rt_save;          /* config saved by a runtime suspend */
+	bool engaged;
+	int wake_fd;               /* armed wakeup eventfd, or -1 */
+	bool intx_masked_by_pm;    /* suspend masked INTx (B17) */
+	bool revoked;              /* memfd BARs truncated */
+	bool promoted;             /* V3: a guest D3hot dropped a reference */
+	bool open_ref;             /* the session holds the open reference */
+	bool probe_ref;            /* idle_d3=off: a reference is kept */
+	bool model_parked;         /* model suspend() called, resume() due */
+	int pending_state;         /* PMCSR write to act on, or -1 (dev->lock) */
+	struct pm_settings set;
+	/* counters (memory_lock) */
+	uint64_t wakeups_signalled;
+	uint64_t residency_ns[5];
+	struct timespec state_since;
+	bool client_connected;
+};
+
 /* Message DMA through the session (server -> client commands). */
 int session_dma_msg(struct core_session *s, bool write, uint64_t addr, void *buf, size_t len);
 
@@ -74,6 +119,7 @@ struct vfpm_device {
 	void *priv;
 	struct vfpm_opts opts;
 	bool creating;          /* setup calls allowed */
+	bool pm_ready;          /* pm_init done: pm_fini due */
 
 	pthread_mutex_t req_lock;
 	pthread_mutex_t lock;   /* see top of file */
@@ -86,6 +132,7 @@ struct vfpm_device {
 	int intx_fd;
 	bool intx_masked;       /* by the client (or automask after a fire) */
 	bool intx_level;
+	bool intx_pulse;        /* injected assertion: drops once delivered */
 	unsigned msi_nvec;
 	int msi_fds[CORE_MAX_MSI];
 	uint32_t msi_pending;
@@ -96,6 +143,9 @@ struct vfpm_device {
 	int *msix_fds;
 	int err_fd, req_fd;
 	uint16_t last_command;
+	struct dev_pm pm;
+	/* SR-IOV: a PF with VFs refuses every state above D0 (B34) */
+	atomic_bool sriov_active;
 
 	struct core_ioeventfd ioeventfds[CORE_MAX_IOEVENTFDS];
 	unsigned nioeventfds;
@@ -112,9 +162,11 @@ struct vfpm_device {
 	atomic_ulong requests;
 };
 
-/* Creates a device of model with options (takes ownership of *opts). */
+/* Creates a device of model with options (takes ownership of *opts).
+ * PM keys (platform_d3cold, idle_d3, ...) are taken by the core. wq runs
+ * its idle suspends (NULL: the device never suspends by itself). */
 int device_create(const struct vfpm_model *model, const char *name, struct vfpm_opts *opts,
-		  struct vfpm_device **out);
+		  struct rpm_wq *wq, struct vfpm_device **out);
 void device_destroy(struct vfpm_device *dev);
 
 /* Quiesces the model, resets it and config space, interrupts state (not
@@ -134,6 +186,41 @@ void device_region_desc(struct vfpm_device *dev, uint32_t region, uint64_t *size
 unsigned device_region_areas(struct vfpm_device *dev, uint32_t region,
 			     struct vfu_sparse_area *areas, unsigned max);
 
+/* power management (pm.c) */
+int pm_init(struct vfpm_device *dev, struct vfpm_opts *opts, struct rpm_wq *wq);
+void pm_start(struct vfpm_device *dev);     /* virtualise the PM capability */
+void pm_go_idle(struct vfpm_device *dev);   /* after creation: may idle-suspend */
+void pm_fini(struct vfpm_device *dev);
+/* The request wrapper (contract §3): a reference for a device command;
+ * resumes the device. Returns 0 or -EIO. */
+int pm_request_begin(struct vfpm_device *dev);
+void pm_request_end(struct vfpm_device *dev);
+/* Session established / ended (T1, T2, T10). */
+int pm_open(struct vfpm_device *dev);
+void pm_close(struct vfpm_device *dev);
+/* memory_enabled and the BAR access gate; memory_lock read-held. */
+bool pm_memory_enabled(struct vfpm_device *dev);
+/* After a config write: act on a PMCSR PowerState write and on COMMAND.MEM
+ * changes (mmap revocation). No lock held. */
+void pm_after_config_write(struct vfpm_device *dev, bool mem_changed);
+/* memory_lock held for write: back to D0 (B31). */
+void pm_set_d0_locked(struct vfpm_device *dev);
+/* DEVICE_FEATURE LOW_POWER_* handlers (fd: descriptor or -1, owned on
+ * success). */
+int pm_feature_entry(struct vfpm_device *dev, int wake_fd);
+int pm_feature_exit(struct vfpm_device *dev);
+/* Control plane. */
+int pm_set(struct vfpm_device *dev, const char *key, const char *val);
+int pm_ctl_config_rw(struct vfpm_device *dev, unsigned off, void *buf, unsigned len,
+		     bool write);
+struct json_object;
+struct json_object *pm_status_json(struct vfpm_device *dev);
+const char *pm_state_name(int state);
+/* A memfd BAR's bytes while access is revoked (the server's copy). */
+void *pm_bar_shadow(struct vfpm_device *dev, unsigned bar);
+/* Host-side INTx assertion (fault injection for tests). */
+int pm_inject_intx(struct vfpm_device *dev);
+
 /* interrupts (irq.c) */
 int irq_count(struct vfpm_device *dev, uint32_t index);
 int irq_set(struct vfpm_device *dev, uint32_t flags, uint32_t index, uint32_t start,
@@ -145,6 +232,11 @@ bool irq_msix_overlaps(struct vfpm_device *dev, unsigned bar, uint64_t off, uint
 /* config-space hooks (installed at seal time) */
 void irq_install_cfg_hooks(struct vfpm_device *dev);
 void irq_signal_req(struct vfpm_device *dev);
+/* dev->lock held: re-evaluates the INTx line (delivers if unmasked). */
+int irq_intx_update_locked(struct vfpm_device *dev);
+bool core_is_eventfd(int fd);
+/* dev->lock held: INTx is the interrupt in use (eventfd set, no MSI/MSI-X). */
+bool irq_intx_in_use_locked(struct vfpm_device *dev);
 
 /* DMA table (dma.c) */
 int dma_map(struct vfpm_device *dev, const struct vfu_dma_map *m, int fd);

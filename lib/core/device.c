@@ -205,15 +205,16 @@ VFPM_EXPORT int vfpm_dev_add_ioeventfd(struct vfpm_device *dev, unsigned bar, ui
 
 VFPM_EXPORT void *vfpm_dev_bar_mem(struct vfpm_device *dev, unsigned bar)
 {
-	if (bar >= PCI_NUM_BARS)
+	if (bar >= PCI_NUM_BARS || dev->bars[bar].memfd < 0)
 		return NULL;
-	return dev->bars[bar].mem;
+	/* while access is revoked the bytes live in the server's copy */
+	return dev->bars[bar].revoked ? pm_bar_shadow(dev, bar) : dev->bars[bar].mem;
 }
 
 /* --- lifecycle --- */
 
 int device_create(const struct vfpm_model *model, const char *name, struct vfpm_opts *opts,
-		  struct vfpm_device **out)
+		  struct rpm_wq *wq, struct vfpm_device **out)
 {
 	struct vfpm_device *dev = calloc(1, sizeof(*dev));
 	if (!dev)
@@ -239,6 +240,11 @@ int device_create(const struct vfpm_model *model, const char *name, struct vfpm_
 	/* A model that forgets IDs still gets a valid header. */
 	pci_cfg_init(&dev->cfg, 0x1b36, 0x0000, 0xff0000, 0, 0, 0);
 
+	if (pm_init(dev, &dev->opts, wq)) {
+		device_destroy(dev);
+		return -EINVAL;
+	}
+	dev->pm_ready = true;
 	/* Reject keys the model does not understand: a typo must not be
 	 * silently ignored. */
 	for (size_t i = 0; i < dev->opts.n; i++) {
@@ -261,10 +267,12 @@ int device_create(const struct vfpm_model *model, const char *name, struct vfpm_
 		device_destroy(dev);
 		return rc;
 	}
+	pm_start(dev);
 	irq_install_cfg_hooks(dev);
 	irq_reset_state(dev);
 	pci_cfg_seal(&dev->cfg);
 	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
+	pm_go_idle(dev);
 	*out = dev;
 	return 0;
 }
@@ -273,6 +281,8 @@ void device_destroy(struct vfpm_device *dev)
 {
 	if (!dev)
 		return;
+	if (dev->pm_ready)
+		pm_fini(dev);   /* no suspend or resume runs after this */
 	if (dev->ops && dev->ops->quiesce)
 		dev->ops->quiesce(dev->priv);
 	if (dev->ops && dev->ops->destroy)
@@ -312,6 +322,10 @@ static void device_quiesce(struct vfpm_device *dev)
 
 void device_reset(struct vfpm_device *dev)
 {
+	/* B31: D0 (restoring a NoSoftRst- snapshot) before the reset */
+	pthread_rwlock_wrlock(&dev->pm.memory_lock);
+	pm_set_d0_locked(dev);
+	pthread_rwlock_unlock(&dev->pm.memory_lock);
 	device_quiesce(dev);
 	if (dev->ops->reset)
 		dev->ops->reset(dev->priv);
@@ -388,29 +402,22 @@ unsigned device_region_areas(struct vfpm_device *dev, uint32_t region,
 	return n;
 }
 
-static int bar_rw(struct vfpm_device *dev, unsigned idx, uint64_t off, void *buf, uint32_t count,
-		  bool is_write)
+/* memory_lock read-held for memory BARs */
+static int bar_rw_locked(struct vfpm_device *dev, unsigned idx, uint64_t off, void *buf,
+			 uint32_t count, bool is_write)
 {
 	struct core_bar *b = &dev->bars[idx];
-	if (!b->size)
-		return -EINVAL;
-	if (off > b->size || count > b->size - off)
-		return -EINVAL;
-	/* As vfio-pci: a memory BAR does not decode while COMMAND.MEM is off. */
-	if (!(b->flags & VFPM_BAR_IO)) {
-		pthread_mutex_lock(&dev->lock);
-		bool mem = pci_cfg_mem_enabled(&dev->cfg);
-		pthread_mutex_unlock(&dev->lock);
-		if (!mem)
-			return -EIO;
-	}
 	if (dev->msix_cap && idx == dev->msix_bar && irq_msix_overlaps(dev, idx, off, count))
 		return irq_msix_rw(dev, off, buf, count, is_write);
-	if (b->mem) {
+	if (b->memfd >= 0) {
+		/* revoked: the server's copy holds the bytes (B23) */
+		uint8_t *base = b->revoked ? pm_bar_shadow(dev, idx) : b->mem;
+		if (!base)
+			return -ENOMEM;
 		if (is_write)
-			memcpy((uint8_t *)b->mem + off, buf, count);
+			memcpy(base + off, buf, count);
 		else
-			memcpy(buf, (uint8_t *)b->mem + off, count);
+			memcpy(buf, base + off, count);
 		return 0;
 	}
 	if (!dev->ops->bar_rw) {
@@ -420,6 +427,25 @@ static int bar_rw(struct vfpm_device *dev, unsigned idx, uint64_t off, void *buf
 		return 0;
 	}
 	return dev->ops->bar_rw(dev->priv, idx, off, buf, count, is_write);
+}
+
+static int bar_rw(struct vfpm_device *dev, unsigned idx, uint64_t off, void *buf, uint32_t count,
+		  bool is_write)
+{
+	struct core_bar *b = &dev->bars[idx];
+	if (!b->size)
+		return -EINVAL;
+	if (off > b->size || count > b->size - off)
+		return -EINVAL;
+	if (b->flags & VFPM_BAR_IO)
+		return bar_rw_locked(dev, idx, off, buf, count, is_write);
+	/* As vfio-pci: a memory BAR does not decode while COMMAND.MEM is off
+	 * or the device is in D3hot/D3cold (B24). Engaged is not part of it:
+	 * region access still works while low power is engaged (B23). */
+	pthread_rwlock_rdlock(&dev->pm.memory_lock);
+	int rc = pm_memory_enabled(dev) ? bar_rw_locked(dev, idx, off, buf, count, is_write) : -EIO;
+	pthread_rwlock_unlock(&dev->pm.memory_lock);
+	return rc;
 }
 
 int device_region_rw(struct vfpm_device *dev, uint32_t region, uint64_t off, void *buf,
@@ -435,9 +461,13 @@ int device_region_rw(struct vfpm_device *dev, uint32_t region, uint64_t off, voi
 				  : pci_cfg_read(&dev->cfg, (unsigned)off, buf, count);
 		uint16_t cmd = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
 		bool changed = cmd != dev->last_command;
+		bool mem_changed = (cmd ^ dev->last_command) & PCI_COMMAND_MEMORY;
 		dev->last_command = cmd;
 		pthread_mutex_unlock(&dev->lock);
-		/* outside dev->lock: the model may raise interrupts from here */
+		/* outside dev->lock: PowerState transitions sleep and take
+		 * memory_lock; the model may raise interrupts */
+		if (is_write)
+			pm_after_config_write(dev, mem_changed);
 		if (changed && dev->ops->command_changed)
 			dev->ops->command_changed(dev->priv, cmd);
 		return rc;

@@ -131,7 +131,22 @@ static int intx_update(struct vfpm_device *dev)
 		return -ENODEV;
 	signal_fd(dev->intx_fd);
 	dev->intx_masked = true;
+	if (dev->intx_pulse) {
+		dev->intx_pulse = false;
+		dev->intx_level = false;
+		pci_cfg_set_intx_status(&dev->cfg, false);
+	}
 	return 0;
+}
+
+int irq_intx_update_locked(struct vfpm_device *dev)
+{
+	return intx_update(dev);
+}
+
+bool irq_intx_in_use_locked(struct vfpm_device *dev)
+{
+	return dev->has_intx && dev->intx_fd >= 0 && !msix_enabled(dev) && !msi_enabled(dev);
 }
 
 static void msix_deliver_pending(struct vfpm_device *dev)
@@ -196,6 +211,7 @@ void irq_install_cfg_hooks(struct vfpm_device *dev)
 void irq_reset_state(struct vfpm_device *dev)
 {
 	dev->intx_level = false;
+	dev->intx_pulse = false;
 	dev->intx_masked = false;
 	dev->msi_pending = 0;
 	if (dev->msix_cap) {
@@ -295,7 +311,7 @@ int irq_msix_rw(struct vfpm_device *dev, uint64_t off, void *buf, uint32_t len, 
 
 /* --- SET_IRQS --- */
 
-static bool is_eventfd(int fd)
+bool core_is_eventfd(int fd)
 {
 	char path[64], target[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
@@ -414,7 +430,7 @@ int irq_set(struct vfpm_device *dev, uint32_t flags, uint32_t index, uint32_t st
 		if (action != VFIO_IRQ_SET_ACTION_TRIGGER)
 			return -ENOTTY;  /* mask/unmask notification eventfds: not offered */
 		for (int i = 0; i < nfds; i++)
-			if (!is_eventfd(fds[i]))
+			if (!core_is_eventfd(fds[i]))
 				return -EINVAL;
 		pthread_mutex_lock(&dev->lock);
 		for (uint32_t i = 0; i < count; i++) {

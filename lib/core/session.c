@@ -28,6 +28,8 @@ struct cmd_desc {
 	uint32_t min_len;   /* smallest valid payload */
 	uint8_t max_fds;    /* descriptors the command may carry */
 	bool device_cmd;    /* a device command (contract §3), not IOMMU-side */
+	/* true when the request is rejected before any PM action */
+	bool (*pm_skip)(const struct wire_msg *m);
 };
 
 static int reply_put(struct reply *r, const void *p, size_t len)
@@ -75,6 +77,10 @@ static int h_version(struct core_session *s, struct wire_msg *m, struct reply *r
 	if (!rc)
 		rc = reply_put(r, json, n);
 	free(json);
+	/* The session is established: like an open of the device fd, it
+	 * resumes the device and holds a reference (T1). */
+	if (!rc)
+		rc = pm_open(s->dev);
 	if (!rc) {
 		s->version_done = true;
 		s->peer.write_multiple = mine.write_multiple;
@@ -321,9 +327,51 @@ struct feature_desc {
 	int (*fn)(struct core_session *s, struct wire_msg *m, struct reply *r);
 };
 
-/* Filled by the features this build implements (power management adds
- * LOW_POWER_ENTRY/_WITH_WAKEUP/_EXIT). */
-static const struct feature_desc features[] = { { 0, 0, 0, NULL } };
+/* LOW_POWER_ENTRY (3) and LOW_POWER_EXIT (5): no payload. */
+static int f_lp_entry(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	int rc = pm_feature_entry(s->dev, -1);
+	return rc ? rc : reply_put(r, m->payload, sizeof(struct vfu_device_feature));
+}
+
+static int f_lp_exit(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	int rc = pm_feature_exit(s->dev);
+	return rc ? rc : reply_put(r, m->payload, sizeof(struct vfu_device_feature));
+}
+
+/* LOW_POWER_ENTRY_WITH_WAKEUP (4): {s32 wakeup_eventfd, u32 reserved};
+ * wakeup_eventfd is the index of the eventfd in the message's descriptor
+ * array (contract §4). reserved is not checked, as in the kernel. */
+static int f_lp_entry_wakeup(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	struct vfu_device_feature f;
+	memcpy(&f, m->payload, sizeof(f));
+	if (f.argsz < sizeof(f) + 8 || m->len < sizeof(f) + 8)
+		return -EINVAL;
+	int32_t idx;
+	memcpy(&idx, m->payload + sizeof(f), sizeof(idx));
+	if (idx < 0)
+		return -EINVAL;
+	if (idx >= m->nfds)
+		return -EBADF;
+	if (!core_is_eventfd(m->fds[idx]))
+		return -EINVAL;
+	int fd = wire_msg_take_fd(m, idx);
+	int rc = pm_feature_entry(s->dev, fd);
+	if (rc) {
+		close(fd);   /* not retained (B2) */
+		return rc;
+	}
+	return reply_put(r, m->payload, sizeof(f) + 8);
+}
+
+static const struct feature_desc features[] = {
+	{ VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, VFIO_DEVICE_FEATURE_SET, 0, f_lp_entry },
+	{ VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, VFIO_DEVICE_FEATURE_SET, 1,
+	  f_lp_entry_wakeup },
+	{ VFIO_DEVICE_FEATURE_LOW_POWER_EXIT, VFIO_DEVICE_FEATURE_SET, 0, f_lp_exit },
+};
 
 static int h_feature(struct core_session *s, struct wire_msg *m, struct reply *r)
 {
@@ -342,13 +390,14 @@ static int h_feature(struct core_session *s, struct wire_msg *m, struct reply *r
 	if (!rc && !d)
 		rc = -ENOTTY;
 	if (!rc && m->nfds > d->max_fds)
-		rc = -EINVAL;
+		rc = -EINVAL;   /* descriptors the feature does not take (contract §4) */
 	if (!rc) {
+		/* the kernel's vfio_check_feature order */
 		uint32_t asked = f.flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET);
 		if (asked & ~d->ops)
 			rc = -EINVAL;
 		else if (f.flags & VFIO_DEVICE_FEATURE_PROBE)
-			return reply_put(r, &f, sizeof(f));
+			return reply_put(r, &f, sizeof(f));   /* nothing done (B6) */
 		else if (!asked)
 			rc = -EINVAL;
 		else
@@ -362,6 +411,17 @@ static int h_mig_data(struct core_session *s, struct wire_msg *m, struct reply *
 	return -EINVAL;   /* no migration support: never in a migration state */
 }
 
+/* A zero-length region access, or one naming no region, returns before
+ * the PM get, as vfio_pci_rw does. */
+static bool region_pm_skip(const struct wire_msg *m)
+{
+	struct vfu_region_access ra;
+	if (m->len < sizeof(ra))
+		return false;
+	memcpy(&ra, m->payload, sizeof(ra));
+	return ra.count == 0 || ra.region >= VFU_PCI_NUM_REGIONS;
+}
+
 static const struct cmd_desc cmds[VFU_CMD_MAX + 1] = {
 	[VFU_CMD_VERSION] = { h_version, sizeof(struct vfu_version), 0, false },
 	[VFU_CMD_DMA_MAP] = { h_dma_map, sizeof(struct vfu_dma_map), 1, false },
@@ -371,8 +431,10 @@ static const struct cmd_desc cmds[VFU_CMD_MAX + 1] = {
 	[VFU_CMD_GET_REGION_IO_FDS] = { h_region_io_fds, sizeof(struct vfu_region_io_fds), 0, true },
 	[VFU_CMD_GET_IRQ_INFO] = { h_irq_info, sizeof(struct vfu_irq_info), 0, true },
 	[VFU_CMD_SET_IRQS] = { h_set_irqs, sizeof(struct vfu_irq_set), VFPM_MAX_MSG_FDS, true },
-	[VFU_CMD_REGION_READ] = { h_region_read, sizeof(struct vfu_region_access), 0, true },
-	[VFU_CMD_REGION_WRITE] = { h_region_write, sizeof(struct vfu_region_access), 0, true },
+	[VFU_CMD_REGION_READ] = { h_region_read, sizeof(struct vfu_region_access), 0, true,
+				  region_pm_skip },
+	[VFU_CMD_REGION_WRITE] = { h_region_write, sizeof(struct vfu_region_access), 0, true,
+				   region_pm_skip },
 	[VFU_CMD_DEVICE_RESET] = { h_reset, 0, 0, true },
 	[VFU_CMD_REGION_WRITE_MULTI] = { h_region_write_multi, sizeof(struct vfu_write_multi), 0,
 					 true },
@@ -509,11 +571,14 @@ int session_dma_msg(struct core_session *s, bool write, uint64_t addr, void *buf
 
 /* --- dispatch --- */
 
+static int reply_or_error(struct core_session *s, struct wire_msg *m, struct reply *r, int rc);
+
 int session_dispatch(struct core_session *s, struct wire_msg *m)
 {
 	struct vfpm_device *dev = s->dev;
 	uint32_t type = m->hdr.flags & VFU_F_TYPE_MASK;
-	int rc;
+	int rc, ret = 0;
+	bool replied = false;
 
 	if (type == VFU_F_TYPE_REPLY) {
 		route_reply(s, m);
@@ -528,25 +593,54 @@ int session_dispatch(struct core_session *s, struct wire_msg *m)
 		rc = -EINVAL;   /* unknown command, or a server->client one */
 	else if (!s->version_done && m->hdr.cmd != VFU_CMD_VERSION)
 		rc = -EINVAL;   /* VERSION must come first */
-	else if (m->nfds > d->max_fds)
-		rc = -EINVAL;   /* stray descriptors: closed below with the message */
-	else if (m->len < d->min_len)
-		rc = -EINVAL;
 	else
 		rc = 1;
 
 	struct reply r = { .buf = NULL };
 	r.buf = r.small;
 	if (rc == 1) {
-		if (d->device_cmd) {
-			pthread_mutex_lock(&dev->req_lock);
-			atomic_fetch_add_explicit(&dev->requests, 1, memory_order_relaxed);
+		/* Contract §3: a device command holds a PM reference for its
+		 * whole handling, taken before its payload is validated (an
+		 * invalid request still wakes the device, B13), except a
+		 * zero-length or bad-region access, which the kernel rejects
+		 * first. */
+		bool pm = d->device_cmd && !(d->pm_skip && d->pm_skip(m));
+		if (pm && pm_request_begin(dev))
+			rc = -EIO;
+		if (rc == 1 && m->nfds > d->max_fds)
+			rc = -EINVAL;   /* stray descriptors: closed below with the message */
+		else if (rc == 1 && m->len < d->min_len)
+			rc = -EINVAL;
+		if (rc == 1) {
+			if (d->device_cmd) {
+				pthread_mutex_lock(&dev->req_lock);
+				atomic_fetch_add_explicit(&dev->requests, 1, memory_order_relaxed);
+			}
+			rc = d->fn(s, m, &r);
+			if (d->device_cmd)
+				pthread_mutex_unlock(&dev->req_lock);
 		}
-		rc = d->fn(s, m, &r);
-		if (d->device_cmd)
-			pthread_mutex_unlock(&dev->req_lock);
+		if (pm) {
+			/* the reply goes out before the put, as the ioctl returns
+			 * before the asynchronous idle runs */
+			ret = reply_or_error(s, m, &r, rc);
+			pm_request_end(dev);
+			replied = true;
+		}
 	}
 
+	if (!replied)
+		ret = reply_or_error(s, m, &r, rc);
+	if (r.buf != r.small)
+		free(r.buf);
+	wire_msg_release(m);
+	return ret;
+}
+
+static int reply_or_error(struct core_session *s, struct wire_msg *m, struct reply *r, int rc)
+{
+	struct vfpm_device *dev = s->dev;
+	const struct cmd_desc *d = m->hdr.cmd <= VFU_CMD_MAX ? &cmds[m->hdr.cmd] : NULL;
 	int ret = 0;
 	if (rc) {
 		DLOG(dev, VFPM_LOG_DEBUG, "%s (id %u): error %d", vfu_cmd_name(m->hdr.cmd),
@@ -558,11 +652,8 @@ int session_dispatch(struct core_session *s, struct wire_msg *m)
 	} else if (!(m->hdr.flags & VFU_F_NO_REPLY)) {
 		struct vfu_hdr h = { .msg_id = m->hdr.msg_id, .cmd = m->hdr.cmd,
 				     .flags = VFU_F_TYPE_REPLY };
-		ret = session_send(s, &h, r.buf, r.len, r.data, r.data_len, r.fds, r.nfds);
+		ret = session_send(s, &h, r->buf, r->len, r->data, r->data_len, r->fds, r->nfds);
 	}
-	if (r.buf != r.small)
-		free(r.buf);
-	wire_msg_release(m);
 	return ret;
 }
 
@@ -618,7 +709,10 @@ void session_fini(struct core_session *s)
 	pthread_cond_broadcast(&s->dma_cv);
 	pthread_mutex_unlock(&s->dma_mu);
 	pthread_mutex_lock(&dev->req_lock);
-	device_disconnect(dev);
+	if (s->version_done)
+		pm_close(dev);   /* T2/T10: silent exit, D0, reset, idle */
+	else
+		device_disconnect(dev);
 	pthread_mutex_unlock(&dev->req_lock);
 	pthread_rwlock_wrlock(&dev->dma_lock);
 	dev->session = NULL;

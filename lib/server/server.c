@@ -42,6 +42,7 @@ struct vfpm_server {
 	struct server_dev *devs[MAX_DEVICES];
 	unsigned ndevs;
 	int stop_fd;         /* eventfd: readable once stopping */
+	struct rpm_wq *wq;   /* runs every device's idle suspends */
 };
 
 int server_create(const struct server_opts *o, struct vfpm_server **out)
@@ -54,6 +55,12 @@ int server_create(const struct server_opts *o, struct vfpm_server **out)
 	if (srv->stop_fd < 0) {
 		free(srv);
 		return -errno;
+	}
+	int rc = rpm_wq_create(&srv->wq);
+	if (rc) {
+		close(srv->stop_fd);
+		free(srv);
+		return rc;
 	}
 	*out = srv;
 	return 0;
@@ -166,7 +173,7 @@ int server_add_device(struct vfpm_server *srv, const char *spec, const char **so
 	struct server_dev *sd = NULL;
 	if (!rc) {
 		sd = calloc(1, sizeof(*sd));
-		rc = sd ? device_create(model, name, &opts, &sd->dev) : -ENOMEM;
+		rc = sd ? device_create(model, name, &opts, srv->wq, &sd->dev) : -ENOMEM;
 		if (rc && sd) {
 			fprintf(stderr, "vfpmd: cannot create device '%s' (%s): %s\n", name, spec,
 				strerror(-rc));
@@ -408,6 +415,7 @@ void server_destroy(struct vfpm_server *srv)
 		free(sd->path);
 		free(sd);
 	}
+	rpm_wq_destroy(srv->wq);
 	close(srv->stop_fd);
 	free(srv);
 }

@@ -1,0 +1,803 @@
+/* Device power management: the vfio-pci runtime-PM design on one device.
+ *
+ * D-states and the PMCSR virtualisation (B26-B30), runtime suspend and
+ * resume callbacks (B8, B9, B17-B19, V1), the low-power features (B1-B16),
+ * mmap revocation through memfd truncation (contract §5), the request
+ * wrapper (contract §3) and the control-plane view (V2).
+ *
+ * Locks: a request's runtime-PM reference is taken before memory_lock,
+ * memory_lock before dev->lock. Model callbacks run with memory_lock
+ * possibly held but never dev->lock.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <linux/pci_regs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core.h"
+
+static const char *const state_names[] = { "D0", "D1", "D2", "D3hot", "D3cold" };
+
+const char *pm_state_name(int state)
+{
+	return state >= 0 && state <= VFPM_D3COLD ? state_names[state] : "unknown";
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static void sleep_us(long us)
+{
+	struct timespec t = { us / 1000000, (us % 1000000) * 1000 };
+	while (nanosleep(&t, &t) < 0 && errno == EINTR)
+		;
+}
+
+/* memory_lock held for write */
+static void set_power_state_raw(struct vfpm_device *dev, int state)
+{
+	struct dev_pm *pm = &dev->pm;
+	uint64_t now = now_ns();
+	uint64_t since = (uint64_t)pm->state_since.tv_sec * 1000000000ull +
+			 (uint64_t)pm->state_since.tv_nsec;
+	pm->residency_ns[pm->power_state] += now - since;
+	pm->state_since.tv_sec = (time_t)(now / 1000000000ull);
+	pm->state_since.tv_nsec = (long)(now % 1000000000ull);
+	pm->power_state = state;
+	if (dev->pm_cap) {
+		pthread_mutex_lock(&dev->lock);
+		uint16_t csr = pci_cfg_get16(&dev->cfg, dev->pm_cap + PCI_PM_CTRL);
+		/* D3cold reads as D3hot: PMCSR can only express D0-D3hot */
+		int ps = state == VFPM_D3COLD ? VFPM_D3HOT : state;
+		if (pm->promoted)
+			ps = VFPM_D3HOT;   /* V3: the guest sees the D3hot it asked for */
+		csr = (uint16_t)((csr & ~PCI_PM_CTRL_STATE_MASK) | ps);
+		pci_cfg_set16(&dev->cfg, dev->pm_cap + PCI_PM_CTRL, csr);
+		pthread_mutex_unlock(&dev->lock);
+	}
+}
+
+/* The PCI spec delays as Linux applies them (V4); none with pm_delays=none. */
+static void transition_delay(struct vfpm_device *dev, int from, int to)
+{
+	if (!dev->pm.set.pm_delays)
+		return;
+	if (from == VFPM_D3COLD && to == VFPM_D0)
+		sleep_us(100000);
+	else if (from == VFPM_D3HOT || to == VFPM_D3HOT)
+		sleep_us(10000);
+	else if (from == VFPM_D2 || to == VFPM_D2)
+		sleep_us(200);
+}
+
+/* --- mmap revocation (contract §5) --- */
+
+static void bar_revoke(struct core_bar *b)
+{
+	if (b->memfd < 0 || b->revoked)
+		return;
+	/* Keep a copy: contents survive D3hot and an engaged-awake device. */
+	b->shadow = malloc(b->size);
+	if (b->shadow)
+		memcpy(b->shadow, b->mem, b->size);
+	if (ftruncate(b->memfd, 0) < 0) {
+		free(b->shadow);
+		b->shadow = NULL;
+		return;
+	}
+	b->revoked = true;
+}
+
+static void bar_restore(struct core_bar *b)
+{
+	if (!b->revoked)
+		return;
+	if (ftruncate(b->memfd, (off_t)b->size) < 0)
+		return;
+	if (b->shadow)
+		memcpy(b->mem, b->shadow, b->size);
+	free(b->shadow);
+	b->shadow = NULL;
+	b->revoked = false;
+}
+
+/* D3cold: the device lost power, and its BAR memory with it. */
+static void bar_drop(struct core_bar *b)
+{
+	if (b->memfd < 0)
+		return;
+	bar_revoke(b);
+	free(b->shadow);
+	b->shadow = NULL;
+}
+
+bool pm_memory_enabled(struct vfpm_device *dev)
+{
+	pthread_mutex_lock(&dev->lock);
+	bool mem = pci_cfg_mem_enabled(&dev->cfg);
+	pthread_mutex_unlock(&dev->lock);
+	return dev->pm.power_state < VFPM_D3HOT && mem;
+}
+
+/* memory_lock held for write: mmap_allowed = memory_enabled && !engaged */
+static void mmap_update(struct vfpm_device *dev)
+{
+	bool allow = pm_memory_enabled(dev) && !dev->pm.engaged;
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		if (allow)
+			bar_restore(&dev->bars[i]);
+		else
+			bar_revoke(&dev->bars[i]);
+	}
+}
+
+VFPM_EXPORT bool vfpm_dev_mem_decode(struct vfpm_device *dev)
+{
+	pthread_rwlock_rdlock(&dev->pm.memory_lock);
+	bool on = pm_memory_enabled(dev);
+	pthread_rwlock_unlock(&dev->pm.memory_lock);
+	return on;
+}
+
+void *pm_bar_shadow(struct vfpm_device *dev, unsigned bar)
+{
+	struct core_bar *b = &dev->bars[bar];
+	if (!b->shadow)
+		b->shadow = calloc(1, b->size);   /* lost in D3cold: reads zeros */
+	return b->shadow;
+}
+
+/* --- config snapshots --- */
+
+static uint8_t *cfg_snapshot(struct vfpm_device *dev)
+{
+	uint8_t *s = malloc(VPCI_CFG_SIZE);
+	if (!s)
+		return NULL;
+	pthread_mutex_lock(&dev->lock);
+	memcpy(s, dev->cfg.data, VPCI_CFG_SIZE);
+	pthread_mutex_unlock(&dev->lock);
+	return s;
+}
+
+/* Restores a snapshot but keeps PowerState (the caller sets it). */
+static void cfg_restore(struct vfpm_device *dev, const uint8_t *s)
+{
+	pthread_mutex_lock(&dev->lock);
+	memcpy(dev->cfg.data, s, VPCI_CFG_SIZE);
+	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
+	pthread_mutex_unlock(&dev->lock);
+}
+
+/* The device lost its state (D3cold, or D3hot->D0 with NoSoftRst-): the
+ * model resets; config space returns to its power-on values. */
+static void device_lost_state(struct vfpm_device *dev)
+{
+	if (dev->ops->reset)
+		dev->ops->reset(dev->priv);
+	pthread_mutex_lock(&dev->lock);
+	pci_cfg_reset(&dev->cfg);
+	irq_reset_state(dev);
+	pthread_mutex_unlock(&dev->lock);
+}
+
+static void model_park(struct vfpm_device *dev, int target)
+{
+	if (dev->pm.model_parked)
+		return;
+	atomic_store(&dev->dma_cancel, true);
+	if (dev->ops->quiesce)
+		dev->ops->quiesce(dev->priv);
+	if (dev->ops->suspend)
+		dev->ops->suspend(dev->priv, (enum vfpm_dstate)target);
+	atomic_store(&dev->dma_cancel, false);
+	dev->pm.model_parked = true;
+}
+
+static void model_unpark(struct vfpm_device *dev)
+{
+	if (!dev->pm.model_parked)
+		return;
+	dev->pm.model_parked = false;
+	if (dev->ops->resume)
+		dev->ops->resume(dev->priv);
+}
+
+/* The power-state change of a user (PMCSR) or of the suspend path, as
+ * vfio_pci_set_power_state + pci_set_power_state decide it. memory_lock
+ * held for write. Returns 0 or the errno the kernel would return
+ * internally (the PMCSR write stays silent about it, B28). */
+static int set_power_state(struct vfpm_device *dev, int target)
+{
+	struct dev_pm *pm = &dev->pm;
+	int cur = pm->power_state;
+	if (target == cur)
+		return 0;   /* no-op, no delay (B29) */
+	if (!dev->pm_cap)
+		return target == VFPM_D0 ? 0 : -EIO;
+	if ((target == VFPM_D1 && !pm->d1) || (target == VFPM_D2 && !pm->d2))
+		return -EIO;
+	/* from a low-power state only D0 or a deeper state can follow */
+	if (cur != VFPM_D0 && target != VFPM_D0 && target < cur)
+		return -EINVAL;
+	if (target > VFPM_D0 && atomic_load(&dev->sriov_active))
+		return -EBUSY;   /* a PF with VFs stays in D0 (B34) */
+
+	if (target >= VFPM_D3HOT && cur < VFPM_D3HOT) {
+		/* B30: NoSoftRst- snapshot, replacing any older one */
+		if (pm->needs_pm_restore) {
+			free(pm->pm_save);
+			pm->pm_save = cfg_snapshot(dev);
+		}
+		model_park(dev, target);   /* V1: no device work in D3hot */
+	}
+	transition_delay(dev, cur, target);
+	set_power_state_raw(dev, target);
+	if (target == VFPM_D0 && cur >= VFPM_D3HOT) {
+		if (pm->needs_pm_restore) {
+			/* the device reset itself on D3hot->D0: the model resets,
+			 * the saved config comes back */
+			device_lost_state(dev);
+			if (pm->pm_save) {
+				cfg_restore(dev, pm->pm_save);
+				free(pm->pm_save);
+				pm->pm_save = NULL;
+			}
+			set_power_state_raw(dev, VFPM_D0);
+		}
+		model_unpark(dev);
+	}
+	mmap_update(dev);
+	return 0;
+}
+
+void pm_set_d0_locked(struct vfpm_device *dev)
+{
+	if (dev->pm.promoted) {
+		/* V3: back to D0 takes back the reference the D3hot dropped */
+		dev->pm.promoted = false;
+		rpm_get_noresume(&dev->pm.rpm);
+		set_power_state_raw(dev, dev->pm.power_state);
+	}
+	set_power_state(dev, VFPM_D0);
+}
+
+/* --- runtime PM callbacks --- */
+
+static int target_state(struct vfpm_device *dev)
+{
+	if (!dev->pm_cap)
+		return VFPM_D0;
+	if (dev->pm.set.platform_d3cold && dev->pm.set.d3cold_allowed)
+		return VFPM_D3COLD;
+	return VFPM_D3HOT;
+}
+
+static int rt_suspend(void *ctx)
+{
+	struct vfpm_device *dev = ctx;
+	struct dev_pm *pm = &dev->pm;
+
+	pthread_rwlock_wrlock(&pm->memory_lock);
+	/* B8: through D0 first (restores pm_save after a user D3hot) */
+	int rc = set_power_state(dev, VFPM_D0);
+	if (rc) {
+		pthread_rwlock_unlock(&pm->memory_lock);
+		return rc;
+	}
+	/* B17/B18/B20: mask INTx if it is in use and the client has not */
+	pthread_mutex_lock(&dev->lock);
+	if (irq_intx_in_use_locked(dev) && !dev->intx_masked) {
+		dev->intx_masked = true;
+		pm->intx_masked_by_pm = true;
+	}
+	pthread_mutex_unlock(&dev->lock);
+	free(pm->rt_save);
+	pm->rt_save = cfg_snapshot(dev);
+
+	int target = target_state(dev);
+	if (target == VFPM_D0) {
+		/* no PM capability: "suspended" in D0, the model still parks */
+		model_park(dev, VFPM_D0);
+	} else {
+		model_park(dev, target);
+		transition_delay(dev, VFPM_D0, VFPM_D3HOT);
+		set_power_state_raw(dev, VFPM_D3HOT);
+		if (target == VFPM_D3COLD) {
+			set_power_state_raw(dev, VFPM_D3COLD);
+			for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+				bar_drop(&dev->bars[i]);   /* memory really returned */
+		}
+	}
+	mmap_update(dev);
+	pthread_rwlock_unlock(&pm->memory_lock);
+	return 0;
+}
+
+/* memory_lock held for write: T6 and B11, and the silent exit (T7, T10). */
+static void lowpower_exit_locked(struct vfpm_device *dev, bool signal)
+{
+	struct dev_pm *pm = &dev->pm;
+	if (!pm->engaged)
+		return;
+	pm->engaged = false;
+	rpm_get_noresume(&pm->rpm);   /* the reference ENTRY dropped */
+	if (pm->wake_fd >= 0) {
+		if (signal) {
+			uint64_t one = 1;
+			if (write(pm->wake_fd, &one, sizeof(one)) == sizeof(one))
+				pm->wakeups_signalled++;
+		}
+		close(pm->wake_fd);
+		pm->wake_fd = -1;
+	}
+}
+
+static int rt_resume(void *ctx)
+{
+	struct vfpm_device *dev = ctx;
+	struct dev_pm *pm = &dev->pm;
+
+	pthread_rwlock_wrlock(&pm->memory_lock);
+	int from = pm->power_state;
+	transition_delay(dev, from, VFPM_D0);
+	if (from == VFPM_D3COLD || (from == VFPM_D3HOT && pm->needs_pm_restore))
+		device_lost_state(dev);
+	if (pm->rt_save) {
+		cfg_restore(dev, pm->rt_save);   /* the PCI core's restore */
+		free(pm->rt_save);
+		pm->rt_save = NULL;
+	}
+	set_power_state_raw(dev, VFPM_D0);    /* B9 */
+	model_unpark(dev);
+
+	pthread_mutex_lock(&dev->lock);
+	if (pm->intx_masked_by_pm) {
+		/* B19: an assertion held back by the mask fires once, and the
+		 * line stays (auto)masked until the client unmasks */
+		pm->intx_masked_by_pm = false;
+		dev->intx_masked = false;
+		irq_intx_update_locked(dev);
+	}
+	pthread_mutex_unlock(&dev->lock);
+
+	/* B11: the armed wakeup fires once and disengages */
+	if (pm->engaged && pm->wake_fd >= 0)
+		lowpower_exit_locked(dev, true);
+	if (from == VFPM_D3COLD) {
+		/* engaged-awake after D3cold: BAR contents are gone */
+		for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+			if (dev->bars[i].revoked && !dev->bars[i].shadow && dev->bars[i].memfd >= 0)
+				pm_bar_shadow(dev, i);
+	}
+	mmap_update(dev);
+	pthread_rwlock_unlock(&pm->memory_lock);
+	return 0;
+}
+
+static const struct rpm_ops rt_ops = { .suspend = rt_suspend, .resume = rt_resume };
+
+/* --- PMCSR virtualisation (B26-B30) --- */
+
+static void hook_pmcsr(void *opaque, struct pci_cfg *cfg, unsigned reg, unsigned len,
+		       uint32_t old, const struct pci_access *acc)
+{
+	struct vfpm_device *dev = opaque;
+	/* B27: only an access that starts at PMCSR is a PowerState write */
+	if (acc->off != reg)
+		return;
+	dev->pm.pending_state = (int)(acc->val & PCI_PM_CTRL_STATE_MASK);
+}
+
+/* V3: may this PMCSR write be a runtime-PM reference instead? */
+static bool promotable(struct vfpm_device *dev)
+{
+	switch (dev->pm.set.d3hot_promotion) {
+	case PM_PROMOTE_ALWAYS:
+		return true;
+	case PM_PROMOTE_NOSOFTRST:
+		return dev->pm.needs_pm_restore;
+	default:
+		return false;
+	}
+}
+
+void pm_after_config_write(struct vfpm_device *dev, bool mem_changed)
+{
+	struct dev_pm *pm = &dev->pm;
+	pthread_mutex_lock(&dev->lock);
+	int req = pm->pending_state;
+	pm->pending_state = -1;
+	pthread_mutex_unlock(&dev->lock);
+	if (req < 0 && !mem_changed)
+		return;
+
+	pthread_rwlock_wrlock(&pm->memory_lock);
+	bool drop_ref = false, take_ref = false;
+	if (req == VFPM_D3HOT && !pm->promoted && pm->power_state == VFPM_D0 && promotable(dev) &&
+	    !atomic_load(&dev->sriov_active)) {
+		/* V3: the guest's D3hot becomes a dropped reference; the
+		 * device suspends (perhaps to D3cold) once the request ends */
+		pm->promoted = true;
+		set_power_state_raw(dev, pm->power_state);   /* PMCSR reads D3hot */
+		drop_ref = true;
+	} else if (req == VFPM_D0 && pm->promoted) {
+		pm->promoted = false;
+		set_power_state_raw(dev, pm->power_state);
+		take_ref = true;
+	} else if (req >= 0 && !pm->promoted) {
+		/* refused transitions are silent (B28): PowerState reads back
+		 * the real state */
+		set_power_state(dev, req);
+	}
+	if (mem_changed)
+		mmap_update(dev);
+	pthread_rwlock_unlock(&pm->memory_lock);
+	if (drop_ref)
+		rpm_put_noidle(&pm->rpm);   /* the request's own put runs the idle */
+	if (take_ref)
+		rpm_get_noresume(&pm->rpm); /* the request already resumed it */
+}
+
+/* --- low-power features (kernel spec §1.2 steps 11-16) --- */
+
+int pm_feature_entry(struct vfpm_device *dev, int wake_fd)
+{
+	struct dev_pm *pm = &dev->pm;
+	pthread_rwlock_wrlock(&pm->memory_lock);
+	/* mappings are zapped before the engaged test, as in the kernel */
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+		bar_revoke(&dev->bars[i]);
+	if (pm->engaged) {
+		mmap_update(dev);
+		pthread_rwlock_unlock(&pm->memory_lock);
+		return -EINVAL;   /* the caller closes wake_fd (B2) */
+	}
+	pm->engaged = true;
+	pm->wake_fd = wake_fd;
+	rpm_put_noidle(&pm->rpm);   /* the open reference; the wrapper's put idles */
+	pthread_rwlock_unlock(&pm->memory_lock);
+	return 0;
+}
+
+int pm_feature_exit(struct vfpm_device *dev)
+{
+	struct dev_pm *pm = &dev->pm;
+	pthread_rwlock_wrlock(&pm->memory_lock);
+	lowpower_exit_locked(dev, false);   /* T7: no signal */
+	mmap_update(dev);
+	pthread_rwlock_unlock(&pm->memory_lock);
+	return 0;   /* always 0, even when not engaged (B3) */
+}
+
+/* --- request wrapper, open and close --- */
+
+int pm_request_begin(struct vfpm_device *dev)
+{
+	/* the real error is logged; the client sees EIO (kernel §1.2 step 2) */
+	int rc = rpm_resume_and_get(&dev->pm.rpm);
+	if (rc) {
+		DLOG(dev, VFPM_LOG_ERR, "resume failed: %s", strerror(-rc));
+		return -EIO;
+	}
+	return 0;
+}
+
+void pm_request_end(struct vfpm_device *dev)
+{
+	rpm_put(&dev->pm.rpm);
+}
+
+int pm_open(struct vfpm_device *dev)
+{
+	struct dev_pm *pm = &dev->pm;
+	if (!pm->probe_ref) {
+		int rc = rpm_resume_and_get(&pm->rpm);
+		if (rc)
+			return rc;
+		pm->open_ref = true;
+	}
+	pthread_rwlock_wrlock(&pm->memory_lock);
+	pm->client_connected = true;
+	pthread_rwlock_unlock(&pm->memory_lock);
+	return 0;
+}
+
+/* Client gone (T2, T10): exit low power silently, resume, put the device
+ * back to D0 and reset it, then let it go idle. Caller holds req_lock. */
+void pm_close(struct vfpm_device *dev)
+{
+	struct dev_pm *pm = &dev->pm;
+	pthread_rwlock_wrlock(&pm->memory_lock);
+	lowpower_exit_locked(dev, false);   /* B15: no signal */
+	pthread_rwlock_unlock(&pm->memory_lock);
+
+	rpm_get(&pm->rpm);
+	device_disconnect(dev);             /* D0 first, then the reset (B31) */
+	pthread_rwlock_wrlock(&pm->memory_lock);
+	pm->client_connected = false;
+	free(pm->pm_save);
+	pm->pm_save = NULL;
+	mmap_update(dev);
+	pthread_rwlock_unlock(&pm->memory_lock);
+	bool had_open = pm->open_ref;
+	pm->open_ref = false;
+	if (had_open)
+		rpm_put_noidle(&pm->rpm);
+	rpm_put(&pm->rpm);                  /* idle: suspends (B35) */
+}
+
+/* --- settings and control plane (V2) --- */
+
+static int parse_bool(const char *v, bool *out)
+{
+	if (!strcasecmp(v, "on") || !strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1"))
+		*out = true;
+	else if (!strcasecmp(v, "off") || !strcasecmp(v, "no") || !strcasecmp(v, "false") ||
+		 !strcmp(v, "0"))
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static const char *const pm_keys[] = { "platform_d3cold", "d3cold_allowed", "idle_d3",
+				       "power_control",	  "autosuspend_delay_ms",
+				       "d3hot_promotion", "pm_delays",	    NULL };
+
+int pm_set(struct vfpm_device *dev, const char *key, const char *val)
+{
+	struct dev_pm *pm = &dev->pm;
+	bool b;
+	if (!strcmp(key, "power_control")) {
+		if (strcmp(val, "on") && strcmp(val, "auto"))
+			return -EINVAL;
+		/* on resumes the device and fires an armed wakeup (B16) */
+		rpm_set_power_on(&pm->rpm, !strcmp(val, "on"));
+		return 0;
+	}
+	if (!strcmp(key, "autosuspend_delay_ms")) {
+		char *end;
+		errno = 0;
+		long ms = strtol(val, &end, 10);
+		if (errno || *end || !*val || ms < -1 || ms > 3600000)
+			return -EINVAL;
+		pthread_rwlock_wrlock(&pm->memory_lock);
+		pm->set.autosuspend_delay_ms = (int)ms;
+		pthread_rwlock_unlock(&pm->memory_lock);
+		rpm_set_autosuspend_delay(&pm->rpm, (int)ms);
+		return 0;
+	}
+	if (!strcmp(key, "d3hot_promotion")) {
+		enum pm_promotion p;
+		if (!strcmp(val, "off"))
+			p = PM_PROMOTE_OFF;
+		else if (!strcmp(val, "nosoftrst"))
+			p = PM_PROMOTE_NOSOFTRST;
+		else if (!strcmp(val, "always"))
+			p = PM_PROMOTE_ALWAYS;
+		else
+			return -EINVAL;
+		pthread_rwlock_wrlock(&pm->memory_lock);
+		pm->set.d3hot_promotion = p;
+		pthread_rwlock_unlock(&pm->memory_lock);
+		return 0;
+	}
+	if (!strcmp(key, "pm_delays")) {
+		if (strcmp(val, "pci") && strcmp(val, "none"))
+			return -EINVAL;
+		pthread_rwlock_wrlock(&pm->memory_lock);
+		pm->set.pm_delays = !strcmp(val, "pci");
+		pthread_rwlock_unlock(&pm->memory_lock);
+		return 0;
+	}
+	bool *field = !strcmp(key, "platform_d3cold")  ? &pm->set.platform_d3cold
+		      : !strcmp(key, "d3cold_allowed") ? &pm->set.d3cold_allowed
+		      : !strcmp(key, "idle_d3")	       ? &pm->set.idle_d3
+						       : NULL;
+	if (!field)
+		return -ENOENT;
+	if (parse_bool(val, &b))
+		return -EINVAL;
+	pthread_rwlock_wrlock(&pm->memory_lock);
+	bool was = *field;
+	*field = b;
+	pthread_rwlock_unlock(&pm->memory_lock);
+	if (field == &pm->set.idle_d3 && was != b) {
+		/* idle_d3=off keeps a reference, as disable_idle_d3 does */
+		if (!b) {
+			pm->probe_ref = true;
+			rpm_get(&pm->rpm);
+		} else {
+			pm->probe_ref = false;
+			rpm_put(&pm->rpm);
+		}
+	}
+	return 0;
+}
+
+int pm_ctl_config_rw(struct vfpm_device *dev, unsigned off, void *buf, unsigned len, bool write)
+{
+	struct dev_pm *pm = &dev->pm;
+	/* B16: a host config access resumes the device only from D3cold */
+	pthread_rwlock_rdlock(&pm->memory_lock);
+	bool cold = pm->power_state == VFPM_D3COLD;
+	pthread_rwlock_unlock(&pm->memory_lock);
+	if (cold && rpm_resume_and_get(&pm->rpm))
+		return -EIO;
+	int rc = device_region_rw(dev, VFU_PCI_CONFIG, off, buf, len, write);
+	if (cold)
+		rpm_put(&pm->rpm);
+	return rc;
+}
+
+int pm_inject_intx(struct vfpm_device *dev)
+{
+	if (!dev->has_intx)
+		return -ENODEV;
+	pthread_mutex_lock(&dev->lock);
+	dev->intx_level = true;
+	dev->intx_pulse = true;
+	int rc = irq_intx_update_locked(dev);
+	pthread_mutex_unlock(&dev->lock);
+	return rc == -EAGAIN ? 0 : rc;   /* held back by a mask: pending */
+}
+
+struct json_object *pm_status_json(struct vfpm_device *dev)
+{
+	struct dev_pm *pm = &dev->pm;
+	struct json_object *o = json_object_new_object();
+	if (!o)
+		return NULL;
+	pthread_rwlock_rdlock(&pm->memory_lock);
+	uint64_t now = now_ns();
+	uint64_t since = (uint64_t)pm->state_since.tv_sec * 1000000000ull +
+			 (uint64_t)pm->state_since.tv_nsec;
+	json_object_object_add(o, "power_state",
+			       json_object_new_string(pm_state_name(pm->power_state)));
+	json_object_object_add(o, "runtime_status",
+			       json_object_new_string(rpm_status_name(rpm_status(&pm->rpm))));
+	json_object_object_add(o, "usage_count", json_object_new_int(rpm_usage(&pm->rpm)));
+	struct json_object *lp = json_object_new_object();
+	json_object_object_add(lp, "engaged", json_object_new_boolean(pm->engaged));
+	json_object_object_add(lp, "wakeup_armed",
+			       json_object_new_boolean(pm->engaged && pm->wake_fd >= 0));
+	json_object_object_add(o, "low_power", lp);
+	json_object_object_add(o, "client_connected", json_object_new_boolean(pm->client_connected));
+	json_object_object_add(o, "mmap_revoked", json_object_new_boolean(dev->bars[0].revoked ||
+				dev->bars[1].revoked || dev->bars[2].revoked || dev->bars[3].revoked ||
+				dev->bars[4].revoked || dev->bars[5].revoked));
+	struct json_object *st = json_object_new_object();
+	json_object_object_add(st, "platform_d3cold", json_object_new_boolean(pm->set.platform_d3cold));
+	json_object_object_add(st, "d3cold_allowed", json_object_new_boolean(pm->set.d3cold_allowed));
+	json_object_object_add(st, "idle_d3", json_object_new_boolean(pm->set.idle_d3));
+	pthread_mutex_lock(&pm->rpm.lock);
+	bool on = pm->rpm.power_on;
+	uint64_t susp = pm->rpm.suspends, res = pm->rpm.resumes, under = pm->rpm.underflows;
+	pthread_mutex_unlock(&pm->rpm.lock);
+	json_object_object_add(st, "power_control", json_object_new_string(on ? "on" : "auto"));
+	json_object_object_add(st, "autosuspend_delay_ms",
+			       json_object_new_int(pm->set.autosuspend_delay_ms));
+	static const char *const promo[] = { "off", "nosoftrst", "always" };
+	json_object_object_add(st, "d3hot_promotion",
+			       json_object_new_string(promo[pm->set.d3hot_promotion]));
+	json_object_object_add(st, "pm_delays", json_object_new_string(pm->set.pm_delays ? "pci" : "none"));
+	json_object_object_add(o, "settings", st);
+	struct json_object *c = json_object_new_object();
+	json_object_object_add(c, "suspends", json_object_new_int64((int64_t)susp));
+	json_object_object_add(c, "resumes", json_object_new_int64((int64_t)res));
+	json_object_object_add(c, "wakeups_signalled", json_object_new_int64((int64_t)pm->wakeups_signalled));
+	json_object_object_add(c, "usage_underflows", json_object_new_int64((int64_t)under));
+	struct json_object *r = json_object_new_object();
+	for (int i = 0; i <= VFPM_D3COLD; i++) {
+		uint64_t ns = pm->residency_ns[i] + (i == pm->power_state ? now - since : 0);
+		json_object_object_add(r, state_names[i], json_object_new_int64((int64_t)(ns / 1000000)));
+	}
+	json_object_object_add(c, "residency_ms", r);
+	json_object_object_add(o, "counters", c);
+	pthread_rwlock_unlock(&pm->memory_lock);
+	return o;
+}
+
+/* --- lifecycle --- */
+
+/* Takes the PM keys out of opts (the model never sees them). */
+int pm_init(struct vfpm_device *dev, struct vfpm_opts *opts, struct rpm_wq *wq)
+{
+	struct dev_pm *pm = &dev->pm;
+	pthread_rwlock_init(&pm->memory_lock, NULL);
+	rpm_init(&pm->rpm, &rt_ops, dev, wq);
+	pm->wake_fd = -1;
+	pm->pending_state = -1;
+	pm->power_state = VFPM_D0;
+	clock_gettime(CLOCK_MONOTONIC, &pm->state_since);
+	pm->set = (struct pm_settings){ .platform_d3cold = false, .d3cold_allowed = true,
+					.idle_d3 = true, .pm_delays = true };
+	const char *power_control = NULL;
+	for (size_t i = 0; i < opts->n;) {
+		bool mine = false;
+		for (const char *const *k = pm_keys; *k; k++)
+			mine |= !strcmp(*k, opts->kv[i].key);
+		if (!mine) {
+			i++;
+			continue;
+		}
+		int rc;
+		if (!strcmp(opts->kv[i].key, "power_control")) {
+			rc = strcmp(opts->kv[i].val, "on") && strcmp(opts->kv[i].val, "auto") ? -EINVAL : 0;
+			power_control = !strcmp(opts->kv[i].val, "on") ? "on" : NULL;
+		} else if (!strcmp(opts->kv[i].key, "idle_d3")) {
+			bool b;
+			rc = parse_bool(opts->kv[i].val, &b);
+			pm->set.idle_d3 = b;
+		} else {
+			rc = pm_set(dev, opts->kv[i].key, opts->kv[i].val);
+		}
+		if (rc) {
+			core_log(VFPM_LOG_ERR, VFPM_LOG_ERR, dev->name, "bad value '%s' for %s",
+				 opts->kv[i].val, opts->kv[i].key);
+			return -EINVAL;
+		}
+		free(opts->kv[i].key);
+		free(opts->kv[i].val);
+		opts->kv[i] = opts->kv[--opts->n];
+	}
+	if (power_control)
+		rpm_get_noresume(&pm->rpm), pm->rpm.power_on = true;
+	return 0;
+}
+
+/* After the model is built: virtualise the PM capability and let the
+ * device go idle (B35). */
+void pm_start(struct vfpm_device *dev)
+{
+	struct dev_pm *pm = &dev->pm;
+	if (dev->pm_cap) {
+		unsigned pmc = dev->pm_cap + PCI_PM_PMC, csr = dev->pm_cap + PCI_PM_CTRL;
+		uint16_t cap = pci_cfg_get16(&dev->cfg, pmc);
+		pm->d1 = cap & PCI_PM_CAP_D1;
+		pm->d2 = cap & PCI_PM_CAP_D2;
+		/* B26: PME support, PME_En and PME_Status are hidden */
+		pci_cfg_set16(&dev->cfg, pmc, cap & (uint16_t)~PCI_PM_CAP_PME_MASK);
+		uint16_t v = pci_cfg_get16(&dev->cfg, csr);
+		pm->needs_pm_restore = !(v & PCI_PM_CTRL_NO_SOFT_RESET);
+		pci_cfg_set16(&dev->cfg, csr,
+			      v & (uint16_t)~(PCI_PM_CTRL_PME_ENABLE | PCI_PM_CTRL_PME_STATUS |
+					      PCI_PM_CTRL_STATE_MASK));
+		/* B27: PowerState is not written directly: the hook turns a
+		 * write that starts at PMCSR into a transition */
+		const struct pci_perm perm = { .off = (uint16_t)csr, .len = 2, .rw = 0, .w1c = 0 };
+		pci_cfg_perm(&dev->cfg, &perm, 1);
+		pci_cfg_hook(&dev->cfg, csr, 2, hook_pmcsr, dev);
+	}
+}
+
+void pm_go_idle(struct vfpm_device *dev)
+{
+	struct dev_pm *pm = &dev->pm;
+	if (!pm->set.idle_d3) {
+		pm->probe_ref = true;
+		rpm_get_noresume(&pm->rpm);
+	}
+	rpm_idle(&pm->rpm);
+}
+
+void pm_fini(struct vfpm_device *dev)
+{
+	struct dev_pm *pm = &dev->pm;
+	rpm_fini(&pm->rpm);
+	if (pm->wake_fd >= 0)
+		close(pm->wake_fd);
+	free(pm->pm_save);
+	free(pm->rt_save);
+	pthread_rwlock_destroy(&pm->memory_lock);
+}
