@@ -83,20 +83,36 @@ void pci_cfg_init(struct pci_cfg *cfg, uint16_t vendor, uint16_t device,
 		  uint32_t class_code, uint8_t revision, uint16_t subsys_vendor,
 		  uint16_t subsys_id);
 
-/* Applies a permission table. */
+/* Applies a permission table. Each entry replaces the rw/w1c masks of the
+ * bytes it covers; entries leaving the space are ignored. */
 void pci_cfg_perm(struct pci_cfg *cfg, const struct pci_perm *tbl, size_t n);
+/* Applies a table whose offsets are relative to base (a capability).
+ * Nothing is applied unless every entry has len 1, 2 or 4 and fits in the
+ * space: returns 0 or -EINVAL. */
+int pci_cfg_perm_at(struct pci_cfg *cfg, unsigned base, const struct pci_perm *tbl, size_t n);
 
-/* Registers a write hook on [reg, reg+len). Returns 0 or -ENOSPC. */
+/* The part of an access that lands in the register [reg, reg+len) (len <=
+ * 4), shifted to the register's bit 0; *mask (if not NULL) gets the bits the
+ * access covered. For hooks that act on the raw value, e.g. FLR. */
+uint32_t pci_access_reg_val(const struct pci_access *acc, unsigned reg, unsigned len,
+			    uint32_t *mask);
+
+/* Registers a write hook on [reg, reg+len). Hooks run in registration order;
+ * for len > 4 old holds the first 4 bytes. Returns 0, -ENOSPC, or -EINVAL
+ * (len 0 or > 255, range leaving the space, fn NULL). */
 int pci_cfg_hook(struct pci_cfg *cfg, unsigned reg, unsigned len, pci_write_hook fn,
 		 void *opaque);
 
 /* Declares BAR idx (a 64-bit BAR also takes idx+1). size is a power of two
- * (>= 16 for memory, >= 4 for I/O). Returns 0 or -EINVAL. */
+ * (16..2 GiB for 32-bit memory, >= 16 for 64-bit memory, 4..256 for I/O).
+ * Returns 0 or -EINVAL (also when the BAR or its upper half is taken). */
 int pci_cfg_set_bar(struct pci_cfg *cfg, unsigned idx, uint64_t size, unsigned flags);
-/* Declares an expansion ROM of size bytes (power of two >= 2 KiB). */
+/* Declares an expansion ROM of size bytes (power of two, 2 KiB..16 MiB as
+ * the PCI spec allows). Returns 0 or -EINVAL. */
 int pci_cfg_set_rom(struct pci_cfg *cfg, uint32_t size);
 
-/* Sets the interrupt pin (1 = INTA, 0 = none). */
+/* Sets the interrupt pin (1 = INTA, 0 = none); values above 4 (INTD) are
+ * ignored. */
 void pci_cfg_set_intx_pin(struct pci_cfg *cfg, uint8_t pin);
 
 /* Adds a standard capability of len bytes (>= 2; id and next filled in)
@@ -105,7 +121,8 @@ void pci_cfg_set_intx_pin(struct pci_cfg *cfg, uint8_t pin);
  * otherwise; the header (id, next) is always read-only. */
 int pci_cfg_add_cap(struct pci_cfg *cfg, uint8_t id, unsigned len);
 /* Adds an extended capability (header at off, version ver) of len bytes
- * (>= 4). Returns its offset (>= 0x100) or -ENOSPC. */
+ * (>= 4). Returns its offset (>= 0x100) or -ENOSPC; -EINVAL for len < 4 or
+ * ver > 15. */
 int pci_cfg_add_ext_cap(struct pci_cfg *cfg, uint16_t id, uint8_t ver, unsigned len);
 /* Finds a standard / extended capability; returns offset or 0. */
 unsigned pci_cfg_find_cap(const struct pci_cfg *cfg, uint8_t id);
@@ -118,10 +135,14 @@ unsigned pci_cfg_find_ext_cap(const struct pci_cfg *cfg, uint16_t id);
 int pci_cap_pm(struct pci_cfg *cfg, uint16_t pmc, bool no_soft_reset);
 /* MSI with nvec (1,2,4..32) vectors, 64-bit address, per-vector masking. */
 int pci_cap_msi(struct pci_cfg *cfg, unsigned nvec);
-/* MSI-X with nvec (1..2048) vectors; table and PBA inside BARs. */
+/* MSI-X with nvec (1..2048) vectors; table and PBA inside BARs. The BARs
+ * must already be declared as memory BARs holding the (8-byte aligned,
+ * non-overlapping) table and PBA; -EINVAL otherwise. */
 int pci_cap_msix(struct pci_cfg *cfg, unsigned nvec, unsigned table_bar, uint32_t table_off,
 		 unsigned pba_bar, uint32_t pba_off);
-/* PCI Express endpoint capability (version 2), with device control rw bits. */
+/* PCI Express endpoint capability (version 2), with device control rw bits.
+ * DEVCTL.BCR_FLR is not stored (reads 0): a hook on DEVCTL sees it in the
+ * raw access (pci_access_reg_val). */
 int pci_cap_pcie(struct pci_cfg *cfg);
 
 /* Takes the reset snapshot (call once the device is fully described). */
