@@ -35,8 +35,15 @@ static void usage(FILE *f)
 		"                           serve a device; repeatable. Keys for every model:\n"
 		"                             name=NAME     device name (default: MODEL, MODEL1, ...)\n"
 		"                             socket=PATH   socket (default: <dir>/NAME.sock)\n"
+		"                           power management keys (docs/power-management.md):\n"
+		"                             platform_d3cold=on|off (off)  d3cold_allowed=on|off (on)\n"
+		"                             idle_d3=on|off (on)  power_control=auto|on (auto)\n"
+		"                             autosuspend_delay_ms=N (0)  pm_delays=pci|none (pci)\n"
+		"                             d3hot_promotion=off|nosoftrst|always (off)\n"
 		"                           plus the model's own keys (see --list-models)\n"
 		"  -m, --socket-mode MODE   permission bits of socket files (octal, default 0600)\n"
+		"  -c, --ctl PATH           control socket (JSON lines; vfpmctl --ctl PATH ...);\n"
+		"                           default <dir>/vfpmd.ctl, 'none' disables it\n"
 		"  -v, --verbose            more log output (repeat for debug)\n"
 		"  -q, --quiet              errors and warnings only\n"
 		"      --list-models        list device models and their keys\n"
@@ -66,6 +73,7 @@ int main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "device", required_argument, NULL, 'd' },
 		{ "socket-mode", required_argument, NULL, 'm' },
+		{ "ctl", required_argument, NULL, 'c' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "list-models", no_argument, NULL, 'L' },
@@ -80,10 +88,11 @@ int main(int argc, char **argv)
 	int c;
 	if (!specs)
 		return 1;
-	while ((c = getopt_long(argc, argv, "s:d:m:vqhV", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:d:m:c:vqhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 's': socket_path = optarg; break;
 		case 'd': specs[nspecs++] = optarg; break;
+		case 'c': so.ctl_path = optarg; break;
 		case 'm': {
 			char *end;
 			errno = 0;

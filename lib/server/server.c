@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "ctl.h"
 #include "models.h"
 #include "server.h"
 #include "vfpm/client.h"
@@ -43,6 +44,11 @@ struct vfpm_server {
 	unsigned ndevs;
 	int stop_fd;         /* eventfd: readable once stopping */
 	struct rpm_wq *wq;   /* runs every device's idle suspends */
+	char *ctl_path;
+	int ctl_fd;
+	bool ctl_bound;
+	pthread_t ctl_thread;
+	bool ctl_started;
 };
 
 int server_create(const struct server_opts *o, struct vfpm_server **out)
@@ -51,6 +57,7 @@ int server_create(const struct server_opts *o, struct vfpm_server **out)
 	if (!srv)
 		return -ENOMEM;
 	srv->o = *o;
+	srv->ctl_fd = -1;
 	srv->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (srv->stop_fd < 0) {
 		free(srv);
@@ -238,22 +245,22 @@ static int ensure_dir(const char *path)
 	return rc;
 }
 
-static int listen_on(struct server_dev *sd)
+static int listen_path(const char *path, mode_t mode, int *out)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	if (strlen(sd->path) >= sizeof(a.sun_path))
+	if (strlen(path) >= sizeof(a.sun_path))
 		return -ENAMETOOLONG;
-	strcpy(a.sun_path, sd->path);
-	int rc = ensure_dir(sd->path);
+	strcpy(a.sun_path, path);
+	int rc = ensure_dir(path);
 	if (!rc)
-		rc = clear_stale(sd->path);
+		rc = clear_stale(path);
 	if (rc)
 		return rc;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	/* umask decides the mode at bind(): no window with a wider mode */
-	mode_t old = umask(0777 & ~sd->srv->o.socket_mode);
+	mode_t old = umask(0777 & ~mode);
 	rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
 	umask(old);
 	if (rc < 0 || listen(fd, 8) < 0) {
@@ -261,8 +268,110 @@ static int listen_on(struct server_dev *sd)
 		close(fd);
 		return rc;
 	}
-	sd->lfd = fd;
-	sd->bound = true;
+	*out = fd;
+	return 0;
+}
+
+static int listen_on(struct server_dev *sd)
+{
+	int rc = listen_path(sd->path, sd->srv->o.socket_mode, &sd->lfd);
+	if (!rc)
+		sd->bound = true;
+	return rc;
+}
+
+/* --- control plane --- */
+
+static struct vfpm_device *ctl_device_at(void *ctx, unsigned i)
+{
+	struct vfpm_server *srv = ctx;
+	return i < srv->ndevs ? srv->devs[i]->dev : NULL;
+}
+
+static const char *ctl_socket_of(void *ctx, unsigned i)
+{
+	return server_device_socket(ctx, i);
+}
+
+static struct vfpm_device *ctl_find(void *ctx, const char *name)
+{
+	struct vfpm_server *srv = ctx;
+	for (unsigned i = 0; i < srv->ndevs; i++)
+		if (!strcmp(srv->devs[i]->dev->name, name))
+			return srv->devs[i]->dev;
+	return NULL;
+}
+
+static void ctl_decorate(void *ctx, unsigned i, struct json_object *o)
+{
+	(void)ctx;
+	(void)i;
+	(void)o;
+}
+
+static const struct ctl_ops server_ctl_ops = {
+	.device_at = ctl_device_at,
+	.socket_of = ctl_socket_of,
+	.find = ctl_find,
+	.decorate = ctl_decorate,
+};
+
+static void *ctl_main(void *arg)
+{
+	struct vfpm_server *srv = arg;
+	struct pollfd p[2] = { { .fd = srv->ctl_fd, .events = POLLIN },
+			       { .fd = srv->stop_fd, .events = POLLIN } };
+	for (;;) {
+		if (poll(p, 2, -1) < 0)
+			continue;
+		if (p[1].revents)
+			break;
+		if (!(p[0].revents & POLLIN))
+			continue;
+		int fd = accept4(srv->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ctl_serve_conn(&server_ctl_ops, srv, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+const char *server_ctl_path(const struct vfpm_server *srv)
+{
+	return srv->ctl_bound ? srv->ctl_path : NULL;
+}
+
+static int ctl_start(struct vfpm_server *srv)
+{
+	const char *p = srv->o.ctl_path;
+	if (p && !strcmp(p, "none"))
+		return 0;
+	char buf[300];
+	if (!p) {
+		char dir[200];
+		int rc = default_dir(dir, sizeof(dir));
+		if (rc)
+			return rc;
+		snprintf(buf, sizeof(buf), "%s/vfpmd.ctl", dir);
+		p = buf;
+	}
+	srv->ctl_path = strdup(p);
+	if (!srv->ctl_path)
+		return -ENOMEM;
+	int rc = listen_path(srv->ctl_path, srv->o.socket_mode, &srv->ctl_fd);
+	if (rc) {
+		fprintf(stderr, "vfpmd: cannot listen on control socket %s: %s%s\n", srv->ctl_path,
+			rc == -EADDRINUSE ? "another server is listening there" : strerror(-rc),
+			rc == -EADDRINUSE ? " (use --ctl PATH, or --ctl none)" : "");
+		return rc;
+	}
+	srv->ctl_bound = true;
+	rc = pthread_create(&srv->ctl_thread, NULL, ctl_main, srv);
+	if (rc)
+		return -rc;
+	srv->ctl_started = true;
+	core_log(srv->o.verbosity, VFPM_LOG_INFO, NULL, "control socket %s", srv->ctl_path);
 	return 0;
 }
 
@@ -309,6 +418,14 @@ static void refuse(struct server_dev *sd, int fd)
 	close(fd);
 }
 
+/* True once the peer of a connected stream has closed (or shut down)
+ * its end: its session will see EOF and end by itself. */
+static bool peer_hung_up(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+	return fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP));
+}
+
 static void *accept_main(void *arg)
 {
 	struct server_dev *sd = arg;
@@ -325,6 +442,16 @@ static void *accept_main(void *arg)
 		if (fd < 0)
 			continue;
 		pthread_mutex_lock(&sd->mu);
+		if (sd->session_active && peer_hung_up(sd->client_fd)) {
+			/* The client has closed its end and its session is
+			 * winding down: wait for it instead of refusing a
+			 * client that reconnects at once (the device is free
+			 * as soon as the old peer is gone). */
+			pthread_mutex_unlock(&sd->mu);
+			pthread_join(sd->session_thread, NULL);
+			pthread_mutex_lock(&sd->mu);
+			sd->session_joinable = false;
+		}
 		if (sd->session_active) {
 			pthread_mutex_unlock(&sd->mu);
 			refuse(sd, fd);
@@ -362,6 +489,9 @@ int server_start(struct vfpm_server *srv)
 			return rc;
 		}
 	}
+	int crc = ctl_start(srv);
+	if (crc)
+		return crc;
 	for (unsigned i = 0; i < srv->ndevs; i++) {
 		struct server_dev *sd = srv->devs[i];
 		int rc = pthread_create(&sd->accept_thread, NULL, accept_main, sd);
@@ -379,6 +509,15 @@ void server_stop(struct vfpm_server *srv)
 	if (write(srv->stop_fd, &one, sizeof(one)) < 0) {
 		/* an eventfd write of 1 cannot fail here */
 	}
+	if (srv->ctl_started)
+		pthread_join(srv->ctl_thread, NULL);
+	srv->ctl_started = false;
+	if (srv->ctl_fd >= 0)
+		close(srv->ctl_fd);
+	srv->ctl_fd = -1;
+	if (srv->ctl_bound)
+		unlink(srv->ctl_path);
+	srv->ctl_bound = false;
 	for (unsigned i = 0; i < srv->ndevs; i++) {
 		struct server_dev *sd = srv->devs[i];
 		if (sd->accept_started)
@@ -416,6 +555,7 @@ void server_destroy(struct vfpm_server *srv)
 		free(sd);
 	}
 	rpm_wq_destroy(srv->wq);
+	free(srv->ctl_path);
 	close(srv->stop_fd);
 	free(srv);
 }

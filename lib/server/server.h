@@ -11,6 +11,8 @@ struct vfpm_server;
 struct server_opts {
 	int verbosity;        /* VFPM_LOG_* threshold */
 	mode_t socket_mode;   /* permission bits of socket files, default 0600 */
+	const char *ctl_path; /* control socket; NULL: <default dir>/vfpmd.ctl;
+			       * "none": no control plane */
 };
 
 int server_create(const struct server_opts *o, struct vfpm_server **out);
@@ -25,6 +27,8 @@ int server_start(struct vfpm_server *srv);
  * removed. Safe to call once after server_start. */
 void server_stop(struct vfpm_server *srv);
 void server_destroy(struct vfpm_server *srv);
+/* The control socket path in use (NULL if none). */
+const char *server_ctl_path(const struct vfpm_server *srv);
 /* Number of devices, and the socket path of device i. */
 unsigned server_ndevices(const struct vfpm_server *srv);
 const char *server_device_socket(const struct vfpm_server *srv, unsigned i);

@@ -1,6 +1,7 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -113,8 +114,18 @@ int vfpmd_start(struct vfpmd_proc *p, const char *const *specs, const char *cons
 		argv[argc++] = specbuf[i];
 		p->ndev++;
 	}
-	for (unsigned i = 0; extra && extra[i] && argc < 62; i++)
+	bool has_ctl = false;
+	for (unsigned i = 0; extra && extra[i] && argc < 60; i++) {
+		has_ctl |= !strcmp(extra[i], "--ctl") || !strcmp(extra[i], "-c");
 		argv[argc++] = extra[i];
+	}
+	/* every test server gets its own control socket: the default one
+	 * would be shared by tests running in parallel */
+	snprintf(p->ctl, sizeof(p->ctl), "%s/ctl.sock", p->dir);
+	if (!has_ctl) {
+		argv[argc++] = "--ctl";
+		argv[argc++] = p->ctl;
+	}
 	argv[argc] = NULL;
 
 	pid_t pid = fork();
@@ -183,7 +194,37 @@ void vfpmd_cleanup(struct vfpmd_proc *p)
 	for (unsigned i = 0; i < p->ndev; i++)
 		unlink(p->sock[i]);
 	unlink(p->log);
+	unlink(p->ctl);
 	rmdir(p->dir);
+}
+
+int ctl_request(const char *ctl_path, const char *request, char *reply, size_t len)
+{
+	int fd = raw_connect(ctl_path);
+	if (fd < 0)
+		return fd;
+	size_t n = strlen(request);
+	if (write(fd, request, n) != (ssize_t)n || write(fd, "\n", 1) != 1) {
+		close(fd);
+		return -EIO;
+	}
+	size_t have = 0;
+	int rc = -EPROTO;
+	while (have + 1 < len) {
+		ssize_t r = read(fd, reply + have, len - 1 - have);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+		reply[have] = '\0';
+		char *nl = strchr(reply, '\n');
+		if (nl) {
+			*nl = '\0';
+			rc = 0;
+			break;
+		}
+	}
+	close(fd);
+	return rc;
 }
 
 int vfpmd_stop(struct vfpmd_proc *p)

@@ -12,6 +12,7 @@ struct vfpmd_proc {
 	char sock[8][300];      /* socket path of device i */
 	unsigned ndev;
 	char log[300];          /* vfpmd's stderr */
+	char ctl[300];          /* control socket (--ctl is always passed) */
 };
 
 /* Starts VFPMD_PATH (environment, else the build's tools/vfpmd) with one
@@ -28,6 +29,9 @@ int vfpmd_stop(struct vfpmd_proc *p);
  * the test to inspect), then remove the temporary directory. */
 int vfpmd_terminate(struct vfpmd_proc *p);
 void vfpmd_cleanup(struct vfpmd_proc *p);
+/* One control-plane request (a JSON object without the newline); the reply
+ * line is stored in reply (NUL-terminated). Returns 0 or -errno. */
+int ctl_request(const char *ctl_path, const char *request, char *reply, size_t len);
 /* Path of the vfpmd binary. */
 const char *vfpmd_path(void);
 

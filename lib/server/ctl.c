@@ -1,0 +1,185 @@
+/* Control plane: a UNIX socket speaking JSON lines (V2).
+ *
+ * Requests, one JSON object per line:
+ *   {"cmd":"status"}
+ *   {"cmd":"set","device":NAME,"key":KEY,"value":VALUE}
+ *   {"cmd":"config-read","device":NAME,"offset":N,"len":1|2|4}
+ *   {"cmd":"config-write","device":NAME,"offset":N,"len":1|2|4,"value":N}
+ *   {"cmd":"inject-intx","device":NAME}
+ * Each gets one line: {"ok":true,...} or {"ok":false,"errno":N,"error":TEXT}.
+ * Status never wakes a device; config access wakes one only from D3cold
+ * (B16).
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "ctl.h"
+
+#define CTL_MAX_LINE 4096
+
+static struct json_object *error_reply(int err, const char *what)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "ok", json_object_new_boolean(false));
+	json_object_object_add(o, "errno", json_object_new_int(-err));
+	json_object_object_add(o, "error", json_object_new_string(what ? what : strerror(-err)));
+	return o;
+}
+
+static struct json_object *ok_reply(void)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "ok", json_object_new_boolean(true));
+	return o;
+}
+
+static const char *get_str(struct json_object *req, const char *key)
+{
+	struct json_object *v;
+	if (!json_object_object_get_ex(req, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static int get_int(struct json_object *req, const char *key, int64_t *out)
+{
+	struct json_object *v;
+	if (!json_object_object_get_ex(req, key, &v) || !json_object_is_type(v, json_type_int))
+		return -EINVAL;
+	*out = json_object_get_int64(v);
+	return 0;
+}
+
+static struct json_object *do_status(const struct ctl_ops *ops, void *ctx)
+{
+	struct json_object *o = ok_reply();
+	struct json_object *arr = json_object_new_array();
+	for (unsigned i = 0;; i++) {
+		struct vfpm_device *dev = ops->device_at(ctx, i);
+		if (!dev)
+			break;
+		struct json_object *d = pm_status_json(dev);
+		if (!d)
+			continue;
+		json_object_object_add(d, "name", json_object_new_string(dev->name));
+		json_object_object_add(d, "model", json_object_new_string(dev->model->name));
+		const char *sock = ops->socket_of(ctx, i);
+		json_object_object_add(d, "socket", json_object_new_string(sock ? sock : ""));
+		ops->decorate(ctx, i, d);
+		json_object_array_add(arr, d);
+	}
+	json_object_object_add(o, "devices", arr);
+	return o;
+}
+
+static struct json_object *handle(const struct ctl_ops *ops, void *ctx, const char *line)
+{
+	struct json_object *req = json_tokener_parse(line);
+	if (!req || !json_object_is_type(req, json_type_object)) {
+		json_object_put(req);
+		return error_reply(-EINVAL, "request is not a JSON object");
+	}
+	const char *cmd = get_str(req, "cmd");
+	struct json_object *rep;
+	if (!cmd) {
+		rep = error_reply(-EINVAL, "missing \"cmd\"");
+	} else if (!strcmp(cmd, "status")) {
+		rep = do_status(ops, ctx);
+	} else {
+		const char *name = get_str(req, "device");
+		struct vfpm_device *dev = name ? ops->find(ctx, name) : NULL;
+		if (!name) {
+			rep = error_reply(-EINVAL, "missing \"device\"");
+		} else if (!dev) {
+			rep = error_reply(-ENODEV, "no such device");
+		} else if (!strcmp(cmd, "set")) {
+			const char *key = get_str(req, "key"), *val = get_str(req, "value");
+			int rc = key && val ? pm_set(dev, key, val) : -EINVAL;
+			rep = rc == -ENOENT ? error_reply(rc, "unknown setting")
+			      : rc	    ? error_reply(rc, "invalid value")
+					    : ok_reply();
+		} else if (!strcmp(cmd, "config-read") || !strcmp(cmd, "config-write")) {
+			bool wr = !strcmp(cmd, "config-write");
+			int64_t off, len, val = 0;
+			int rc = get_int(req, "offset", &off);
+			if (!rc)
+				rc = get_int(req, "len", &len);
+			if (!rc && wr)
+				rc = get_int(req, "value", &val);
+			if (!rc && (off < 0 || off > VPCI_CFG_SIZE || (len != 1 && len != 2 && len != 4) ||
+				    off + len > VPCI_CFG_SIZE))
+				rc = -EINVAL;
+			uint32_t v = (uint32_t)val;
+			if (!rc)
+				rc = pm_ctl_config_rw(dev, (unsigned)off, &v, (unsigned)len, wr);
+			if (rc) {
+				rep = error_reply(rc, NULL);
+			} else {
+				rep = ok_reply();
+				if (!wr) {
+					if (len < 4)
+						v &= (1u << (8 * len)) - 1;
+					json_object_object_add(rep, "value", json_object_new_int64(v));
+				}
+			}
+		} else if (!strcmp(cmd, "inject-intx")) {
+			int rc = pm_inject_intx(dev);
+			rep = rc ? error_reply(rc, NULL) : ok_reply();
+		} else {
+			rep = error_reply(-EINVAL, "unknown command");
+		}
+	}
+	json_object_put(req);
+	return rep;
+}
+
+/* Serves one control connection until EOF, a line too long, or 30 s of
+ * silence (a stuck client must not block the control plane forever). */
+void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd)
+{
+	char *buf = malloc(CTL_MAX_LINE + 1);
+	size_t have = 0;
+	if (!buf)
+		return;
+	for (;;) {
+		char *nl = memchr(buf, '\n', have);
+		if (!nl) {
+			if (have >= CTL_MAX_LINE) {
+				static const char msg[] =
+					"{\"ok\":false,\"errno\":7,\"error\":\"line too long\"}\n";
+				if (write(fd, msg, sizeof(msg) - 1) < 0) {
+					/* the client is gone */
+				}
+				break;
+			}
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			if (poll(&p, 1, 30000) != 1)
+				break;
+			ssize_t n = read(fd, buf + have, CTL_MAX_LINE - have);
+			if (n <= 0)
+				break;
+			have += (size_t)n;
+			continue;
+		}
+		*nl = '\0';
+		struct json_object *rep = handle(ops, ctx, buf);
+		const char *out = json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PLAIN);
+		size_t len = strlen(out);
+		bool ok = send(fd, out, len, MSG_NOSIGNAL) == (ssize_t)len &&
+			  send(fd, "\n", 1, MSG_NOSIGNAL) == 1;
+		json_object_put(rep);
+		if (!ok)
+			break;
+		size_t used = (size_t)(nl - buf) + 1;
+		memmove(buf, buf + used, have - used);
+		have -= used;
+	}
+	free(buf);
+}
