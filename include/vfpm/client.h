@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,6 +39,10 @@ struct vfpm_client_opts {
  * NULL. */
 VFPM_EXPORT int vfpm_client_connect(const char *path, const struct vfpm_client_opts *opts,
 				    struct vfpm_client **out);
+/* Same over an already connected stream socket (e.g. one end of a
+ * socketpair). Takes ownership of fd: it is closed on failure too. */
+VFPM_EXPORT int vfpm_client_connect_fd(int fd, const struct vfpm_client_opts *opts,
+				       struct vfpm_client **out);
 VFPM_EXPORT void vfpm_client_close(struct vfpm_client *c);
 /* The underlying socket (for poll, or to send raw bytes in tests). */
 VFPM_EXPORT int vfpm_client_fd(const struct vfpm_client *c);
@@ -71,7 +76,10 @@ struct vfpm_region_info {
 	uint32_t nr_areas;
 	struct { uint64_t offset, size; } areas[VFPM_CLIENT_MAX_AREAS];
 };
-/* Region info with the truncate-and-retry pattern handled inside. */
+/* Region info with the truncate-and-retry pattern handled inside.
+ * nr_areas is 0 when the server sent no sparse mmap capability; if fd is
+ * valid the whole region is then mmap-able (vfpm_client_mmap_area index 0).
+ * More than VFPM_CLIENT_MAX_AREAS areas gives -E2BIG. */
 VFPM_EXPORT int vfpm_client_region_info(struct vfpm_client *c, uint32_t index,
 					struct vfpm_region_info *info);
 
@@ -104,7 +112,8 @@ VFPM_EXPORT int vfpm_client_region_write_multi(struct vfpm_client *c,
 					       const struct vfpm_write_multi_entry *e, size_t n);
 
 /* mmaps sparse area area_idx of a region (info from vfpm_client_region_info).
- * Returns the mapping in *addr and its length in *len. */
+ * Returns the mapping in *addr and its length in *len. The protection
+ * follows the region's READ/WRITE flags. */
 VFPM_EXPORT int vfpm_client_mmap_area(const struct vfpm_region_info *info, unsigned area_idx,
 				      void **addr, size_t *len);
 
@@ -127,11 +136,18 @@ VFPM_EXPORT int vfpm_client_dma_map(struct vfpm_client *c, int fd, uint64_t offs
 				    uint64_t iova, uint64_t size, uint32_t prot, void **host);
 VFPM_EXPORT int vfpm_client_dma_unmap(struct vfpm_client *c, uint64_t iova, uint64_t size);
 
+/* Waits up to timeout_ms (< 0: forever) for server->client DMA requests
+ * and serves them: for DMA the device does while no call is in flight.
+ * Returns the number served (0 on timeout) or a negative errno. */
+VFPM_EXPORT int vfpm_client_serve_pending(struct vfpm_client *c, int timeout_ms);
+
 VFPM_EXPORT int vfpm_client_reset(struct vfpm_client *c);
 
 /* DEVICE_FEATURE: sends {argsz, flags, data[len]} with an optional
- * descriptor. On success with GET, up to *reply_len bytes of returned data
- * are copied to reply and *reply_len is updated. */
+ * descriptor (fd < 0: none). On success with GET, up to *reply_len bytes of
+ * returned data are copied to reply and *reply_len is updated to the
+ * number copied. argsz is 8 + len, or 8 + *reply_len for a GET whose
+ * reply buffer is larger than the data sent. */
 VFPM_EXPORT int vfpm_client_feature(struct vfpm_client *c, uint32_t flags, const void *data,
 				    size_t len, int fd, void *reply, size_t *reply_len);
 
@@ -143,6 +159,15 @@ VFPM_EXPORT int vfpm_client_request(struct vfpm_client *c, uint16_t cmd, const v
 				    size_t len, const int *fds, int nfds, void *reply,
 				    size_t reply_max, size_t *reply_len, int *fds_out,
 				    int max_fds, int *nfds_out);
+
+/* Default device socket: $VFPM_SOCKET, else /run/vfpm/demo.sock for root,
+ * else $XDG_RUNTIME_DIR/vfpm/demo.sock, else /tmp/vfpm-$UID/demo.sock.
+ * Returns 0 or -ENAMETOOLONG (buf too small, or too long for a socket). */
+VFPM_EXPORT int vfpm_default_socket_path(char *buf, size_t len);
+
+/* Writes len bytes of config space (64..4096, a multiple of 16) as a dump
+ * that `lspci -F FILE` reads: a device line, then "OO: xx xx ..." lines. */
+VFPM_EXPORT int vfpm_format_lspci(const uint8_t *cfg, size_t len, FILE *out);
 
 #ifdef __cplusplus
 }
