@@ -1,0 +1,51 @@
+/* Shared helpers for the PM conformance suites: a real vfpmd, the
+ * client library, and observations through the control plane. */
+#ifndef VFPM_PMTEST_H
+#define VFPM_PMTEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "harness.h"
+#include "vfpm/client.h"
+
+/* A snapshot of one device's status as the control plane reports it. */
+struct pm_status {
+	char power_state[8];      /* "D0".."D3cold" */
+	char runtime_status[12];  /* "active", "suspended", ... */
+	int usage_count;
+	bool engaged, wakeup_armed, client_connected, mmap_revoked;
+	char power_control[8];
+	uint64_t suspends, resumes, wakeups_signalled, underflows;
+	uint64_t residency_ms[5];
+};
+
+/* Starts vfpmd with one demo device named "dev" with pm_delays=none plus
+ * the extra comma-separated keys (may be NULL or ""). */
+int pmt_start(struct vfpmd_proc *p, const char *keys);
+/* Reads the status of device name (NULL: the first device). */
+int pmt_status(struct vfpmd_proc *p, const char *name, struct pm_status *st);
+/* Waits up to timeout_ms for runtime_status == want. Returns 0 or -ETIMEDOUT. */
+int pmt_wait_status(struct vfpmd_proc *p, const char *name, const char *want, int timeout_ms);
+/* Control-plane set; returns 0 or -errno from the reply. */
+int pmt_set(struct vfpmd_proc *p, const char *name, const char *key, const char *value);
+/* Control-plane config access (B16). */
+int pmt_ctl_config_read(struct vfpmd_proc *p, const char *name, unsigned off, unsigned len,
+			uint32_t *val);
+
+/* Low-power features through DEVICE_FEATURE (contract §4). */
+int pmt_lp_entry(struct vfpm_client *c);
+int pmt_lp_entry_wakeup(struct vfpm_client *c, int efd);   /* index 0 */
+int pmt_lp_exit(struct vfpm_client *c);
+
+/* Config-space helpers through REGION_READ/WRITE. */
+int pmt_cfg_read(struct vfpm_client *c, unsigned off, void *buf, unsigned len);
+int pmt_cfg_write(struct vfpm_client *c, unsigned off, const void *buf, unsigned len);
+/* Offset of the PM capability (0 if none). */
+unsigned pmt_pm_cap(struct vfpm_client *c);
+/* Non-blocking read of an eventfd counter (0 if nothing pending). */
+uint64_t pmt_eventfd_count(int efd);
+/* Sleeps ms milliseconds. */
+void pmt_sleep_ms(int ms);
+
+#endif
