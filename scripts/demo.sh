@@ -13,8 +13,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "== vfpmd --socket $sock"
-"$BUILD/tools/vfpmd" --socket "$sock" 2>"$log" &
+ctl="$dir/vfpmd.ctl"
+echo "== vfpmd --ctl $ctl --device demo,socket=$sock,platform_d3cold=on,nosoftrst=off"
+"$BUILD/tools/vfpmd" --ctl "$ctl" \
+	--device "demo,socket=$sock,platform_d3cold=on,nosoftrst=off" 2>"$log" &
 pid=$!
 i=0
 while [ ! -S "$sock" ]; do
@@ -34,8 +36,11 @@ else
 	cat "$dir/config.dump"
 fi
 echo
-echo "== vfpm-demo: BAR access, mmap, DMA with MSI-X"
-"$BUILD/tools/vfpm-demo" "$sock"
+echo "== vfpm-demo: BAR access, mmap, DMA with MSI-X, then power management"
+"$BUILD/tools/vfpm-demo" --ctl "$ctl" "$sock"
+echo
+echo "== vfpmctl status"
+"$BUILD/tools/vfpmctl/vfpmctl" --ctl "$ctl" status
 echo
 echo "== stopping vfpmd (SIGTERM)"
 kill "$pid"

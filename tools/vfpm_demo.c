@@ -12,6 +12,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+
 #include "vfpm/client.h"
 
 #define DEMO_SCRATCH 0x08
@@ -51,17 +56,183 @@ static int bar0_r32(struct vfpm_client *c, unsigned off, uint32_t *v)
 	return vfpm_client_region_read(c, 0, off, v, 4);
 }
 
+/* --- what the control plane reports --- */
+
+static struct json_object *ctl_status(const char *ctl)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", ctl);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	static const char req[] = "{\"cmd\":\"status\"}\n";
+	char buf[16384];
+	size_t have = 0;
+	if (write(fd, req, sizeof(req) - 1) == (ssize_t)sizeof(req) - 1) {
+		ssize_t n;
+		while (have < sizeof(buf) - 1 && (n = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0) {
+			have += (size_t)n;
+			buf[have] = '\0';
+			if (strchr(buf, '\n'))
+				break;
+		}
+	}
+	close(fd);
+	buf[have] = '\0';
+	struct json_object *o = json_tokener_parse(buf), *devs;
+	if (!o || !json_object_object_get_ex(o, "devices", &devs) ||
+	    !json_object_array_length(devs)) {
+		json_object_put(o);
+		return NULL;
+	}
+	struct json_object *d = json_object_get(json_object_array_get_idx(devs, 0));
+	json_object_put(o);
+	return d;
+}
+
+static const char *js(struct json_object *o, const char *a, const char *b)
+{
+	struct json_object *v;
+	if (!json_object_object_get_ex(o, a, &v))
+		return "?";
+	if (b && !json_object_object_get_ex(v, b, &v))
+		return "?";
+	return json_object_get_string(v);
+}
+
+static void show(const char *ctl)
+{
+	if (!ctl)
+		return;
+	struct json_object *d = ctl_status(ctl);
+	if (!d) {
+		printf("      (control plane unavailable)\n");
+		return;
+	}
+	printf("      control plane: %s, %s, usage %s, engaged %s, wakeup armed %s, "
+	       "suspends %s, resumes %s, wakeups %s\n",
+	       js(d, "power_state", NULL), js(d, "runtime_status", NULL), js(d, "usage_count", NULL),
+	       js(d, "low_power", "engaged"), js(d, "low_power", "wakeup_armed"),
+	       js(d, "counters", "suspends"), js(d, "counters", "resumes"),
+	       js(d, "counters", "wakeups_signalled"));
+	json_object_put(d);
+}
+
+/* Waits (2 s at most) until the control plane reports runtime status want. */
+static void wait_status(const char *ctl, const char *want)
+{
+	for (int i = 0; ctl && i < 400; i++) {
+		struct json_object *d = ctl_status(ctl);
+		bool done = d && !strcmp(js(d, "runtime_status", NULL), want);
+		json_object_put(d);
+		if (done)
+			return;
+		struct timespec t = { 0, 5000000 };
+		nanosleep(&t, NULL);
+	}
+}
+
+static int pm_tour(struct vfpm_client *c, const char *ctl, const char *path)
+{
+	printf("\n[8] power management\n");
+	wait_status(ctl, "suspended");
+	printf("    no client: the idle device suspended by itself\n");
+	show(ctl);
+
+	TRY("connect", vfpm_client_connect(path, NULL, &c));
+	printf("    a client connected: the session holds a reference, the device is in D0\n");
+	show(ctl);
+
+	int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int32_t data[2] = { 0, 0 };   /* wakeup_eventfd = descriptor index 0 */
+	TRY("LOW_POWER_ENTRY_WITH_WAKEUP",
+	    vfpm_client_feature(c, VFIO_DEVICE_FEATURE_SET |
+					   VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP,
+				data, sizeof(data), wake, NULL, NULL));
+	wait_status(ctl, "suspended");
+	printf("    LOW_POWER_ENTRY_WITH_WAKEUP: the reference is dropped, the device suspends\n");
+	show(ctl);
+
+	uint16_t vid;
+	TRY("config read", cfg16(c, PCI_VENDOR_ID, &vid));
+	uint64_t n = 0;
+	if (read(wake, &n, sizeof(n)) != sizeof(n))
+		n = 0;
+	printf("    a config read (vendor %04x) woke the device: wakeup eventfd count %llu\n", vid,
+	       (unsigned long long)n);
+	show(ctl);
+	TRY("LOW_POWER_EXIT",
+	    vfpm_client_feature(c, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_EXIT, NULL,
+				0, -1, NULL, NULL));
+	printf("    LOW_POWER_EXIT after the wake: returns 0 and does nothing more\n");
+	show(ctl);
+	close(wake);
+
+	/* Guest-style PMCSR writes with the NoSoftRst- save/restore. */
+	uint16_t cap_ptr = 0, pm = 0;
+	TRY("config read", cfg16(c, PCI_CAPABILITY_LIST, &cap_ptr));
+	for (unsigned off = cap_ptr & 0xff, k = 0; off && k < 48; k++) {
+		uint16_t hdr;
+		TRY("config read", cfg16(c, off, &hdr));
+		if ((hdr & 0xff) == PCI_CAP_ID_PM)
+			pm = (uint16_t)off;
+		off = hdr >> 8;
+	}
+	if (!pm)
+		return failed("PM capability", -ENODEV);
+	uint16_t csr;
+	TRY("config read", cfg16(c, pm + PCI_PM_CTRL, &csr));
+	uint16_t cmd = PCI_COMMAND_MEMORY;
+	TRY("COMMAND", vfpm_client_region_write(c, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND, &cmd, 2));
+	TRY("SCRATCH", bar0_w32(c, DEMO_SCRATCH, 0x5a5a5a5a));
+	printf("    the device reports NoSoftRst%c; COMMAND.MEM set, SCRATCH = 0x5a5a5a5a\n",
+	       csr & PCI_PM_CTRL_NO_SOFT_RESET ? '+' : '-');
+	uint16_t d3 = (uint16_t)((csr & ~PCI_PM_CTRL_STATE_MASK) | 3);
+	TRY("PMCSR D3hot", vfpm_client_region_write(c, VFIO_PCI_CONFIG_REGION_INDEX, pm + PCI_PM_CTRL,
+						    &d3, 2));
+	TRY("config read", cfg16(c, pm + PCI_PM_CTRL, &csr));
+	uint32_t v = 0;
+	int rc = bar0_r32(c, DEMO_SCRATCH, &v);
+	printf("    PMCSR <- D3hot: PowerState reads %u, a BAR0 read gets %s\n",
+	       csr & PCI_PM_CTRL_STATE_MASK, rc ? strerror(-rc) : "data");
+	show(ctl);
+	uint16_t d0 = (uint16_t)(csr & ~PCI_PM_CTRL_STATE_MASK);
+	TRY("PMCSR D0", vfpm_client_region_write(c, VFIO_PCI_CONFIG_REGION_INDEX, pm + PCI_PM_CTRL,
+						 &d0, 2));
+	TRY("config read", cfg16(c, PCI_COMMAND, &cmd));
+	TRY("SCRATCH", bar0_r32(c, DEMO_SCRATCH, &v));
+	printf("    PMCSR <- D0: COMMAND restored to 0x%04x, SCRATCH now 0x%08x (%s)\n", cmd, v,
+	       v ? "device state kept" : "device state reset, config restored");
+	show(ctl);
+	vfpm_client_close(c);
+	wait_status(ctl, "suspended");
+	printf("    client gone: the device is reset and suspends again\n");
+	show(ctl);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	char path[256];
-	if (argc > 1)
-		snprintf(path, sizeof(path), "%s", argv[1]);
+	const char *ctl = NULL;
+	int a = 1;
+	if (argc > 2 && !strcmp(argv[1], "--ctl")) {
+		ctl = argv[2];
+		a = 3;
+	}
+	if (argc > a)
+		snprintf(path, sizeof(path), "%s", argv[a]);
 	else if (vfpm_default_socket_path(path, sizeof(path)))
 		return 1;
-	if (argc > 2 || (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))) {
-		printf("Usage: vfpm-demo [SOCKET]\nDrives the demo device at SOCKET (default %s).\n",
+	if (argc > a + 1 || (argc == a + 1 && (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")))) {
+		printf("Usage: vfpm-demo [--ctl CTLSOCKET] [SOCKET]\n"
+		       "Drives the demo device at SOCKET (default %s); with --ctl, also tours its\n"
+		       "power management and shows what the control plane reports.\n",
 		       path);
-		return argc > 2 ? 2 : 0;
+		return argc > a + 1 ? 2 : 0;
 	}
 
 	struct vfpm_client *c;
@@ -154,13 +325,13 @@ int main(int argc, char **argv)
 	TRY("ack interrupt", bar0_w32(c, DEMO_INT_STATUS, 1));
 
 	TRY("reset", vfpm_client_reset(c));
-	uint32_t scratch = 0xdeadbeef;
 	TRY("config read", cfg16(c, PCI_COMMAND, &cmd));
 	printf("[6] DEVICE_RESET: COMMAND is 0x%04x again\n", cmd);
-	(void)scratch;
 	vfpm_client_close(c);
 	close(efd);
 	close(mfd);
 	printf("[7] disconnected: the server resets the device and keeps serving\n");
-	return same ? 0 : 1;
+	if (!same)
+		return 1;
+	return ctl ? pm_tour(NULL, ctl, path) : 0;
 }

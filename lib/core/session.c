@@ -577,8 +577,7 @@ int session_dispatch(struct core_session *s, struct wire_msg *m)
 {
 	struct vfpm_device *dev = s->dev;
 	uint32_t type = m->hdr.flags & VFU_F_TYPE_MASK;
-	int rc, ret = 0;
-	bool replied = false;
+	int rc, ret;
 
 	if (type == VFU_F_TYPE_REPLY) {
 		route_reply(s, m);
@@ -620,17 +619,15 @@ int session_dispatch(struct core_session *s, struct wire_msg *m)
 			if (d->device_cmd)
 				pthread_mutex_unlock(&dev->req_lock);
 		}
-		if (pm) {
-			/* the reply goes out before the put, as the ioctl returns
-			 * before the asynchronous idle runs */
-			ret = reply_or_error(s, m, &r, rc);
+		/* The put comes before the reply, as the ioctl's put comes
+		 * before it returns: a client that sees the reply sees the
+		 * count without this request. The suspend it may queue is
+		 * asynchronous. */
+		if (pm)
 			pm_request_end(dev);
-			replied = true;
-		}
 	}
 
-	if (!replied)
-		ret = reply_or_error(s, m, &r, rc);
+	ret = reply_or_error(s, m, &r, rc);
 	if (r.buf != r.small)
 		free(r.buf);
 	wire_msg_release(m);

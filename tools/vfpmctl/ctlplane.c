@@ -1,0 +1,228 @@
+/* vfpmctl's control-plane commands: they talk JSON lines to vfpmd's
+ * control socket (vfpmd --ctl), never to a device socket, so they never
+ * wake a device. */
+#include "ctlplane.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "vfpm/client.h"
+
+int ctlplane_default_path(char *buf, size_t len)
+{
+	char p[256];
+	int rc = vfpm_default_socket_path(p, sizeof(p));
+	if (rc < 0)
+		return rc;
+	if (snprintf(buf, len, "%s/vfpmd.ctl", dirname(p)) >= (int)len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* Sends one request line and parses the one-line reply. */
+static int request(const char *path, struct json_object *req, struct json_object **out)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(a.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(a.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+	size_t n = strlen(s);
+	int rc = 0;
+	if (send(fd, s, n, MSG_NOSIGNAL) != (ssize_t)n || send(fd, "\n", 1, MSG_NOSIGNAL) != 1)
+		rc = -errno;
+	size_t cap = 1 << 16, have = 0;
+	char *buf = rc ? NULL : malloc(cap);
+	if (!rc && !buf)
+		rc = -ENOMEM;
+	while (!rc) {
+		if (have + 1 >= cap) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				rc = -ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		ssize_t r = read(fd, buf + have, cap - 1 - have);
+		if (r <= 0) {
+			rc = r < 0 ? -errno : -EPROTO;
+			break;
+		}
+		have += (size_t)r;
+		buf[have] = '\0';
+		if (strchr(buf, '\n'))
+			break;
+	}
+	close(fd);
+	if (!rc) {
+		*out = json_tokener_parse(buf);
+		if (!*out)
+			rc = -EPROTO;
+	}
+	free(buf);
+	return rc;
+}
+
+static int check_reply(struct json_object *rep, const char *what)
+{
+	struct json_object *v;
+	if (json_object_object_get_ex(rep, "ok", &v) && json_object_get_boolean(v))
+		return 0;
+	int err = json_object_object_get_ex(rep, "errno", &v) ? json_object_get_int(v) : EPROTO;
+	const char *msg = json_object_object_get_ex(rep, "error", &v) ? json_object_get_string(v)
+								       : strerror(err);
+	fprintf(stderr, "vfpmctl: %s: %s\n", what, msg);
+	return err ? -err : -EPROTO;
+}
+
+static const char *str(struct json_object *o, const char *k)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : "-";
+}
+
+static struct json_object *sub(struct json_object *o, const char *k)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(o, k, &v) ? v : NULL;
+}
+
+static void print_table(struct json_object *devs)
+{
+	printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s  %s\n", "DEVICE", "STATE",
+	       "RUNTIME", "USAGE", "ENGAGED", "ARMED", "CLIENT", "SUSPENDS", "RESUMES", "WAKEUPS",
+	       "SOCKET");
+	for (size_t i = 0; i < json_object_array_length(devs); i++) {
+		struct json_object *d = json_object_array_get_idx(devs, i);
+		struct json_object *lp = sub(d, "low_power"), *c = sub(d, "counters");
+		printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s  %s\n", str(d, "name"),
+		       str(d, "power_state"), str(d, "runtime_status"), str(d, "usage_count"),
+		       lp ? str(lp, "engaged") : "-", lp ? str(lp, "wakeup_armed") : "-",
+		       str(d, "client_connected"), c ? str(c, "suspends") : "-",
+		       c ? str(c, "resumes") : "-", c ? str(c, "wakeups_signalled") : "-",
+		       str(d, "socket"));
+	}
+}
+
+int ctlplane_status(const char *path, int argc, char **argv)
+{
+	bool json = false;
+	const char *only = NULL;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (argv[i][0] == '-') {
+			fprintf(stderr, "vfpmctl: status: unknown option '%s'\n", argv[i]);
+			return 2;
+		} else
+			only = argv[i];
+	}
+	struct json_object *req = json_object_new_object(), *rep = NULL;
+	json_object_object_add(req, "cmd", json_object_new_string("status"));
+	int rc = request(path, req, &rep);
+	json_object_put(req);
+	if (rc) {
+		fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(-rc));
+		return 1;
+	}
+	if (check_reply(rep, "status")) {
+		json_object_put(rep);
+		return 1;
+	}
+	struct json_object *devs = sub(rep, "devices");
+	if (only && devs) {
+		struct json_object *sel = json_object_new_array();
+		for (size_t i = 0; i < json_object_array_length(devs); i++) {
+			struct json_object *d = json_object_array_get_idx(devs, i);
+			if (!strcmp(str(d, "name"), only))
+				json_object_array_add(sel, json_object_get(d));
+		}
+		if (!json_object_array_length(sel)) {
+			fprintf(stderr, "vfpmctl: status: no device named '%s'\n", only);
+			json_object_put(sel);
+			json_object_put(rep);
+			return 1;
+		}
+		json_object_object_add(rep, "devices", sel);
+		devs = sel;
+	}
+	if (json)
+		printf("%s\n", json_object_to_json_string_ext(
+				       rep, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						    JSON_C_TO_STRING_NOSLASHESCAPE));
+	else if (devs)
+		print_table(devs);
+	json_object_put(rep);
+	return 0;
+}
+
+int ctlplane_set(const char *path, int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "vfpmctl: usage: set DEVICE key=value...\n");
+		return 2;
+	}
+	for (int i = 1; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		if (!eq || eq == argv[i]) {
+			fprintf(stderr, "vfpmctl: set: expected key=value, got '%s'\n", argv[i]);
+			return 2;
+		}
+	}
+	for (int i = 1; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		char key[64];
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - argv[i]), argv[i]);
+		struct json_object *req = json_object_new_object(), *rep = NULL;
+		json_object_object_add(req, "cmd", json_object_new_string("set"));
+		json_object_object_add(req, "device", json_object_new_string(argv[0]));
+		json_object_object_add(req, "key", json_object_new_string(key));
+		json_object_object_add(req, "value", json_object_new_string(eq + 1));
+		int rc = request(path, req, &rep);
+		json_object_put(req);
+		if (rc) {
+			fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(-rc));
+			return 1;
+		}
+		char what[128];
+		snprintf(what, sizeof(what), "set %s %s", argv[0], argv[i]);
+		rc = check_reply(rep, what);
+		json_object_put(rep);
+		if (rc)
+			return 1;
+	}
+	return 0;
+}
+
+int ctlplane_inject_intx(const char *path, int argc, char **argv)
+{
+	struct json_object *req = json_object_new_object(), *rep = NULL;
+	json_object_object_add(req, "cmd", json_object_new_string("inject-intx"));
+	json_object_object_add(req, "device", json_object_new_string(argv[0]));
+	int rc = request(path, req, &rep);
+	json_object_put(req);
+	if (rc) {
+		fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(-rc));
+		return 1;
+	}
+	rc = check_reply(rep, "inject-intx");
+	json_object_put(rep);
+	return rc ? 1 : 0;
+}
