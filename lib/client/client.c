@@ -183,10 +183,22 @@ static int serve_cmd(struct vfpm_client *c, int s, const struct wire_msg *m)
 static int recv_one(struct vfpm_client *c, int timeout_ms, int expect, struct wire_msg *m,
 		    int *sock)
 {
-	int s = wait_readable(c, timeout_ms);
-	if (s < 0)
-		return s == -ETIMEDOUT ? s : fail(c, s);
-	int rc = wire_recv(s, m, c->recv_max, (int)c->mine.max_msg_fds);
+	int s, rc;
+	do {
+		s = wait_readable(c, timeout_ms);
+		if (s < 0)
+			return s == -ETIMEDOUT ? s : fail(c, s);
+		rc = wire_recv(s, m, c->recv_max, (int)c->mine.max_msg_fds);
+		if (rc == -ECONNRESET && s == c->twin) {
+			/* The server closed the twin between messages: no more
+			 * DMA requests, but replies may still be queued on
+			 * the main socket. */
+			close(c->twin);
+			c->twin = -1;
+			rc = -EAGAIN;
+		}
+		/* -EAGAIN: a non-blocking socket woke up with nothing to read. */
+	} while (rc == -EAGAIN);
 	if (rc == -EINVAL || rc == -ENOMEM) {
 		uint32_t type = m->hdr.flags & VFU_F_TYPE_MASK;
 		if (type == VFU_F_TYPE_COMMAND) {
@@ -750,7 +762,7 @@ VFPM_EXPORT int vfpm_client_set_irqs(struct vfpm_client *c, uint32_t flags, uint
 		if (count && !data)
 			return -EINVAL;
 		dlen = count;
-		if (dlen > c->srv.max_data_xfer_size)
+		if (dlen > UINT32_MAX - sizeof(struct vfu_irq_set))
 			return -EINVAL;
 	}
 	struct vfu_irq_set req = {
@@ -966,8 +978,6 @@ VFPM_EXPORT int vfpm_client_feature(struct vfpm_client *c, uint32_t flags, const
 				    size_t len, int fd, void *reply, size_t *reply_len)
 {
 	if (!c || (len && !data) || (reply_len && *reply_len && !reply))
-		return -EINVAL;
-	if (len > c->srv.max_data_xfer_size)
 		return -EINVAL;
 	size_t want = len;
 	/* argsz is the largest reply accepted: for GET leave room for the

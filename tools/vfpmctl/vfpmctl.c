@@ -401,10 +401,16 @@ static void usage(FILE *out)
 		"\n"
 		"Commands:\n",
 		def);
+	int width = 0;  /* align the help texts after the longest synopsis */
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		int w = (int)(strlen(commands[i].name) + 1 + strlen(commands[i].args));
+		if (w > width)
+			width = w;
+	}
 	for (size_t i = 0; i < NCOMMANDS; i++) {
 		char syn[64];
 		snprintf(syn, sizeof(syn), "%s %s", commands[i].name, commands[i].args);
-		fprintf(out, "  %-26s %s\n", syn, commands[i].help);
+		fprintf(out, "  %-*s  %s\n", width, syn, commands[i].help);
 	}
 	fprintf(out, "\nNumbers may be decimal, 0x hex or 0 octal. Exit status: 0 ok, 1 error, "
 		     "2 bad usage.\n");

@@ -87,15 +87,15 @@ static int srv_error(struct srv *s, const struct wire_msg *rq, uint32_t err)
 	return wire_send(s->fd, &h, NULL, 0, NULL, 0);
 }
 
-/* Sends a server->client command and receives its reply. */
-static bool srv_dma(struct srv *s, uint16_t cmd, uint16_t id, uint64_t addr, uint64_t count,
-		    const void *data, size_t dlen, struct wire_msg *rep)
+/* Sends a server->client command on socket fd and receives its reply. */
+static bool srv_dma_on(int fd, uint16_t cmd, uint16_t id, uint64_t addr, uint64_t count,
+		       const void *data, size_t dlen, struct wire_msg *rep)
 {
 	struct vfu_dma_access a = { .addr = addr, .count = count };
 	struct vfu_hdr h = { .msg_id = id, .cmd = cmd, .flags = VFU_F_TYPE_COMMAND };
-	if (wire_send2(s->fd, &h, &a, sizeof(a), data, dlen, NULL, 0) < 0)
+	if (wire_send2(fd, &h, &a, sizeof(a), data, dlen, NULL, 0) < 0)
 		return false;
-	if (srv_recv(s, rep) < 0)
+	if (wire_recv(fd, rep, 4u << 20, VFPM_MAX_MSG_FDS) < 0)
 		return false;
 	if ((rep->hdr.flags & VFU_F_TYPE_MASK) != VFU_F_TYPE_REPLY || rep->hdr.msg_id != id ||
 	    rep->hdr.cmd != cmd) {
@@ -103,6 +103,12 @@ static bool srv_dma(struct srv *s, uint16_t cmd, uint16_t id, uint64_t addr, uin
 		return false;
 	}
 	return true;
+}
+
+static bool srv_dma(struct srv *s, uint16_t cmd, uint16_t id, uint64_t addr, uint64_t count,
+		    const void *data, size_t dlen, struct wire_msg *rep)
+{
+	return srv_dma_on(s->fd, cmd, id, addr, count, data, dlen, rep);
 }
 
 static void *srv_main(void *arg)
@@ -156,6 +162,22 @@ static void srv_finish(struct srv *s)
 		close(s->memfd);
 	free(s);
 }
+
+/* A client-side result check that, on failure, also reports what the
+ * fake server saw: its socket is shut down so the script cannot block,
+ * then the thread is joined. */
+static void expect_rc_at(struct srv *s, int got, int want, int line)
+{
+	if (got == want)
+		return;
+	shutdown(s->fd, SHUT_RDWR);
+	pthread_join(s->th, NULL);
+	if (s->fail_line)
+		print_error("fake server: check failed at line %d: %s\n", s->fail_line,
+			    s->fail_expr);
+	fail_msg("line %d: got %d (%s), want %d", line, got, strerror(got < 0 ? -got : got), want);
+}
+#define EXPECT_RC(s, expr, want) expect_rc_at((s), (expr), (want), __LINE__)
 
 /* Starts a server whose script begins with VERSION and connects to it. */
 static struct srv *start_connected(script_fn fn, const char *json,
@@ -694,6 +716,85 @@ static void test_serve_pending_anon(void **state)
 	vfpm_client_close(c);
 }
 
+/* Twin socket: server->client commands come on a second socket whose
+ * client end rides on the VERSION reply. */
+static void script_twin(struct srv *s)
+{
+	struct wire_msg m, r;
+	SCHECK(s, srv_expect(s, &m, VFU_CMD_VERSION));
+	struct wire_caps wc;
+	bool ok = m.len > 4 && wire_caps_parse((const char *)m.payload + 4, m.len - 4, &wc) == 0 &&
+		  wc.twin_socket;
+	int tw[2];
+	SCHECK(s, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tw) == 0);
+	const char *j = "{\"capabilities\":{\"twin_socket\":{\"supported\":true,\"fd_index\":1}}}";
+	uint8_t buf[256] = { 0, 0, 2, 0 };
+	memcpy(buf + 4, j, strlen(j) + 1);
+	int fds[2] = { tw[1], tw[1] };  /* index 1 is the one named */
+	int rc = srv_reply(s, &m, buf, 4 + strlen(j) + 1, fds, 2);
+	close(tw[1]);
+	wire_msg_release(&m);
+	if (!ok || rc != 0)
+		close(tw[0]);
+	SCHECK(s, ok && rc == 0);
+
+	SCHECK(s, srv_expect(s, &m, VFU_CMD_DMA_MAP));
+	rc = srv_reply(s, &m, NULL, 0, NULL, 0);
+	wire_msg_release(&m);
+	SCHECK(s, rc == 0);
+
+	struct wire_msg rd;
+	SCHECK(s, srv_expect(s, &rd, VFU_CMD_REGION_READ));
+	ok = srv_dma_on(tw[0], VFU_CMD_DMA_WRITE, 1, 0x40000, 4, "WXYZ", 4, &r);
+	ok = ok && !(r.hdr.flags & VFU_F_ERROR);
+	wire_msg_release(&r);
+	/* Something that is not DMA: answered with EINVAL. */
+	struct vfu_hdr h = { .msg_id = 2, .cmd = 99, .flags = VFU_F_TYPE_COMMAND };
+	ok = ok && wire_send(tw[0], &h, "zz", 2, NULL, 0) == 0 &&
+	     wire_recv(tw[0], &r, 1 << 16, 4) == 0 && (r.hdr.flags & VFU_F_ERROR) &&
+	     r.hdr.error == EINVAL && r.hdr.msg_id == 2;
+	wire_msg_release(&r);
+	struct vfu_region_access ra;
+	memcpy(&ra, rd.payload, sizeof(ra));
+	ra.count = 0;
+	rc = srv_reply(s, &rd, &ra, sizeof(ra), NULL, 0);
+	wire_msg_release(&rd);
+	close(tw[0]);
+	SCHECK(s, ok && rc == 0);
+}
+
+static void script_twin_no_fd(struct srv *s)
+{
+	struct wire_msg m;
+	SCHECK(s, srv_expect(s, &m, VFU_CMD_VERSION));
+	const char *j = "{\"capabilities\":{\"twin_socket\":{\"supported\":true,\"fd_index\":0}}}";
+	uint8_t buf[256] = { 0, 0, 2, 0 };
+	memcpy(buf + 4, j, strlen(j) + 1);
+	int rc = srv_reply(s, &m, buf, 4 + strlen(j) + 1, NULL, 0);
+	wire_msg_release(&m);
+	SCHECK(s, rc == 0);
+}
+
+static void test_twin_socket(void **state)
+{
+	struct vfpm_client *c;
+	struct vfpm_client_opts o = { .twin_socket = true };
+	struct srv *s = start_connected(script_twin, NULL, &o, &c);
+	assert_true(vfpm_client_server_caps(c)->twin_socket);
+	void *host;
+	EXPECT_RC(s, vfpm_client_dma_map(c, -1, 0, 0x40000, 4096, VFU_DMA_FLAG_WRITE, &host), 0);
+	EXPECT_RC(s, vfpm_client_region_read(c, 0, 0, NULL, 0), 0);
+	assert_memory_equal(host, "WXYZ", 4);
+	srv_finish(s);
+	vfpm_client_close(c);
+
+	/* Granted, but no descriptor came with it: the spec says drop. */
+	int fd;
+	s = srv_start(script_twin_no_fd, NULL, &fd);
+	assert_int_equal(vfpm_client_connect_fd(fd, &o, &c), -EPROTO);
+	srv_finish(s);
+}
+
 /* ------------------------------------------------------------------ */
 /* Chunking */
 
@@ -1103,6 +1204,7 @@ int main(void)
 		cmocka_unit_test(test_region_info_bad_caps),
 		cmocka_unit_test(test_dma_served_during_call),
 		cmocka_unit_test(test_serve_pending_anon),
+		cmocka_unit_test(test_twin_socket),
 		cmocka_unit_test(test_read_chunking),
 		cmocka_unit_test(test_eof_mid_call),
 		cmocka_unit_test(test_eof_partial_reply),
