@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ctlplane.h"
 #include "vfpm/client.h"
 
 #define PROG "vfpmctl"
@@ -28,6 +29,7 @@ enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2 };
 struct ctl {
 	const char *socket;           /* device socket (--socket or the default) */
 	struct vfpm_client *client;   /* connected on first use */
+	const char *ctl_path;         /* control socket (--ctl or the default) */
 };
 
 struct command {
@@ -368,6 +370,22 @@ static int cmd_reset(struct ctl *ctl, int argc, char **argv)
 
 static int cmd_help(struct ctl *ctl, int argc, char **argv);
 
+/* Control-plane commands (ctlplane.c): they use the control socket only. */
+static int cmd_status(struct ctl *ctl, int argc, char **argv)
+{
+	return ctlplane_status(ctl->ctl_path, argc, argv);
+}
+
+static int cmd_set(struct ctl *ctl, int argc, char **argv)
+{
+	return ctlplane_set(ctl->ctl_path, argc, argv);
+}
+
+static int cmd_inject_intx(struct ctl *ctl, int argc, char **argv)
+{
+	return ctlplane_inject_intx(ctl->ctl_path, argc, argv);
+}
+
 static const struct command commands[] = {
 	{ "info", "", "device info, regions (size, flags, mmap areas), IRQ indexes", 0, 0,
 	  cmd_info },
@@ -381,6 +399,12 @@ static const struct command commands[] = {
 	  "config space as an `lspci -F` dump; --lspci decodes it with lspci -vvv", 0, 1,
 	  cmd_dump },
 	{ "reset", "", "reset the device (DEVICE_RESET)", 0, 0, cmd_reset },
+	{ "status", "[--json] [DEVICE]",
+	  "power state of every device (control socket; never wakes a device)", 0, 2, cmd_status },
+	{ "set", "DEVICE KEY=VALUE...", "change power settings at run time (control socket)", 2, 16,
+	  cmd_set },
+	{ "inject-intx", "DEVICE", "assert INTx from the host side (control socket; tests)", 1, 1,
+	  cmd_inject_intx },
 	{ "help", "", "this text", 0, 0, cmd_help },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -397,6 +421,8 @@ static void usage(FILE *out)
 		"  --socket PATH  device socket (default: $VFPM_SOCKET, /run/vfpm/demo.sock as\n"
 		"                 root, $XDG_RUNTIME_DIR/vfpm/demo.sock, /tmp/vfpm-$UID/demo.sock;\n"
 		"                 here %s)\n"
+		"  --ctl PATH     vfpmd's control socket, for status, set and inject-intx\n"
+		"                 (default: vfpmd.ctl beside the default device socket)\n"
 		"  -h, --help     this text\n"
 		"\n"
 		"Commands:\n",
@@ -439,6 +465,12 @@ int main(int argc, char **argv)
 			ctl.socket = argv[i];
 		} else if (!strncmp(a, "--socket=", 9)) {
 			ctl.socket = a + 9;
+		} else if (!strcmp(a, "--ctl")) {
+			if (++i >= argc)
+				return usage_error("--ctl needs a path");
+			ctl.ctl_path = argv[i];
+		} else if (!strncmp(a, "--ctl=", 6)) {
+			ctl.ctl_path = a + 6;
 		} else if (!strcmp(a, "--")) {
 			i++;
 			break;
@@ -456,6 +488,13 @@ int main(int argc, char **argv)
 	}
 	if (!*ctl.socket)
 		return usage_error("empty socket path");
+	char defctl[300];
+	if (!ctl.ctl_path) {
+		int rc = ctlplane_default_path(defctl, sizeof(defctl));
+		if (rc < 0)
+			return fail(rc, "default control socket path");
+		ctl.ctl_path = defctl;
+	}
 
 	const char *name = argv[i];
 	const struct command *cmd = NULL;
