@@ -1,0 +1,111 @@
+#!/bin/sh
+# End-to-end checks of the command-line tools: vfpmd options, vfpmctl's
+# device commands and control-plane commands, and lspci decoding the dump.
+# Usage: test_cli.sh VFPMD VFPMCTL
+set -u
+VFPMD=$1
+VFPMCTL=$2
+dir=$(mktemp -d /tmp/vfpm-cli.XXXXXX)
+pass=0
+fail=0
+pid=
+
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+bad() { fail=$((fail + 1)); echo "not ok - $1"; }
+check() { # NAME COMMAND... : passes when the command succeeds
+	name=$1
+	shift
+	if "$@" >"$dir/out" 2>&1; then ok "$name"; else bad "$name"; sed 's/^/    /' "$dir/out"; fi
+}
+
+wait_sock() {
+	i=0
+	while [ ! -S "$1" ] && [ $i -lt 200 ]; do sleep 0.02; i=$((i + 1)); done
+	[ -S "$1" ]
+}
+
+# --- vfpmd option errors ---
+"$VFPMD" --device nosuchmodel --ctl none >"$dir/out" 2>&1
+[ $? -eq 1 ] && grep -q "unknown device model 'nosuchmodel'" "$dir/out" && ok "unknown model: exit 1 and a clear message" || bad "unknown model"
+"$VFPMD" --device demo,bogus=1,socket="$dir/x.sock" --ctl none >"$dir/out" 2>&1
+[ $? -eq 1 ] && grep -q "no option 'bogus'" "$dir/out" && ok "unknown model key: exit 1" || bad "unknown model key"
+"$VFPMD" --device demo,platform_d3cold=maybe,socket="$dir/x.sock" --ctl none >"$dir/out" 2>&1
+[ $? -eq 1 ] && grep -q "platform_d3cold" "$dir/out" && ok "bad PM value: exit 1" || bad "bad PM value"
+"$VFPMD" --bogus >"$dir/out" 2>&1
+[ $? -eq 2 ] && ok "unknown option: exit 2" || bad "unknown option"
+"$VFPMD" --help >"$dir/out" 2>&1 && grep -q -- "--device" "$dir/out" && grep -q -- "--ctl" "$dir/out" && ok "vfpmd --help" || bad "vfpmd --help"
+"$VFPMD" --list-models >"$dir/out" 2>&1 && grep -q "^demo" "$dir/out" && grep -q nosoftrst "$dir/out" && ok "vfpmd --list-models" || bad "vfpmd --list-models"
+"$VFPMCTL" --help >"$dir/out" 2>&1 && grep -q "status" "$dir/out" && grep -q "set DEVICE" "$dir/out" && ok "vfpmctl --help" || bad "vfpmctl --help"
+"$VFPMCTL" nosuchcommand >"$dir/out" 2>&1
+[ $? -eq 2 ] && ok "vfpmctl unknown command: exit 2" || bad "vfpmctl unknown command"
+
+# --- a running server ---
+"$VFPMD" --ctl "$dir/ctl" --device "demo,name=a,socket=$dir/a.sock,pm_delays=none" \
+	--device "demo,name=b,socket=$dir/b.sock,pm_delays=none,platform_d3cold=on" 2>"$dir/log" &
+pid=$!
+wait_sock "$dir/b.sock" && wait_sock "$dir/ctl" && ok "vfpmd serves two devices and a control socket" || bad "vfpmd start"
+sleep 0.2
+mode=$(stat -c %a "$dir/a.sock")
+[ "$mode" = 600 ] && ok "device socket mode 0600" || bad "device socket mode is $mode"
+
+check "status table" "$VFPMCTL" --ctl "$dir/ctl" status
+grep -q "^a  *D3hot  *suspended" "$dir/out" && ok "idle device a suspended to D3hot" || { bad "device a state"; cat "$dir/out"; }
+grep -q "^b  *D3cold  *suspended" "$dir/out" && ok "idle device b (platform_d3cold) in D3cold" || { bad "device b state"; cat "$dir/out"; }
+check "status --json" "$VFPMCTL" --ctl "$dir/ctl" status --json b
+for f in '"power_state": "D3cold"' '"runtime_status": "suspended"' '"usage_count": 0' '"engaged": false' \
+	'"wakeup_armed": false' '"client_connected": false' '"platform_d3cold": true' '"d3cold_allowed": true' \
+	'"idle_d3": true' '"power_control": "auto"' '"autosuspend_delay_ms": 0' '"d3hot_promotion": "off"' \
+	'"pm_delays": "none"' '"suspends": 1' '"resumes": 0' '"wakeups_signalled": 0' '"D3cold":' '"socket":'; do
+	grep -q "$f" "$dir/out" && ok "status --json has $f" || bad "status --json lacks $f"
+done
+grep -q '"name": "a"' "$dir/out" && bad "status --json b lists only b" || ok "status --json b lists only b"
+
+check "set power_control=on" "$VFPMCTL" --ctl "$dir/ctl" set a power_control=on
+"$VFPMCTL" --ctl "$dir/ctl" status a >"$dir/out"
+grep -q "^a  *D0  *active  *1 " "$dir/out" && ok "power_control=on resumes a (D0, active, usage 1)" || { bad "power_control=on"; cat "$dir/out"; }
+"$VFPMCTL" --ctl "$dir/ctl" set a power_control=auto
+sleep 0.2
+"$VFPMCTL" --ctl "$dir/ctl" status a >"$dir/out"
+grep -q "^a  *D3hot  *suspended  *0 " "$dir/out" && ok "power_control=auto lets a suspend" || { bad "power_control=auto"; cat "$dir/out"; }
+"$VFPMCTL" --ctl "$dir/ctl" set a nosuchkey=1 >"$dir/out" 2>&1
+[ $? -eq 1 ] && grep -q "unknown setting" "$dir/out" && ok "set unknown key: exit 1, 'unknown setting'" || bad "set unknown key"
+"$VFPMCTL" --ctl "$dir/ctl" set a pm_delays=sometimes >"$dir/out" 2>&1
+[ $? -eq 1 ] && grep -q "invalid value" "$dir/out" && ok "set bad value: exit 1, 'invalid value'" || bad "set bad value"
+"$VFPMCTL" --ctl "$dir/ctl" set nosuchdev power_control=on >"$dir/out" 2>&1
+[ $? -eq 1 ] && grep -q "no such device" "$dir/out" && ok "set unknown device: exit 1" || bad "set unknown device"
+"$VFPMCTL" --ctl "$dir/ctl" set a noequals >"$dir/out" 2>&1
+[ $? -eq 2 ] && ok "set without '=': exit 2" || bad "set without '='"
+
+# --- device commands ---
+check "info" "$VFPMCTL" --socket "$dir/a.sock" info
+grep -q "region 2 (BAR2): size 0x100000" "$dir/out" && ok "info shows BAR2 of 1 MiB" || bad "info BAR2"
+check "cfg-read vendor" "$VFPMCTL" --socket "$dir/a.sock" cfg-read 0 2
+grep -qi "0x1b36" "$dir/out" && ok "vendor id 0x1b36" || { bad "vendor id"; cat "$dir/out"; }
+check "cfg-write COMMAND.MEM" "$VFPMCTL" --socket "$dir/a.sock" cfg-write 4 2 2
+# every vfpmctl call is a new session: the device was reset in between
+check "dump" "$VFPMCTL" --socket "$dir/a.sock" dump
+if command -v lspci >/dev/null 2>&1; then
+	lspci -vvv -F "$dir/out" >"$dir/lspci" 2>&1
+	grep -q "Power Management version 3" "$dir/lspci" && grep -q "MSI-X: Enable- Count=4" "$dir/lspci" &&
+		grep -q "Express (v2) Endpoint" "$dir/lspci" && grep -q "Device Serial Number" "$dir/lspci" &&
+		ok "lspci -vvv -F decodes the dump" || { bad "lspci decode"; cat "$dir/lspci"; }
+else
+	echo "ok - lspci decode # SKIP lspci not installed"
+fi
+
+# --- shutdown ---
+kill "$pid"
+wait "$pid"
+rc=$?
+pid=
+[ $rc -eq 0 ] && ok "SIGTERM: exit 0" || bad "SIGTERM exit status $rc"
+[ ! -e "$dir/a.sock" ] && [ ! -e "$dir/b.sock" ] && [ ! -e "$dir/ctl" ] && ok "socket files removed" || bad "socket files left"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
