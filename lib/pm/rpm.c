@@ -152,9 +152,14 @@ void rpm_init(struct rpm *r, const struct rpm_ops *ops, void *ctx, struct rpm_wq
 void rpm_fini(struct rpm *r)
 {
 	struct rpm_wq *wq = r->wq;
-	if (wq) {
+	/* dead is read under wq->mu (wq_queue) and under r->lock
+	 * (try_suspend): write it holding both. */
+	if (wq)
 		pthread_mutex_lock(&wq->mu);
-		r->dead = true;
+	pthread_mutex_lock(&r->lock);
+	r->dead = true;
+	pthread_mutex_unlock(&r->lock);
+	if (wq) {
 		for (struct rpm **pp = &wq->head; *pp; pp = &(*pp)->next) {
 			if (*pp == r) {
 				*pp = r->next;
@@ -167,7 +172,6 @@ void rpm_fini(struct rpm *r)
 		pthread_mutex_unlock(&wq->mu);
 	}
 	pthread_mutex_lock(&r->lock);
-	r->dead = true;
 	while (rpm_status(r) == RPM_SUSPENDING || rpm_status(r) == RPM_RESUMING)
 		pthread_cond_wait(&r->cv, &r->lock);
 	pthread_mutex_unlock(&r->lock);
@@ -207,6 +211,7 @@ static void try_suspend(struct rpm *r)
 
 	pthread_mutex_lock(&r->lock);
 	bool drop = false;
+	unsigned n = r->nsuppliers;   /* read under the lock: rpm_link_add writes it */
 	if (rc) {
 		atomic_store(&r->status, RPM_ACTIVE);
 		r->suspend_errors++;
@@ -219,7 +224,7 @@ static void try_suspend(struct rpm *r)
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->lock);
 	if (drop)
-		put_suppliers(r, r->nsuppliers);
+		put_suppliers(r, n);
 }
 
 /* Brings r to ACTIVE, waiting for a transition in flight. */
@@ -301,10 +306,17 @@ static int dec(struct rpm *r)
 	return old - 1;
 }
 
+/* The delay is read without the PM lock on the put path: access it
+ * atomically (rpm_set_autosuspend_delay may run concurrently). */
+static int delay_ms(struct rpm *r)
+{
+	return __atomic_load_n(&r->autosuspend_delay_ms, __ATOMIC_RELAXED);
+}
+
 void rpm_put(struct rpm *r)
 {
 	if (dec(r) == 0)
-		wq_queue(r, r->autosuspend_delay_ms);
+		wq_queue(r, delay_ms(r));
 }
 
 void rpm_put_autosuspend(struct rpm *r)
@@ -320,7 +332,7 @@ void rpm_put_noidle(struct rpm *r)
 void rpm_idle(struct rpm *r)
 {
 	if (atomic_load(&r->usage) == 0)
-		wq_queue(r, r->autosuspend_delay_ms);
+		wq_queue(r, delay_ms(r));
 }
 
 int rpm_resume(struct rpm *r)
@@ -336,11 +348,15 @@ int rpm_set_power_on(struct rpm *r, bool on)
 	pthread_mutex_lock(&r->lock);
 	bool change = r->power_on != on;
 	r->power_on = on;
+	/* Take on's reference with the flag, under the lock: otherwise a
+	 * concurrent on->auto could put it before it was got. */
+	if (change && on)
+		atomic_fetch_add(&r->usage, 1);
 	pthread_mutex_unlock(&r->lock);
 	if (!change)
 		return 0;
-	if (on)
-		return rpm_get(r);   /* the reference stays even if resume fails */
+	if (on)   /* the reference stays even if resume fails */
+		return rpm_status(r) == RPM_ACTIVE ? 0 : resume_slow(r);
 	rpm_put(r);
 	return 0;
 }
@@ -348,29 +364,39 @@ int rpm_set_power_on(struct rpm *r, bool on)
 void rpm_set_autosuspend_delay(struct rpm *r, int ms)
 {
 	pthread_mutex_lock(&r->lock);
-	r->autosuspend_delay_ms = ms;
+	__atomic_store_n(&r->autosuspend_delay_ms, ms, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&r->lock);
 	rpm_idle(r);   /* a shorter delay applies at once */
 }
 
 int rpm_link_add(struct rpm *consumer, struct rpm *supplier)
 {
+	/* Take the supplier reference first, with no lock held (it may run
+	 * the supplier's resume callback); then, with the consumer's lock held
+	 * and no transition of the consumer in flight, add the link and keep
+	 * the reference only if the consumer is active. (Deciding on a status
+	 * read before resuming the supplier raced with the consumer's suspend:
+	 * a suspend finishing meanwhile left the supplier held for a suspended
+	 * consumer, never to suspend again.) */
+	int got = rpm_resume_and_get(supplier);   /* 0: we hold a reference */
+	int rc = got;
+	bool keep = false;
 	pthread_mutex_lock(&consumer->lock);
+	while (rpm_status(consumer) == RPM_SUSPENDING || rpm_status(consumer) == RPM_RESUMING)
+		pthread_cond_wait(&consumer->cv, &consumer->lock);
 	if (consumer->nsuppliers >= RPM_MAX_SUPPLIERS) {
-		pthread_mutex_unlock(&consumer->lock);
-		return -ENOSPC;
-	}
-	consumer->suppliers[consumer->nsuppliers++] = supplier;
-	bool hold = rpm_status(consumer) != RPM_SUSPENDED;
-	pthread_mutex_unlock(&consumer->lock);
-	if (!hold)
-		return 0;
-	int rc = rpm_resume_and_get(supplier);
-	pthread_mutex_lock(&consumer->lock);
-	if (rc)
-		consumer->nsuppliers--;
-	else
+		rc = -ENOSPC;
+	} else if (rpm_status(consumer) == RPM_SUSPENDED) {
+		/* the reference is taken when the consumer resumes */
+		consumer->suppliers[consumer->nsuppliers++] = supplier;
+		rc = 0;
+	} else if (got == 0) {
+		consumer->suppliers[consumer->nsuppliers++] = supplier;
 		consumer->suppliers_held = true;
+		keep = true;
+	}
 	pthread_mutex_unlock(&consumer->lock);
+	if (got == 0 && !keep)
+		rpm_put(supplier);
 	return rc;
 }

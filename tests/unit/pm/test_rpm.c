@@ -1,0 +1,761 @@
+/* Unit tests for the runtime-PM core (lib/pm/rpm.c): status machine,
+ * usage count, idle work queue, autosuspend delay, power_control, supplier
+ * links, and teardown. A fake ops table records every callback in a
+ * global event log with a sequence number and a monotonic timestamp. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "pm/rpm.h"
+
+/* --- event log --- */
+
+enum ev_kind { EV_SUSPEND_START, EV_SUSPEND_END, EV_RESUME_START, EV_RESUME_END };
+
+struct ev {
+	int dev;
+	enum ev_kind kind;
+	uint64_t seq;
+	uint64_t ns;
+};
+
+#define MAX_EV 256
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ev ev_log[MAX_EV];
+static unsigned ev_n;
+static uint64_t ev_seq;
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec t = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&t, &t) && errno == EINTR)
+		;
+}
+
+static void log_ev(int dev, enum ev_kind k)
+{
+	pthread_mutex_lock(&log_mu);
+	if (ev_n < MAX_EV)
+		ev_log[ev_n++] = (struct ev){ dev, k, ev_seq, now_ns() };
+	ev_seq++;
+	pthread_mutex_unlock(&log_mu);
+}
+
+static void log_clear(void)
+{
+	pthread_mutex_lock(&log_mu);
+	ev_n = 0;
+	pthread_mutex_unlock(&log_mu);
+}
+
+/* Copies the log; returns the number of events. */
+static unsigned log_get(struct ev *out)
+{
+	pthread_mutex_lock(&log_mu);
+	unsigned n = ev_n;
+	memcpy(out, ev_log, n * sizeof(*out));
+	pthread_mutex_unlock(&log_mu);
+	return n;
+}
+
+/* --- fake device --- */
+
+struct fake {
+	int id;
+	struct rpm rpm;
+	atomic_int suspend_calls, resume_calls;
+	atomic_int suspend_rc, resume_rc;
+	atomic_int suspend_sleep_ms, resume_sleep_ms;
+	atomic_int in_cb;          /* a callback of this device is running */
+	atomic_int overlaps;       /* a callback started while another ran */
+	atomic_int finished;       /* rpm_fini returned */
+	atomic_int after_fini;     /* callbacks called after rpm_fini */
+};
+
+static void cb_enter(struct fake *f, enum ev_kind k)
+{
+	if (atomic_load(&f->finished))
+		atomic_fetch_add(&f->after_fini, 1);
+	if (atomic_exchange(&f->in_cb, 1))
+		atomic_fetch_add(&f->overlaps, 1);
+	log_ev(f->id, k);
+}
+
+static void cb_leave(struct fake *f, enum ev_kind k)
+{
+	log_ev(f->id, k);
+	atomic_store(&f->in_cb, 0);
+}
+
+static int fake_suspend(void *ctx)
+{
+	struct fake *f = ctx;
+	cb_enter(f, EV_SUSPEND_START);
+	atomic_fetch_add(&f->suspend_calls, 1);
+	int ms = atomic_load(&f->suspend_sleep_ms);
+	if (ms)
+		sleep_ms(ms);
+	int rc = atomic_load(&f->suspend_rc);
+	cb_leave(f, EV_SUSPEND_END);
+	return rc;
+}
+
+static int fake_resume(void *ctx)
+{
+	struct fake *f = ctx;
+	cb_enter(f, EV_RESUME_START);
+	atomic_fetch_add(&f->resume_calls, 1);
+	int ms = atomic_load(&f->resume_sleep_ms);
+	if (ms)
+		sleep_ms(ms);
+	int rc = atomic_load(&f->resume_rc);
+	cb_leave(f, EV_RESUME_END);
+	return rc;
+}
+
+static const struct rpm_ops fake_ops = { .suspend = fake_suspend, .resume = fake_resume };
+
+/* --- fixture: one work queue, device 0 (consumer) and 1 (supplier) --- */
+
+struct fx {
+	struct rpm_wq *wq;
+	struct fake dev[2];
+	bool fini_done[2];
+};
+
+static int setup(void **state)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	assert_non_null(x);
+	log_clear();
+	assert_int_equal(rpm_wq_create(&x->wq), 0);
+	for (int i = 0; i < 2; i++) {
+		x->dev[i].id = i;
+		rpm_init(&x->dev[i].rpm, &fake_ops, &x->dev[i], x->wq);
+	}
+	*state = x;
+	return 0;
+}
+
+static void fini_dev(struct fx *x, int i)
+{
+	if (x->fini_done[i])
+		return;
+	rpm_fini(&x->dev[i].rpm);
+	atomic_store(&x->dev[i].finished, 1);
+	x->fini_done[i] = true;
+}
+
+static int teardown(void **state)
+{
+	struct fx *x = *state;
+	fini_dev(x, 0);   /* consumer first: it may drop supplier references */
+	fini_dev(x, 1);
+	rpm_wq_destroy(x->wq);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(atomic_load(&x->dev[i].overlaps), 0);
+		assert_int_equal(atomic_load(&x->dev[i].after_fini), 0);
+	}
+	free(x);
+	return 0;
+}
+
+/* --- helpers --- */
+
+/* Counters are written under the PM lock, after the status store: read
+ * them under the lock too. */
+static uint64_t ctr(struct rpm *r, const uint64_t *field)
+{
+	pthread_mutex_lock(&r->lock);
+	uint64_t v = *field;
+	pthread_mutex_unlock(&r->lock);
+	return v;
+}
+
+static bool wait_status(struct rpm *r, enum rpm_status st, int timeout_ms)
+{
+	uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
+	for (;;) {
+		if (rpm_status(r) == st)
+			return true;
+		if (now_ns() > end)
+			return false;
+		sleep_ms(1);
+	}
+}
+
+static bool wait_int(atomic_int *v, int want, int timeout_ms)
+{
+	uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
+	for (;;) {
+		if (atomic_load(v) == want)
+			return true;
+		if (now_ns() > end)
+			return false;
+		sleep_ms(1);
+	}
+}
+
+/* Suspends an idle device through the work queue and checks it. */
+static void suspend_now(struct fake *f)
+{
+	int before = atomic_load(&f->suspend_calls);
+	rpm_idle(&f->rpm);
+	assert_true(wait_status(&f->rpm, RPM_SUSPENDED, 2000));
+	assert_int_equal(atomic_load(&f->suspend_calls), before + 1);
+	assert_int_equal(rpm_usage(&f->rpm), 0);
+}
+
+/* --- tests --- */
+
+static uint64_t find_ev(int dev, enum ev_kind k)
+{
+	struct ev ev[MAX_EV];
+	unsigned n = log_get(ev);
+	for (unsigned i = 0; i < n; i++)
+		if (ev[i].dev == dev && ev[i].kind == k)
+			return ev[i].ns;
+	return 0;
+}
+
+
+static void test_initial_state(void **state)
+{
+	struct fx *x = *state;
+	struct rpm *r = &x->dev[0].rpm;
+	assert_int_equal(rpm_status(r), RPM_ACTIVE);
+	assert_int_equal(rpm_usage(r), 0);
+	assert_false(r->power_on);
+	assert_int_equal(r->autosuspend_delay_ms, 0);
+	/* nothing is queued by init: the device stays active until rpm_idle */
+	sleep_ms(100);
+	assert_int_equal(rpm_status(r), RPM_ACTIVE);
+	assert_int_equal(atomic_load(&x->dev[0].suspend_calls), 0);
+	assert_string_equal(rpm_status_name(RPM_ACTIVE), "active");
+	assert_string_equal(rpm_status_name(RPM_SUSPENDING), "suspending");
+	assert_string_equal(rpm_status_name(RPM_SUSPENDED), "suspended");
+	assert_string_equal(rpm_status_name(RPM_RESUMING), "resuming");
+	assert_string_equal(rpm_status_name((enum rpm_status)7), "unknown");
+}
+
+static void test_idle_suspends_async(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	atomic_store(&f->suspend_sleep_ms, 200);
+	rpm_idle(&f->rpm);
+	/* asynchronous: rpm_idle returns before the 200 ms callback ends */
+	assert_int_equal(find_ev(0, EV_SUSPEND_END), 0);
+	assert_true(wait_status(&f->rpm, RPM_SUSPENDED, 2000));
+	assert_int_equal(atomic_load(&f->suspend_calls), 1);
+	assert_int_equal(atomic_load(&f->resume_calls), 0);
+	assert_int_equal(ctr(&f->rpm, &f->rpm.suspends), 1);
+	assert_int_equal(rpm_usage(&f->rpm), 0);
+	/* idle again on a suspended device: no second suspend */
+	rpm_idle(&f->rpm);
+	sleep_ms(100);
+	assert_int_equal(atomic_load(&f->suspend_calls), 1);
+}
+
+static void test_get_resumes_sync(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	suspend_now(f);
+	assert_int_equal(rpm_get(&f->rpm), 0);
+	/* synchronous: already done when rpm_get returns */
+	assert_int_equal(atomic_load(&f->resume_calls), 1);
+	assert_int_equal(rpm_status(&f->rpm), RPM_ACTIVE);
+	assert_int_equal(rpm_usage(&f->rpm), 1);
+	assert_int_equal(ctr(&f->rpm, &f->rpm.resumes), 1);
+	rpm_put_noidle(&f->rpm);
+}
+
+static void test_put_to_zero_suspends(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	suspend_now(f);
+	assert_int_equal(rpm_get(&f->rpm), 0);
+	assert_int_equal(rpm_get(&f->rpm), 0);
+	assert_int_equal(atomic_load(&f->resume_calls), 1);
+	rpm_put(&f->rpm);
+	sleep_ms(100);
+	assert_int_equal(rpm_status(&f->rpm), RPM_ACTIVE);   /* still 1 */
+	assert_int_equal(atomic_load(&f->suspend_calls), 1);
+	rpm_put(&f->rpm);
+	assert_true(wait_status(&f->rpm, RPM_SUSPENDED, 2000));
+	assert_int_equal(atomic_load(&f->suspend_calls), 2);
+	assert_int_equal(ctr(&f->rpm, &f->rpm.suspends), 2);
+	assert_int_equal(rpm_usage(&f->rpm), 0);
+}
+
+static void test_active_get_put_no_callbacks(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	assert_int_equal(rpm_get(&f->rpm), 0);
+	for (int i = 0; i < 10000; i++) {
+		assert_int_equal(rpm_get(&f->rpm), 0);
+		rpm_put(&f->rpm);
+	}
+	assert_int_equal(rpm_usage(&f->rpm), 1);
+	sleep_ms(100);
+	assert_int_equal(rpm_status(&f->rpm), RPM_ACTIVE);
+	assert_int_equal(atomic_load(&f->suspend_calls), 0);
+	assert_int_equal(atomic_load(&f->resume_calls), 0);
+	struct ev ev[MAX_EV];
+	assert_int_equal(log_get(ev), 0);
+	rpm_put_noidle(&f->rpm);
+}
+
+static void test_put_noidle_no_suspend(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	assert_int_equal(rpm_get(&f->rpm), 0);
+	rpm_put_noidle(&f->rpm);
+	assert_int_equal(rpm_usage(&f->rpm), 0);
+	sleep_ms(200);
+	assert_int_equal(rpm_status(&f->rpm), RPM_ACTIVE);
+	assert_int_equal(atomic_load(&f->suspend_calls), 0);
+	/* an explicit idle check still works afterwards */
+	suspend_now(f);
+}
+
+static void test_get_noresume(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	suspend_now(f);
+	rpm_get_noresume(&f->rpm);
+	assert_int_equal(rpm_usage(&f->rpm), 1);
+	sleep_ms(50);
+	assert_int_equal(rpm_status(&f->rpm), RPM_SUSPENDED);
+	assert_int_equal(atomic_load(&f->resume_calls), 0);
+	rpm_put_noidle(&f->rpm);
+	assert_int_equal(rpm_usage(&f->rpm), 0);
+	assert_int_equal(ctr(&f->rpm, &f->rpm.underflows), 0);
+}
+
+static void test_resume_and_get_failure(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	suspend_now(f);
+	atomic_store(&f->resume_rc, -EIO);
+	assert_int_equal(rpm_resume_and_get(&f->rpm), -EIO);
+	assert_int_equal(rpm_usage(&f->rpm), 0);   /* reference dropped */
+	assert_int_equal(rpm_status(&f->rpm), RPM_SUSPENDED);
+	assert_int_equal(atomic_load(&f->resume_calls), 1);
+	assert_int_equal(ctr(&f->rpm, &f->rpm.resume_errors), 1);
+	assert_int_equal(ctr(&f->rpm, &f->rpm.resumes), 0);
+	assert_int_equal(ctr(&f->rpm, &f->rpm.underflows), 0);
+	/* it works once the callback does */
+	atomic_store(&f->resume_rc, 0);
+	assert_int_equal(rpm_resume_and_get(&f->rpm), 0);
+	assert_int_equal(rpm_status(&f->rpm), RPM_ACTIVE);
+	assert_int_equal(rpm_usage(&f->rpm), 1);
+	rpm_put_noidle(&f->rpm);
+}
+
+static void test_get_failure_keeps_ref(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	suspend_now(f);
+	atomic_store(&f->resume_rc, -EIO);
+	assert_int_equal(rpm_get(&f->rpm), -EIO);
+	assert_int_equal(rpm_usage(&f->rpm), 1);   /* reference kept */
+	assert_int_equal(rpm_status(&f->rpm), RPM_SUSPENDED);
+	assert_int_equal(ctr(&f->rpm, &f->rpm.resume_errors), 1);
+	rpm_put(&f->rpm);
+	assert_int_equal(rpm_usage(&f->rpm), 0);
+	assert_int_equal(ctr(&f->rpm, &f->rpm.underflows), 0);
+}
+
+static void test_suspend_failure(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	atomic_store(&f->suspend_rc, -EBUSY);
+	rpm_idle(&f->rpm);
+	assert_true(wait_int(&f->suspend_calls, 1, 2000));
+	assert_true(wait_status(&f->rpm, RPM_ACTIVE, 2000));
+	assert_int_equal(ctr(&f->rpm, &f->rpm.suspend_errors), 1);
+	assert_int_equal(ctr(&f->rpm, &f->rpm.suspends), 0);
+	assert_int_equal(rpm_status(&f->rpm), RPM_ACTIVE);
+	/* still usable, and a later idle may succeed */
+	assert_int_equal(rpm_get(&f->rpm), 0);
+	assert_int_equal(atomic_load(&f->resume_calls), 0);
+	atomic_store(&f->suspend_rc, 0);
+	rpm_put(&f->rpm);
+	assert_true(wait_status(&f->rpm, RPM_SUSPENDED, 2000));
+	assert_int_equal(atomic_load(&f->suspend_calls), 2);
+}
+
+static void test_autosuspend_delay(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	rpm_set_autosuspend_delay(&f->rpm, 300);
+	assert_int_equal(rpm_get(&f->rpm), 0);
+	uint64_t t0 = now_ns();
+	rpm_put(&f->rpm);
+	sleep_ms(100);
+	/* (a loaded machine may oversleep: only judge when it did not) */
+	if (now_ns() - t0 < 250000000u) {
+		assert_int_equal(rpm_status(&f->rpm), RPM_ACTIVE);
+		assert_int_equal(atomic_load(&f->suspend_calls), 0);
+	}
+	assert_true(wait_status(&f->rpm, RPM_SUSPENDED, 1000 - 100));
+	uint64_t ts = find_ev(0, EV_SUSPEND_START);
+	assert_true(ts - t0 >= 295000000u);   /* not before the delay */
+	assert_int_equal(atomic_load(&f->suspend_calls), 1);
+}
+
+static void test_autosuspend_put_autosuspend(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	rpm_set_autosuspend_delay(&f->rpm, 200);
+	assert_int_equal(rpm_get(&f->rpm), 0);
+	uint64_t t0 = now_ns();
+	rpm_put_autosuspend(&f->rpm);
+	sleep_ms(80);
+	if (now_ns() - t0 < 150000000u)
+		assert_int_equal(rpm_status(&f->rpm), RPM_ACTIVE);
+	assert_true(wait_status(&f->rpm, RPM_SUSPENDED, 1000));
+	assert_true(find_ev(0, EV_SUSPEND_START) - t0 >= 195000000u);
+}
+
+static void test_autosuspend_get_cancels(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	rpm_set_autosuspend_delay(&f->rpm, 300);
+	assert_int_equal(rpm_get(&f->rpm), 0);
+	rpm_put(&f->rpm);
+	sleep_ms(100);
+	assert_int_equal(rpm_get(&f->rpm), 0);   /* during the delay */
+	sleep_ms(500);                           /* well past it */
+	assert_int_equal(rpm_status(&f->rpm), RPM_ACTIVE);
+	assert_int_equal(atomic_load(&f->suspend_calls), 0);
+	assert_int_equal(atomic_load(&f->resume_calls), 0);
+	/* the next put restarts the delay from its own time */
+	uint64_t t0 = now_ns();
+	rpm_put(&f->rpm);
+	assert_true(wait_status(&f->rpm, RPM_SUSPENDED, 1000));
+	assert_true(find_ev(0, EV_SUSPEND_START) - t0 >= 295000000u);
+}
+
+static void test_negative_delay_never_suspends(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	rpm_set_autosuspend_delay(&f->rpm, -1);
+	assert_int_equal(rpm_get(&f->rpm), 0);
+	rpm_put(&f->rpm);
+	rpm_idle(&f->rpm);
+	rpm_put_autosuspend(&f->rpm);   /* underflow, counted, no effect */
+	sleep_ms(300);
+	assert_int_equal(rpm_status(&f->rpm), RPM_ACTIVE);
+	assert_int_equal(atomic_load(&f->suspend_calls), 0);
+	/* back to 0: an idle suspends at once */
+	rpm_set_autosuspend_delay(&f->rpm, 0);
+	assert_true(wait_status(&f->rpm, RPM_SUSPENDED, 2000));
+}
+
+static void test_power_control(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	suspend_now(f);
+	assert_int_equal(rpm_set_power_on(&f->rpm, true), 0);
+	assert_int_equal(rpm_status(&f->rpm), RPM_ACTIVE);
+	assert_int_equal(rpm_usage(&f->rpm), 1);
+	assert_int_equal(atomic_load(&f->resume_calls), 1);
+	/* on again: no second reference */
+	assert_int_equal(rpm_set_power_on(&f->rpm, true), 0);
+	assert_int_equal(rpm_usage(&f->rpm), 1);
+	/* no suspend while on, even after get/put and idle */
+	assert_int_equal(rpm_get(&f->rpm), 0);
+	rpm_put(&f->rpm);
+	rpm_idle(&f->rpm);
+	sleep_ms(200);
+	assert_int_equal(rpm_status(&f->rpm), RPM_ACTIVE);
+	assert_int_equal(atomic_load(&f->suspend_calls), 1);
+	/* auto: the reference goes and the device suspends */
+	assert_int_equal(rpm_set_power_on(&f->rpm, false), 0);
+	assert_int_equal(rpm_usage(&f->rpm), 0);
+	assert_true(wait_status(&f->rpm, RPM_SUSPENDED, 2000));
+	assert_int_equal(atomic_load(&f->suspend_calls), 2);
+	assert_int_equal(rpm_set_power_on(&f->rpm, false), 0);   /* no change */
+	assert_int_equal(rpm_usage(&f->rpm), 0);
+	assert_int_equal(ctr(&f->rpm, &f->rpm.underflows), 0);
+}
+
+static void test_underflow(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	rpm_put(&f->rpm);
+	assert_int_equal(rpm_usage(&f->rpm), 0);
+	assert_int_equal(ctr(&f->rpm, &f->rpm.underflows), 1);
+	rpm_put_noidle(&f->rpm);
+	rpm_put_autosuspend(&f->rpm);
+	assert_int_equal(rpm_usage(&f->rpm), 0);
+	assert_int_equal(ctr(&f->rpm, &f->rpm.underflows), 3);
+	/* the count still works normally */
+	assert_int_equal(rpm_get(&f->rpm), 0);
+	assert_int_equal(rpm_usage(&f->rpm), 1);
+	rpm_put(&f->rpm);
+	assert_int_equal(rpm_usage(&f->rpm), 0);
+	assert_int_equal(ctr(&f->rpm, &f->rpm.underflows), 3);
+	assert_true(wait_status(&f->rpm, RPM_SUSPENDED, 2000));
+}
+
+struct getter {
+	struct rpm *r;
+	uint64_t t_call;
+	int rc;
+};
+
+static void *getter_main(void *arg)
+{
+	struct getter *g = arg;
+	g->t_call = now_ns();
+	g->rc = rpm_get(g->r);
+	return NULL;
+}
+
+static void test_resume_waits_for_suspend(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	atomic_store(&f->suspend_sleep_ms, 100);
+	rpm_idle(&f->rpm);
+	assert_true(wait_int(&f->in_cb, 1, 2000));    /* suspend callback running */
+	assert_int_equal(rpm_status(&f->rpm), RPM_SUSPENDING);
+
+	struct getter g = { .r = &f->rpm };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, getter_main, &g), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(g.rc, 0);
+	assert_int_equal(rpm_status(&f->rpm), RPM_ACTIVE);
+	assert_int_equal(rpm_usage(&f->rpm), 1);
+
+	struct ev ev[MAX_EV];
+	unsigned n = log_get(ev);
+	assert_int_equal(n, 4);
+	assert_int_equal(ev[0].kind, EV_SUSPEND_START);
+	assert_int_equal(ev[1].kind, EV_SUSPEND_END);
+	assert_int_equal(ev[2].kind, EV_RESUME_START);
+	assert_int_equal(ev[3].kind, EV_RESUME_END);
+	for (unsigned i = 1; i < n; i++) {
+		assert_true(ev[i].seq > ev[i - 1].seq);
+		assert_true(ev[i].ns >= ev[i - 1].ns);
+	}
+	/* the get really arrived while the suspend callback ran */
+	assert_true(g.t_call > ev[0].ns && g.t_call < ev[1].ns);
+	assert_int_equal(atomic_load(&f->overlaps), 0);
+	assert_int_equal(ctr(&f->rpm, &f->rpm.suspends), 1);
+	assert_int_equal(ctr(&f->rpm, &f->rpm.resumes), 1);
+	rpm_put_noidle(&f->rpm);
+}
+
+static void test_supplier_link(void **state)
+{
+	struct fx *x = *state;
+	struct fake *c = &x->dev[0], *s = &x->dev[1];
+	assert_int_equal(rpm_link_add(&c->rpm, &s->rpm), 0);
+	assert_int_equal(rpm_usage(&s->rpm), 1);   /* active consumer holds it */
+
+	/* the supplier cannot suspend while the consumer is active */
+	rpm_idle(&s->rpm);
+	sleep_ms(200);
+	assert_int_equal(rpm_status(&s->rpm), RPM_ACTIVE);
+	assert_int_equal(atomic_load(&s->suspend_calls), 0);
+
+	/* consumer suspends, then the supplier may */
+	rpm_idle(&c->rpm);
+	assert_true(wait_status(&c->rpm, RPM_SUSPENDED, 2000));
+	assert_true(wait_status(&s->rpm, RPM_SUSPENDED, 2000));
+	assert_int_equal(rpm_usage(&s->rpm), 0);
+	assert_true(find_ev(0, EV_SUSPEND_END) <= find_ev(1, EV_SUSPEND_START));
+
+	/* consumer resume resumes the supplier first */
+	log_clear();
+	assert_int_equal(rpm_get(&c->rpm), 0);
+	struct ev ev[MAX_EV];
+	unsigned n = log_get(ev);
+	assert_int_equal(n, 4);
+	assert_int_equal(ev[0].dev, 1);
+	assert_int_equal(ev[0].kind, EV_RESUME_START);
+	assert_int_equal(ev[1].dev, 1);
+	assert_int_equal(ev[1].kind, EV_RESUME_END);
+	assert_int_equal(ev[2].dev, 0);
+	assert_int_equal(ev[2].kind, EV_RESUME_START);
+	assert_int_equal(ev[3].dev, 0);
+	assert_int_equal(ev[3].kind, EV_RESUME_END);
+	assert_int_equal(rpm_status(&s->rpm), RPM_ACTIVE);
+	assert_int_equal(rpm_usage(&s->rpm), 1);
+
+	/* and a failing supplier resume fails the consumer's, holding nothing */
+	rpm_put(&c->rpm);
+	assert_true(wait_status(&c->rpm, RPM_SUSPENDED, 2000));
+	assert_true(wait_status(&s->rpm, RPM_SUSPENDED, 2000));
+	atomic_store(&s->resume_rc, -ENODEV);
+	int cres = atomic_load(&c->resume_calls);
+	assert_int_equal(rpm_resume_and_get(&c->rpm), -ENODEV);
+	assert_int_equal(atomic_load(&c->resume_calls), cres);   /* not called */
+	assert_int_equal(rpm_status(&c->rpm), RPM_SUSPENDED);
+	assert_int_equal(rpm_usage(&c->rpm), 0);
+	assert_int_equal(rpm_usage(&s->rpm), 0);
+	assert_int_equal(ctr(&s->rpm, &s->rpm.underflows), 0);
+	assert_int_equal(ctr(&c->rpm, &c->rpm.underflows), 0);
+}
+
+/* Regression: a link added while the consumer's suspend is in flight, with
+ * a supplier resume that outlasts it, must not leave the supplier holding a
+ * reference for a consumer that is suspended. */
+static void test_link_add_during_suspend(void **state)
+{
+	struct fx *x = *state;
+	struct fake *c = &x->dev[0], *s = &x->dev[1];
+	suspend_now(s);
+	atomic_store(&s->resume_sleep_ms, 200);
+	atomic_store(&c->suspend_sleep_ms, 50);
+	rpm_idle(&c->rpm);
+	assert_true(wait_int(&c->in_cb, 1, 2000));
+	assert_int_equal(rpm_link_add(&c->rpm, &s->rpm), 0);
+	assert_true(wait_status(&c->rpm, RPM_SUSPENDED, 2000));
+	/* consumer suspended: the supplier is free to suspend */
+	assert_true(wait_status(&s->rpm, RPM_SUSPENDED, 2000));
+	assert_int_equal(rpm_usage(&s->rpm), 0);
+
+	/* and the link works */
+	atomic_store(&s->resume_sleep_ms, 0);
+	assert_int_equal(rpm_get(&c->rpm), 0);
+	assert_int_equal(rpm_status(&s->rpm), RPM_ACTIVE);
+	assert_int_equal(rpm_usage(&s->rpm), 1);
+	rpm_put(&c->rpm);
+	assert_true(wait_status(&c->rpm, RPM_SUSPENDED, 2000));
+	assert_true(wait_status(&s->rpm, RPM_SUSPENDED, 2000));
+	assert_int_equal(rpm_usage(&s->rpm), 0);
+	assert_int_equal(ctr(&s->rpm, &s->rpm.underflows), 0);
+}
+
+static void test_link_add_full(void **state)
+{
+	struct fx *x = *state;
+	struct fake *c = &x->dev[0], *s = &x->dev[1];
+	for (int i = 0; i < RPM_MAX_SUPPLIERS; i++)
+		assert_int_equal(rpm_link_add(&c->rpm, &s->rpm), 0);
+	assert_int_equal(rpm_usage(&s->rpm), RPM_MAX_SUPPLIERS);
+	assert_int_equal(rpm_link_add(&c->rpm, &s->rpm), -ENOSPC);
+	assert_int_equal(rpm_usage(&s->rpm), RPM_MAX_SUPPLIERS);
+	rpm_idle(&c->rpm);
+	assert_true(wait_status(&c->rpm, RPM_SUSPENDED, 2000));
+	assert_true(wait_status(&s->rpm, RPM_SUSPENDED, 2000));
+	assert_int_equal(rpm_usage(&s->rpm), 0);
+}
+
+static void test_fini_with_queued_suspend(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	rpm_set_autosuspend_delay(&f->rpm, 300);
+	assert_int_equal(rpm_get(&f->rpm), 0);
+	rpm_put(&f->rpm);   /* suspend queued for +300 ms */
+	uint64_t t0 = now_ns();
+	fini_dev(x, 0);
+	assert_true(now_ns() - t0 < 250000000u);   /* prompt: not the 300 ms delay */
+	sleep_ms(500);
+	assert_int_equal(atomic_load(&f->suspend_calls), 0);
+	assert_int_equal(atomic_load(&f->after_fini), 0);
+	/* the queue still serves other devices */
+	suspend_now(&x->dev[1]);
+}
+
+static void test_fini_waits_for_running_suspend(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	atomic_store(&f->suspend_sleep_ms, 100);
+	rpm_idle(&f->rpm);
+	assert_true(wait_int(&f->in_cb, 1, 2000));
+	fini_dev(x, 0);
+	/* the callback in flight completed before rpm_fini returned */
+	assert_int_equal(atomic_load(&f->in_cb), 0);
+	assert_true(find_ev(0, EV_SUSPEND_END) != 0);
+	sleep_ms(100);
+	assert_int_equal(atomic_load(&f->suspend_calls), 1);
+	assert_int_equal(atomic_load(&f->after_fini), 0);
+}
+
+static void test_rpm_resume_host(void **state)
+{
+	struct fx *x = *state;
+	struct fake *f = &x->dev[0];
+	suspend_now(f);
+	assert_int_equal(rpm_resume(&f->rpm), 0);
+	assert_int_equal(atomic_load(&f->resume_calls), 1);
+	assert_int_equal(rpm_usage(&f->rpm), 0);
+	/* no reference kept: idle again, it suspends */
+	assert_true(wait_status(&f->rpm, RPM_SUSPENDED, 2000));
+	assert_int_equal(atomic_load(&f->suspend_calls), 2);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_initial_state),
+		T(test_idle_suspends_async),
+		T(test_get_resumes_sync),
+		T(test_put_to_zero_suspends),
+		T(test_active_get_put_no_callbacks),
+		T(test_put_noidle_no_suspend),
+		T(test_get_noresume),
+		T(test_resume_and_get_failure),
+		T(test_get_failure_keeps_ref),
+		T(test_suspend_failure),
+		T(test_autosuspend_delay),
+		T(test_autosuspend_put_autosuspend),
+		T(test_autosuspend_get_cancels),
+		T(test_negative_delay_never_suspends),
+		T(test_power_control),
+		T(test_underflow),
+		T(test_resume_waits_for_suspend),
+		T(test_supplier_link),
+		T(test_link_add_during_suspend),
+		T(test_link_add_full),
+		T(test_fini_with_queued_suspend),
+		T(test_fini_waits_for_running_suspend),
+		T(test_rpm_resume_host),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
