@@ -11,6 +11,7 @@
 #include <linux/pci_regs.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -64,6 +65,9 @@ struct demo {
 	uint8_t *buf;            /* copy buffer, DEMO_MAX_DMA; freed in D3cold */
 	pthread_t worker;
 	bool worker_started;
+	/* V5 debug check: BAR accesses or jobs that reached the model while
+	 * it was parked (must stay 0); reported by the control plane */
+	atomic_ulong violations;
 };
 
 /* mu held: drive INTx from the unmasked causes (MSI/MSI-X are edges). */
@@ -79,6 +83,8 @@ static void run_job(struct demo *d)
 		pthread_mutex_unlock(&d->mu);
 		return;
 	}
+	if (d->parked)
+		atomic_fetch_add(&d->violations, 1);   /* work while suspended (V5) */
 	/* an ioeventfd write while memory decoding is off is dropped (B25) */
 	if (!vfpm_dev_mem_decode(d->dev) || !d->buf) {
 		pthread_mutex_unlock(&d->mu);
@@ -208,6 +214,10 @@ static int demo_bar_rw(void *priv, unsigned bar, uint64_t off, void *buf, size_t
 	struct demo *d = priv;
 	if (bar != 0)
 		return -EINVAL;
+	pthread_mutex_lock(&d->mu);
+	if (d->parked)
+		atomic_fetch_add(&d->violations, 1);   /* accessed while suspended (V5) */
+	pthread_mutex_unlock(&d->mu);
 	if ((len != 4 && len != 8) || (off & 3)) {
 		if (is_write || len > 8)
 			return -EINVAL;
@@ -329,6 +339,12 @@ static void demo_destroy(void *priv)
 	free(d);
 }
 
+static uint64_t demo_violations(void *priv)
+{
+	struct demo *d = priv;
+	return atomic_load(&d->violations);
+}
+
 static const struct vfpm_model_ops demo_ops = {
 	.bar_rw = demo_bar_rw,
 	.reset = demo_reset,
@@ -337,6 +353,7 @@ static const struct vfpm_model_ops demo_ops = {
 	.resume = demo_resume,
 	.command_changed = demo_command_changed,
 	.destroy = demo_destroy,
+	.violations = demo_violations,
 };
 
 static const char *const demo_keys[] = { "nosoftrst", "msix_vectors", "bar2_size", "d1", "d2",
@@ -361,6 +378,10 @@ static int demo_create(struct vfpm_device *dev, const struct vfpm_opts *opts, vo
 		return rc;
 	if (bar2 & (bar2 - 1))
 		return -EINVAL;
+	/* a VF is the same engine with a smaller RAM BAR: 256 of them stay
+	 * cheap (and the memory is only touched when used) */
+	if (vfpm_dev_is_vf(dev))
+		bar2 = 64 * 1024;
 
 	struct demo *d = calloc(1, sizeof(*d));
 	if (!d)

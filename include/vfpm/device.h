@@ -53,6 +53,11 @@ struct vfpm_model_ops {
 	void (*command_changed)(void *priv, uint16_t command);
 	/* Frees priv. The device is quiesced. */
 	void (*destroy)(void *priv);
+	/* Optional, a debug check (V5): how many times the model was asked
+	 * to do device work (a BAR access, a job) while parked by suspend().
+	 * The control plane reports it as "model_violations"; it must stay 0.
+	 * May be called from any thread. */
+	uint64_t (*violations)(void *priv);
 };
 
 /* key=value options given on the command line, after the model name. */
@@ -102,6 +107,11 @@ VFPM_EXPORT int vfpm_dev_add_pcie_cap(struct vfpm_device *dev);
  * 4-byte header). */
 VFPM_EXPORT int vfpm_dev_add_ext_cap(struct vfpm_device *dev, uint16_t id, uint8_t ver,
 				     const void *body, size_t len);
+
+/* Whether the device being created is an SR-IOV VF (its PF was given
+ * total_vfs=N). A model may describe a VF differently (smaller BARs, no
+ * SR-IOV of its own); the core sets the IDs and removes INTx. */
+VFPM_EXPORT bool vfpm_dev_is_vf(const struct vfpm_device *dev);
 
 /* Declares an ioeventfd: a client may ask (GET_REGION_IO_FDS) for an
  * eventfd that it signals instead of writing size bytes at offset of BAR

@@ -66,6 +66,17 @@ struct dma_map_ent {
 };
 
 struct core_session;
+struct vfpm_device;
+
+/* What the server does for a PF's VF Enable (sriov.c calls it). */
+struct sriov_host {
+	/* Creates and starts serving VFs 0..n-1 of pf; all or nothing. */
+	int (*create_vfs)(void *ctx, struct vfpm_device *pf, unsigned n);
+	/* Stops serving and destroys every VF of pf. */
+	void (*destroy_vfs)(void *ctx, struct vfpm_device *pf);
+};
+
+#define VFPM_MAX_VFS 256
 
 enum pm_promotion { PM_PROMOTE_OFF = 0, PM_PROMOTE_NOSOFTRST, PM_PROMOTE_ALWAYS };
 
@@ -146,6 +157,16 @@ struct vfpm_device {
 	struct dev_pm pm;
 	/* SR-IOV: a PF with VFs refuses every state above D0 (B34) */
 	atomic_bool sriov_active;
+	unsigned sriov_cap;          /* PF: offset of the SR-IOV capability */
+	unsigned total_vfs;
+	unsigned num_vfs;            /* VFs that exist now (sriov_lock) */
+	int sriov_pending;           /* VF Enable written: 1 set, 0 clear, -1 none (dev->lock) */
+	pthread_mutex_t sriov_lock;  /* serialises VF enable and disable */
+	bool is_vf;
+	struct vfpm_device *pf;      /* VF: its PF */
+	unsigned vf_index;
+	const struct sriov_host *host;   /* creates and removes VF devices */
+	void *host_ctx;
 
 	struct core_ioeventfd ioeventfds[CORE_MAX_IOEVENTFDS];
 	unsigned nioeventfds;
@@ -185,6 +206,19 @@ void device_region_desc(struct vfpm_device *dev, uint32_t region, uint64_t *size
  * the number of areas (<= max). */
 unsigned device_region_areas(struct vfpm_device *dev, uint32_t region,
 			     struct vfu_sparse_area *areas, unsigned max);
+
+/* A VF of pf (index i), created like its PF with the PF's model and PM
+ * settings; IDs from the PF's SR-IOV capability, no INTx. */
+int device_create_vf(struct vfpm_device *pf, unsigned index, struct rpm_wq *wq,
+		     struct vfpm_device **out);
+
+/* SR-IOV (sriov.c) */
+/* PF set-up inside device_create: total_vfs > 0 adds the capability. */
+int sriov_setup(struct vfpm_device *dev, unsigned total_vfs, struct rpm_wq *wq);
+/* After a config write: act on a VF Enable change (B33). No lock held. */
+void sriov_after_config_write(struct vfpm_device *dev);
+/* Removes every VF (reset, disconnect, shutdown). */
+void sriov_disable(struct vfpm_device *dev);
 
 /* power management (pm.c) */
 int pm_init(struct vfpm_device *dev, struct vfpm_opts *opts, struct rpm_wq *wq);

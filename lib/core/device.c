@@ -213,8 +213,9 @@ VFPM_EXPORT void *vfpm_dev_bar_mem(struct vfpm_device *dev, unsigned bar)
 
 /* --- lifecycle --- */
 
-int device_create(const struct vfpm_model *model, const char *name, struct vfpm_opts *opts,
-		  struct rpm_wq *wq, struct vfpm_device **out)
+static int create_common(const struct vfpm_model *model, const char *name, struct vfpm_opts *opts,
+			 struct rpm_wq *wq, struct vfpm_device *pf, unsigned vf_index,
+			 struct vfpm_device **out)
 {
 	struct vfpm_device *dev = calloc(1, sizeof(*dev));
 	if (!dev)
@@ -232,7 +233,12 @@ int device_create(const struct vfpm_model *model, const char *name, struct vfpm_
 		dev->bars[i].memfd = -1;
 	pthread_mutex_init(&dev->req_lock, NULL);
 	pthread_mutex_init(&dev->lock, NULL);
+	pthread_mutex_init(&dev->sriov_lock, NULL);
 	pthread_rwlock_init(&dev->dma_lock, NULL);
+	dev->sriov_pending = -1;
+	dev->is_vf = pf != NULL;
+	dev->pf = pf;
+	dev->vf_index = vf_index;
 	if (!dev->name) {
 		device_destroy(dev);
 		return -ENOMEM;
@@ -245,6 +251,31 @@ int device_create(const struct vfpm_model *model, const char *name, struct vfpm_
 		return -EINVAL;
 	}
 	dev->pm_ready = true;
+	if (pf) {
+		/* a VF runs with its PF's power settings */
+		dev->pm.set = pf->pm.set;
+		dev->verbosity = pf->verbosity;
+	}
+	/* total_vfs=N makes any model a PF (the core's key, not the model's) */
+	uint64_t total_vfs = 0;
+	int trc = vfpm_opts_u64(&dev->opts, "total_vfs", 0, 0, VFPM_MAX_VFS, &total_vfs);
+	if (trc && trc != -ENOENT) {
+		core_log(VFPM_LOG_ERR, VFPM_LOG_ERR, name, "total_vfs must be 0..%d", VFPM_MAX_VFS);
+		device_destroy(dev);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < dev->opts.n; i++) {
+		if (!strcmp(dev->opts.kv[i].key, "total_vfs")) {
+			free(dev->opts.kv[i].key);
+			free(dev->opts.kv[i].val);
+			dev->opts.kv[i] = dev->opts.kv[--dev->opts.n];
+			break;
+		}
+	}
+	if (pf && total_vfs) {
+		device_destroy(dev);
+		return -EINVAL;   /* a VF is not a PF */
+	}
 	/* Reject keys the model does not understand: a typo must not be
 	 * silently ignored. */
 	for (size_t i = 0; i < dev->opts.n; i++) {
@@ -267,20 +298,66 @@ int device_create(const struct vfpm_model *model, const char *name, struct vfpm_
 		device_destroy(dev);
 		return rc;
 	}
+	if (pf) {
+		/* VF rules: IDs from the PF's SR-IOV capability, no INTx */
+		pthread_mutex_lock(&pf->lock);
+		uint16_t vendor = pci_cfg_get16(&pf->cfg, PCI_VENDOR_ID);
+		uint16_t vfdid = pci_cfg_get16(&pf->cfg, pf->sriov_cap + PCI_SRIOV_VF_DID);
+		uint16_t ssv = pci_cfg_get16(&pf->cfg, PCI_SUBSYSTEM_VENDOR_ID);
+		uint16_t ssid = pci_cfg_get16(&pf->cfg, PCI_SUBSYSTEM_ID);
+		pthread_mutex_unlock(&pf->lock);
+		pci_cfg_set16(&dev->cfg, PCI_VENDOR_ID, vendor);
+		pci_cfg_set16(&dev->cfg, PCI_DEVICE_ID, vfdid);
+		pci_cfg_set16(&dev->cfg, PCI_SUBSYSTEM_VENDOR_ID, ssv);
+		pci_cfg_set16(&dev->cfg, PCI_SUBSYSTEM_ID, ssid);
+		dev->has_intx = false;
+		pci_cfg_set_intx_pin(&dev->cfg, 0);
+	}
 	pm_start(dev);
+	if (total_vfs) {
+		rc = sriov_setup(dev, (unsigned)total_vfs, wq);
+		if (rc) {
+			core_log(VFPM_LOG_ERR, VFPM_LOG_ERR, name, "SR-IOV set-up failed: %s",
+				 strerror(-rc));
+			device_destroy(dev);
+			return rc;
+		}
+	}
 	irq_install_cfg_hooks(dev);
 	irq_reset_state(dev);
 	pci_cfg_seal(&dev->cfg);
 	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
-	pm_go_idle(dev);
+	if (wq)
+		pm_go_idle(dev);
 	*out = dev;
 	return 0;
+}
+
+int device_create(const struct vfpm_model *model, const char *name, struct vfpm_opts *opts,
+		  struct rpm_wq *wq, struct vfpm_device **out)
+{
+	return create_common(model, name, opts, wq, NULL, 0, out);
+}
+
+int device_create_vf(struct vfpm_device *pf, unsigned index, struct rpm_wq *wq,
+		     struct vfpm_device **out)
+{
+	char name[300];
+	snprintf(name, sizeof(name), "%s-vf%u", pf->name, index);
+	struct vfpm_opts none = { 0 };
+	return create_common(pf->model, name, &none, wq, pf, index, out);
+}
+
+VFPM_EXPORT bool vfpm_dev_is_vf(const struct vfpm_device *dev)
+{
+	return dev->is_vf;
 }
 
 void device_destroy(struct vfpm_device *dev)
 {
 	if (!dev)
 		return;
+	sriov_disable(dev);     /* VFs never outlive their PF */
 	if (dev->pm_ready)
 		pm_fini(dev);   /* no suspend or resume runs after this */
 	if (dev->ops && dev->ops->quiesce)
@@ -305,6 +382,7 @@ void device_destroy(struct vfpm_device *dev)
 	opts_free(&dev->opts);
 	pthread_mutex_destroy(&dev->req_lock);
 	pthread_mutex_destroy(&dev->lock);
+	pthread_mutex_destroy(&dev->sriov_lock);
 	pthread_rwlock_destroy(&dev->dma_lock);
 	free(dev->name);
 	free(dev);
@@ -323,6 +401,8 @@ static void device_quiesce(struct vfpm_device *dev)
 
 void device_reset(struct vfpm_device *dev)
 {
+	/* the reset clears VF Enable: the VFs go away first */
+	sriov_disable(dev);
 	/* B31: D0 (restoring a NoSoftRst- snapshot) before the reset */
 	pthread_rwlock_wrlock(&dev->pm.memory_lock);
 	pm_set_d0_locked(dev);
@@ -467,8 +547,10 @@ int device_region_rw(struct vfpm_device *dev, uint32_t region, uint64_t off, voi
 		pthread_mutex_unlock(&dev->lock);
 		/* outside dev->lock: PowerState transitions sleep and take
 		 * memory_lock; the model may raise interrupts */
-		if (is_write)
+		if (is_write) {
 			pm_after_config_write(dev, mem_changed);
+			sriov_after_config_write(dev);
+		}
 		if (changed && dev->ops->command_changed)
 			dev->ops->command_changed(dev->priv, cmd);
 		return rc;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -38,6 +39,18 @@ int dma_map(struct vfpm_device *dev, const struct vfu_dma_map *m, int fd)
 		return -EINVAL;
 	if (fd >= 0 && (m->offset & 4095))
 		return -EINVAL;
+	if (fd >= 0) {
+		/* A window past the end of a file (memfd, tmpfs, hugetlbfs)
+		 * maps, but the device's first copy there would raise SIGBUS
+		 * and take the whole server down: refuse it now. (A client
+		 * that shrinks the file later can still do that.) */
+		struct stat st;
+		if (fstat(fd, &st) < 0)
+			return -EINVAL;
+		if (S_ISREG(st.st_mode) &&
+		    (m->offset > (uint64_t)st.st_size || m->size > (uint64_t)st.st_size - m->offset))
+			return -EINVAL;
+	}
 
 	void *host = NULL;
 	if (fd >= 0) {

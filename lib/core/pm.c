@@ -350,13 +350,17 @@ static int rt_resume(void *ctx)
 	pthread_rwlock_wrlock(&pm->memory_lock);
 	int from = pm->power_state;
 	transition_delay(dev, from, VFPM_D0);
-	if (from == VFPM_D3COLD || (from == VFPM_D3HOT && pm->needs_pm_restore))
+	/* Only a device that lost its state (D3cold, or D3hot with
+	 * NoSoftRst-) needs the PCI core's restore: a NoSoftRst+ device in
+	 * D3hot kept its config space, including host-side writes made while
+	 * it was suspended, which a restore would silently undo. */
+	if (from == VFPM_D3COLD || (from == VFPM_D3HOT && pm->needs_pm_restore)) {
 		device_lost_state(dev);
-	if (pm->rt_save) {
-		cfg_restore(dev, pm->rt_save);   /* the PCI core's restore */
-		free(pm->rt_save);
-		pm->rt_save = NULL;
+		if (pm->rt_save)
+			cfg_restore(dev, pm->rt_save);
 	}
+	free(pm->rt_save);
+	pm->rt_save = NULL;
 	set_power_state_raw(dev, VFPM_D0);    /* B9 */
 	model_unpark(dev);
 

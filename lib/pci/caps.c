@@ -192,3 +192,88 @@ int pci_cap_pcie(struct pci_cfg *cfg)
 	return build_cap(cfg, PCI_CAP_ID_EXP, PCIE_CAP_LEN, pcie_init, ARRAY_LEN(pcie_init),
 			 pcie_perms, ARRAY_LEN(pcie_perms));
 }
+
+/* --- SR-IOV (extended capability 0x10) --- */
+
+/* NumVFs is writable only while VF Enable is clear, and never above
+ * TotalVFs: a refused write leaves the old value (hardware ignores it). */
+static void sriov_numvfs_hook(void *opaque, struct pci_cfg *cfg, unsigned reg, unsigned len,
+			      uint32_t old, const struct pci_access *acc)
+{
+	unsigned base = reg - PCI_SRIOV_NUM_VF;
+	uint16_t now = pci_cfg_get16(cfg, reg);
+	/* Control (0x08) and NumVFs (0x10) never share an aligned access, so
+	 * VF Enable as stored is its value before this write. */
+	bool enabled = pci_cfg_get16(cfg, base + PCI_SRIOV_CTRL) & PCI_SRIOV_CTRL_VFE;
+	if (now != (uint16_t)old &&
+	    (enabled || now > pci_cfg_get16(cfg, base + PCI_SRIOV_TOTAL_VF)))
+		pci_cfg_set16(cfg, reg, (uint16_t)old);
+}
+
+static void set_bar_mask(struct pci_cfg *cfg, unsigned off, uint64_t size, unsigned flags)
+{
+	uint64_t mask = ~(size - 1);
+	uint32_t lo = (uint32_t)mask & PCI_BASE_ADDRESS_MEM_MASK;
+	uint32_t type = (flags & PCI_BARF_MEM64 ? PCI_BASE_ADDRESS_MEM_TYPE_64 : 0) |
+			(flags & PCI_BARF_PREFETCH ? PCI_BASE_ADDRESS_MEM_PREFETCH : 0);
+	pci_cfg_set32(cfg, off, type);
+	const struct pci_perm p = { .off = (uint16_t)off, .len = 4, .rw = lo };
+	pci_cfg_perm(cfg, &p, 1);
+	if (flags & PCI_BARF_MEM64) {
+		const struct pci_perm hi = { .off = (uint16_t)(off + 4), .len = 4,
+					     .rw = (uint32_t)(mask >> 32) };
+		pci_cfg_perm(cfg, &hi, 1);
+	}
+}
+
+int pci_cap_sriov(struct pci_cfg *cfg, const struct pci_sriov_desc *d)
+{
+	if (!d->total_vfs || d->initial_vfs > d->total_vfs || !d->supported_pgsz ||
+	    !(d->supported_pgsz & 1))
+		return -EINVAL;
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		const struct pci_bar *b = &d->vf_bars[i];
+		if (!b->size)
+			continue;
+		/* VF BARs are memory BARs, power-of-two sized, at least 4 KiB
+		 * here since each VF's BAR is a page of the system page size */
+		if ((b->flags & PCI_BARF_IO) || (b->size & (b->size - 1)) || b->size < 4096 ||
+		    ((b->flags & PCI_BARF_MEM64) && i == PCI_NUM_BARS - 1) ||
+		    (!(b->flags & PCI_BARF_MEM64) && b->size > (1ull << 31)))
+			return -EINVAL;
+		if (b->flags & PCI_BARF_MEM64)
+			i++;
+	}
+	int base = pci_cfg_add_ext_cap(cfg, PCI_EXT_CAP_ID_SRIOV, 1, PCI_EXT_CAP_SRIOV_SIZEOF);
+	if (base < 0)
+		return base;
+	unsigned b = (unsigned)base;
+	pci_cfg_set32(cfg, b + PCI_SRIOV_CAP, 0);
+	pci_cfg_set16(cfg, b + PCI_SRIOV_CTRL, 0);
+	pci_cfg_set16(cfg, b + PCI_SRIOV_INITIAL_VF, d->initial_vfs);
+	pci_cfg_set16(cfg, b + PCI_SRIOV_TOTAL_VF, d->total_vfs);
+	pci_cfg_set16(cfg, b + PCI_SRIOV_NUM_VF, 0);
+	pci_cfg_set16(cfg, b + PCI_SRIOV_VF_OFFSET, d->first_offset);
+	pci_cfg_set16(cfg, b + PCI_SRIOV_VF_STRIDE, d->stride);
+	pci_cfg_set16(cfg, b + PCI_SRIOV_VF_DID, d->vf_device_id);
+	pci_cfg_set32(cfg, b + PCI_SRIOV_SUP_PGSIZE, d->supported_pgsz);
+	pci_cfg_set32(cfg, b + PCI_SRIOV_SYS_PGSIZE, 1);   /* 4 KiB until software says */
+	const struct pci_perm perms[] = {
+		{ PCI_SRIOV_CTRL, 2, PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE | PCI_SRIOV_CTRL_ARI, 0 },
+		{ PCI_SRIOV_NUM_VF, 2, 0xffff, 0 },
+		{ PCI_SRIOV_SYS_PGSIZE, 4, d->supported_pgsz, 0 },
+	};
+	int rc = pci_cfg_perm_at(cfg, b, perms, ARRAY_LEN(perms));
+	if (rc)
+		return rc;
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		const struct pci_bar *vb = &d->vf_bars[i];
+		if (!vb->size)
+			continue;
+		set_bar_mask(cfg, b + PCI_SRIOV_BAR + 4 * i, vb->size, vb->flags);
+		if (vb->flags & PCI_BARF_MEM64)
+			i++;
+	}
+	rc = pci_cfg_hook(cfg, b + PCI_SRIOV_NUM_VF, 2, sriov_numvfs_hook, NULL);
+	return rc ? rc : (int)b;
+}

@@ -145,6 +145,19 @@ int pci_cap_msix(struct pci_cfg *cfg, unsigned nvec, unsigned table_bar, uint32_
  * raw access (pci_access_reg_val). */
 int pci_cap_pcie(struct pci_cfg *cfg);
 
+/* SR-IOV extended capability of a PF. vf_bars describe one VF's BARs
+ * (memory only); NumVFs is writable only while VF Enable is clear and never
+ * above total_vfs; VF Enable, VF MSE and ARI Capable Hierarchy are rw; the
+ * rest is read-only. supported_pgsz must include 4 KiB (bit 0). */
+struct pci_sriov_desc {
+	uint16_t total_vfs, initial_vfs;
+	uint16_t first_offset, stride;
+	uint16_t vf_device_id;
+	uint32_t supported_pgsz;
+	struct pci_bar vf_bars[PCI_NUM_BARS];
+};
+int pci_cap_sriov(struct pci_cfg *cfg, const struct pci_sriov_desc *d);
+
 /* Takes the reset snapshot (call once the device is fully described). */
 void pci_cfg_seal(struct pci_cfg *cfg);
 /* Restores every byte to the reset snapshot (function reset). */

@@ -59,22 +59,37 @@ static int get_int(struct json_object *req, const char *key, int64_t *out)
 
 static struct json_object *do_status(const struct ctl_ops *ops, void *ctx)
 {
+	unsigned n = 0;
+	struct ctl_entry *e = ops->snapshot(ctx, &n);
+	if (!e)
+		return error_reply(-ENOMEM, NULL);
 	struct json_object *o = ok_reply();
 	struct json_object *arr = json_object_new_array();
-	for (unsigned i = 0;; i++) {
-		struct vfpm_device *dev = ops->device_at(ctx, i);
-		if (!dev)
-			break;
+	for (unsigned i = 0; i < n; i++) {
+		struct vfpm_device *dev = e[i].dev;
 		struct json_object *d = pm_status_json(dev);
-		if (!d)
-			continue;
-		json_object_object_add(d, "name", json_object_new_string(dev->name));
-		json_object_object_add(d, "model", json_object_new_string(dev->model->name));
-		const char *sock = ops->socket_of(ctx, i);
-		json_object_object_add(d, "socket", json_object_new_string(sock ? sock : ""));
-		ops->decorate(ctx, i, d);
-		json_object_array_add(arr, d);
+		if (d) {
+			json_object_object_add(d, "name", json_object_new_string(dev->name));
+			json_object_object_add(d, "model", json_object_new_string(dev->model->name));
+			json_object_object_add(d, "socket", json_object_new_string(e[i].socket));
+			if (e[i].pf)
+				json_object_object_add(d, "pf", json_object_new_string(e[i].pf));
+			if (dev->sriov_cap) {
+				json_object_object_add(d, "total_vfs",
+						       json_object_new_int((int)dev->total_vfs));
+				json_object_object_add(d, "num_vfs", json_object_new_int((int)e[i].nvfs));
+			}
+			/* debug check of V5 (models that count it): device work
+			 * done while parked by a suspend; read without waking */
+			if (dev->ops && dev->ops->violations)
+				json_object_object_add(
+					d, "model_violations",
+					json_object_new_int64((int64_t)dev->ops->violations(dev->priv)));
+			json_object_array_add(arr, d);
+		}
+		ops->put(ctx, e[i].handle);
 	}
+	free(e);
 	json_object_object_add(o, "devices", arr);
 	return o;
 }
@@ -94,7 +109,8 @@ static struct json_object *handle(const struct ctl_ops *ops, void *ctx, const ch
 		rep = do_status(ops, ctx);
 	} else {
 		const char *name = get_str(req, "device");
-		struct vfpm_device *dev = name ? ops->find(ctx, name) : NULL;
+		void *handle = NULL;
+		struct vfpm_device *dev = name ? ops->get(ctx, name, &handle) : NULL;
 		if (!name) {
 			rep = error_reply(-EINVAL, "missing \"device\"");
 		} else if (!dev) {
@@ -135,6 +151,8 @@ static struct json_object *handle(const struct ctl_ops *ops, void *ctx, const ch
 		} else {
 			rep = error_reply(-EINVAL, "unknown command");
 		}
+		if (handle)
+			ops->put(ctx, handle);
 	}
 	json_object_put(req);
 	return rep;

@@ -6,12 +6,23 @@
 struct vfpm_device;
 struct json_object;
 
+/* One served device as the control plane sees it; handle is a reference
+ * that keeps it alive until put. */
+struct ctl_entry {
+	struct vfpm_device *dev;
+	const char *socket;
+	const char *pf;     /* a VF's PF name, or NULL */
+	unsigned nvfs;      /* a PF's VFs */
+	void *handle;
+};
+
 struct ctl_ops {
-	struct vfpm_device *(*device_at)(void *ctx, unsigned i);   /* NULL past the end */
-	const char *(*socket_of)(void *ctx, unsigned i);
-	struct vfpm_device *(*find)(void *ctx, const char *name);
-	/* adds server-level fields (e.g. SR-IOV parent) to a device's status */
-	void (*decorate)(void *ctx, unsigned i, struct json_object *o);
+	/* Every served device (VFs after their PF), each with a reference;
+	 * malloc'ed array, NULL on allocation failure. */
+	struct ctl_entry *(*snapshot)(void *ctx, unsigned *count);
+	/* The device named name with a reference, or NULL. */
+	struct vfpm_device *(*get)(void *ctx, const char *name, void **handle);
+	void (*put)(void *ctx, void *handle);
 };
 
 void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd);

@@ -1,6 +1,14 @@
 /* Server: a listening socket and an accept thread per device; a session
  * thread while a client is connected. Blocked threads cost no CPU, so an
- * idle device makes no wakeups. */
+ * idle device makes no wakeups.
+ *
+ * Devices given on the command line live as long as the server. SR-IOV
+ * VFs come and go with their PF's VF Enable: they are listed under their
+ * PF (srv->lock) and reference-counted so that the control plane never
+ * touches a VF being removed.
+ *
+ * Locks: srv->lock (device lists, refs) is never held while taking a
+ * device's locks; a PF's memory_lock may be held when VFs are created. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -29,8 +37,14 @@ struct server_dev {
 	char *path;
 	int lfd;
 	bool bound;          /* we created path: we remove it */
+	int stop_fd;         /* eventfd: this device stops being served */
 	pthread_t accept_thread;
 	bool accept_started;
+	/* SR-IOV (srv->lock) */
+	struct server_dev *pf;
+	struct server_dev **vfs;   /* a PF's VFs, nvfs of them */
+	unsigned nvfs;
+	unsigned refs;             /* control-plane users of a VF */
 	pthread_mutex_t mu;  /* client_fd, session_active */
 	int client_fd;
 	bool session_active;
@@ -43,13 +57,18 @@ struct vfpm_server {
 	struct server_dev *devs[MAX_DEVICES];
 	unsigned ndevs;
 	int stop_fd;         /* eventfd: readable once stopping */
+	bool stopping;       /* VF clients get no grace period */
 	struct rpm_wq *wq;   /* runs every device's idle suspends */
+	pthread_mutex_t lock;   /* VF lists and refs */
+	pthread_cond_t refs_cv;
 	char *ctl_path;
 	int ctl_fd;
 	bool ctl_bound;
 	pthread_t ctl_thread;
 	bool ctl_started;
 };
+
+static const struct sriov_host server_sriov_host;
 
 int server_create(const struct server_opts *o, struct vfpm_server **out)
 {
@@ -58,6 +77,8 @@ int server_create(const struct server_opts *o, struct vfpm_server **out)
 		return -ENOMEM;
 	srv->o = *o;
 	srv->ctl_fd = -1;
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->refs_cv, NULL);
 	srv->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (srv->stop_fd < 0) {
 		free(srv);
@@ -199,7 +220,10 @@ int server_add_device(struct vfpm_server *srv, const char *spec, const char **so
 	sd->path = path;
 	sd->lfd = -1;
 	sd->client_fd = -1;
+	sd->stop_fd = eventfd(0, EFD_CLOEXEC);
 	pthread_mutex_init(&sd->mu, NULL);
+	sd->dev->host = &server_sriov_host;
+	sd->dev->host_ctx = sd;
 	srv->devs[srv->ndevs++] = sd;
 	return 0;
 }
@@ -282,38 +306,78 @@ static int listen_on(struct server_dev *sd)
 
 /* --- control plane --- */
 
-static struct vfpm_device *ctl_device_at(void *ctx, unsigned i)
+/* srv->lock held: a reference keeps a VF from being freed */
+static void sd_ref(struct server_dev *sd)
 {
-	struct vfpm_server *srv = ctx;
-	return i < srv->ndevs ? srv->devs[i]->dev : NULL;
+	sd->refs++;
 }
 
-static const char *ctl_socket_of(void *ctx, unsigned i)
-{
-	return server_device_socket(ctx, i);
-}
-
-static struct vfpm_device *ctl_find(void *ctx, const char *name)
+static void ctl_put(void *ctx, void *handle)
 {
 	struct vfpm_server *srv = ctx;
+	struct server_dev *sd = handle;
+	pthread_mutex_lock(&srv->lock);
+	if (!--sd->refs)
+		pthread_cond_broadcast(&srv->refs_cv);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+static void fill_entry(struct ctl_entry *e, struct server_dev *sd)
+{
+	e->dev = sd->dev;
+	e->socket = sd->path;
+	e->pf = sd->pf ? sd->pf->dev->name : NULL;
+	e->nvfs = sd->nvfs;
+	e->handle = sd;
+}
+
+static struct ctl_entry *ctl_snapshot(void *ctx, unsigned *count)
+{
+	struct vfpm_server *srv = ctx;
+	pthread_mutex_lock(&srv->lock);
+	unsigned n = srv->ndevs;
 	for (unsigned i = 0; i < srv->ndevs; i++)
-		if (!strcmp(srv->devs[i]->dev->name, name))
-			return srv->devs[i]->dev;
-	return NULL;
+		n += srv->devs[i]->nvfs;
+	struct ctl_entry *e = calloc(n ? n : 1, sizeof(*e));
+	unsigned k = 0;
+	for (unsigned i = 0; e && i < srv->ndevs; i++) {
+		struct server_dev *pf = srv->devs[i];
+		sd_ref(pf);
+		fill_entry(&e[k++], pf);
+		for (unsigned j = 0; j < pf->nvfs; j++) {
+			sd_ref(pf->vfs[j]);
+			fill_entry(&e[k++], pf->vfs[j]);
+		}
+	}
+	pthread_mutex_unlock(&srv->lock);
+	*count = k;
+	return e;
 }
 
-static void ctl_decorate(void *ctx, unsigned i, struct json_object *o)
+static struct vfpm_device *ctl_get(void *ctx, const char *name, void **handle)
 {
-	(void)ctx;
-	(void)i;
-	(void)o;
+	struct vfpm_server *srv = ctx;
+	struct server_dev *found = NULL;
+	pthread_mutex_lock(&srv->lock);
+	for (unsigned i = 0; !found && i < srv->ndevs; i++) {
+		struct server_dev *pf = srv->devs[i];
+		if (!strcmp(pf->dev->name, name))
+			found = pf;
+		for (unsigned j = 0; !found && j < pf->nvfs; j++)
+			if (!strcmp(pf->vfs[j]->dev->name, name))
+				found = pf->vfs[j];
+	}
+	if (found)
+		sd_ref(found);
+	pthread_mutex_unlock(&srv->lock);
+	*handle = found;
+	return found ? found->dev : NULL;
 }
 
 static const struct ctl_ops server_ctl_ops = {
-	.device_at = ctl_device_at,
-	.socket_of = ctl_socket_of,
-	.find = ctl_find,
-	.decorate = ctl_decorate,
+	.snapshot = ctl_snapshot,
+	.get = ctl_get,
+	.put = ctl_put,
 };
 
 static void *ctl_main(void *arg)
@@ -429,12 +493,13 @@ static bool peer_hung_up(int fd)
 static void *accept_main(void *arg)
 {
 	struct server_dev *sd = arg;
-	struct pollfd p[2] = { { .fd = sd->lfd, .events = POLLIN },
-			       { .fd = sd->srv->stop_fd, .events = POLLIN } };
+	struct pollfd p[3] = { { .fd = sd->lfd, .events = POLLIN },
+			       { .fd = sd->srv->stop_fd, .events = POLLIN },
+			       { .fd = sd->stop_fd, .events = POLLIN } };
 	for (;;) {
-		if (poll(p, 2, -1) < 0)
+		if (poll(p, 3, -1) < 0)
 			continue;
-		if (p[1].revents)
+		if (p[1].revents || p[2].revents)
 			break;
 		if (!(p[0].revents & POLLIN))
 			continue;
@@ -503,6 +568,169 @@ int server_start(struct vfpm_server *srv)
 	return 0;
 }
 
+/* Stops serving sd: no new clients; a connected client is asked to let go
+ * (the REQ interrupt, re-sent every second as vfio-pci re-sends it) for up
+ * to grace_ms, then its connection is closed. */
+static void unserve(struct server_dev *sd, int grace_ms)
+{
+	uint64_t one = 1;
+	if (write(sd->stop_fd, &one, sizeof(one)) < 0) {
+		/* cannot fail on an eventfd far from saturation */
+	}
+	if (sd->accept_started)
+		pthread_join(sd->accept_thread, NULL);
+	sd->accept_started = false;
+	for (int waited = 0;; waited += 20) {
+		pthread_mutex_lock(&sd->mu);
+		bool active = sd->session_active;
+		pthread_mutex_unlock(&sd->mu);
+		if (!active || waited >= grace_ms)
+			break;
+		if (waited % 1000 == 0)
+			irq_signal_req(sd->dev);
+		struct timespec t = { 0, 20 * 1000000L };
+		nanosleep(&t, NULL);
+	}
+	pthread_mutex_lock(&sd->mu);
+	if (sd->session_active) {
+		/* ask the client to let go (REQ), then close its stream */
+		irq_signal_req(sd->dev);
+		shutdown(sd->client_fd, SHUT_RDWR);
+		if (grace_ms)
+			DLOG(sd->dev, VFPM_LOG_WARN, "client did not release the device: closed");
+	}
+	bool join = sd->session_joinable;
+	sd->session_joinable = false;
+	pthread_mutex_unlock(&sd->mu);
+	if (join)
+		pthread_join(sd->session_thread, NULL);
+	if (sd->lfd >= 0)
+		close(sd->lfd);
+	sd->lfd = -1;
+	if (sd->bound)
+		unlink(sd->path);
+	sd->bound = false;
+}
+
+static void free_sd(struct server_dev *sd)
+{
+	device_destroy(sd->dev);
+	pthread_mutex_destroy(&sd->mu);
+	if (sd->stop_fd >= 0)
+		close(sd->stop_fd);
+	free(sd->vfs);
+	free(sd->path);
+	free(sd);
+}
+
+/* --- SR-IOV VFs (the device core's sriov_host) --- */
+
+#define VF_RELEASE_GRACE_MS 10000
+
+static int vf_path(struct server_dev *pf, unsigned i, char *buf, size_t len)
+{
+	char *dup = strdup(pf->path);
+	if (!dup)
+		return -ENOMEM;
+	int n = snprintf(buf, len, "%s/%s-vf%u.sock", dirname(dup), pf->dev->name, i);
+	free(dup);
+	return n >= (int)len ? -ENAMETOOLONG : 0;
+}
+
+static int host_create_vfs(void *ctx, struct vfpm_device *pfdev, unsigned n)
+{
+	struct server_dev *pf = ctx;
+	struct vfpm_server *srv = pf->srv;
+	struct server_dev **vfs = calloc(n, sizeof(*vfs));
+	if (!vfs)
+		return -ENOMEM;
+	int rc = 0;
+	unsigned made = 0;
+	for (; made < n && !rc; made++) {
+		struct server_dev *sd = calloc(1, sizeof(*sd));
+		char path[300];
+		if (!sd) {
+			rc = -ENOMEM;
+			break;
+		}
+		sd->srv = srv;
+		sd->pf = pf;
+		sd->lfd = -1;
+		sd->client_fd = -1;
+		sd->stop_fd = eventfd(0, EFD_CLOEXEC);
+		pthread_mutex_init(&sd->mu, NULL);
+		rc = sd->stop_fd < 0 ? -errno : vf_path(pf, made, path, sizeof(path));
+		if (!rc)
+			rc = (sd->path = strdup(path)) ? 0 : -ENOMEM;
+		if (!rc)
+			rc = device_create_vf(pfdev, made, srv->wq, &sd->dev);
+		if (!rc)
+			rc = listen_on(sd);
+		if (!rc) {
+			rc = -pthread_create(&sd->accept_thread, NULL, accept_main, sd);
+			sd->accept_started = !rc;
+		}
+		if (rc) {
+			unserve(sd, 0);
+			if (sd->dev)
+				free_sd(sd);
+			else {
+				pthread_mutex_destroy(&sd->mu);
+				if (sd->stop_fd >= 0)
+					close(sd->stop_fd);
+				free(sd->path);
+				free(sd);
+			}
+			break;
+		}
+		sd->dev->verbosity = srv->o.verbosity;
+		vfs[made] = sd;
+	}
+	if (rc) {
+		DLOG(pfdev, VFPM_LOG_ERR, "creating VF %u failed: %s", made, strerror(-rc));
+		for (unsigned i = 0; i < made; i++) {
+			if (!vfs[i])
+				continue;
+			unserve(vfs[i], 0);
+			free_sd(vfs[i]);
+		}
+		free(vfs);
+		return rc;
+	}
+	pthread_mutex_lock(&srv->lock);
+	pf->vfs = vfs;
+	pf->nvfs = n;
+	pthread_mutex_unlock(&srv->lock);
+	return 0;
+}
+
+static void host_destroy_vfs(void *ctx, struct vfpm_device *pfdev)
+{
+	struct server_dev *pf = ctx;
+	struct vfpm_server *srv = pf->srv;
+	pthread_mutex_lock(&srv->lock);
+	struct server_dev **vfs = pf->vfs;
+	unsigned n = pf->nvfs;
+	pf->vfs = NULL;
+	pf->nvfs = 0;
+	/* no new control-plane user can find them now; wait for the current */
+	for (unsigned i = 0; i < n; i++)
+		while (vfs[i]->refs)
+			pthread_cond_wait(&srv->refs_cv, &srv->lock);
+	pthread_mutex_unlock(&srv->lock);
+	for (unsigned i = 0; i < n; i++)
+		unserve(vfs[i], srv->stopping ? 0 : VF_RELEASE_GRACE_MS);
+	for (unsigned i = 0; i < n; i++)
+		free_sd(vfs[i]);
+	free(vfs);
+	(void)pfdev;
+}
+
+static const struct sriov_host server_sriov_host = {
+	.create_vfs = host_create_vfs,
+	.destroy_vfs = host_destroy_vfs,
+};
+
 void server_stop(struct vfpm_server *srv)
 {
 	uint64_t one = 1;
@@ -518,28 +746,10 @@ void server_stop(struct vfpm_server *srv)
 	if (srv->ctl_bound)
 		unlink(srv->ctl_path);
 	srv->ctl_bound = false;
+	srv->stopping = true;
 	for (unsigned i = 0; i < srv->ndevs; i++) {
-		struct server_dev *sd = srv->devs[i];
-		if (sd->accept_started)
-			pthread_join(sd->accept_thread, NULL);
-		sd->accept_started = false;
-		pthread_mutex_lock(&sd->mu);
-		if (sd->session_active) {
-			/* ask the client to let go (REQ), then close its stream */
-			irq_signal_req(sd->dev);
-			shutdown(sd->client_fd, SHUT_RDWR);
-		}
-		bool join = sd->session_joinable;
-		sd->session_joinable = false;
-		pthread_mutex_unlock(&sd->mu);
-		if (join)
-			pthread_join(sd->session_thread, NULL);
-		if (sd->lfd >= 0)
-			close(sd->lfd);
-		sd->lfd = -1;
-		if (sd->bound)
-			unlink(sd->path);
-		sd->bound = false;
+		sriov_disable(srv->devs[i]->dev);   /* VFs first, without grace */
+		unserve(srv->devs[i], 0);
 	}
 }
 
@@ -547,14 +757,11 @@ void server_destroy(struct vfpm_server *srv)
 {
 	if (!srv)
 		return;
-	for (unsigned i = 0; i < srv->ndevs; i++) {
-		struct server_dev *sd = srv->devs[i];
-		device_destroy(sd->dev);
-		pthread_mutex_destroy(&sd->mu);
-		free(sd->path);
-		free(sd);
-	}
+	for (unsigned i = 0; i < srv->ndevs; i++)
+		free_sd(srv->devs[i]);
 	rpm_wq_destroy(srv->wq);
+	pthread_mutex_destroy(&srv->lock);
+	pthread_cond_destroy(&srv->refs_cv);
 	free(srv->ctl_path);
 	close(srv->stop_fd);
 	free(srv);
