@@ -14,9 +14,12 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 ctl="$dir/vfpmd.ctl"
+pf="$dir/pf.sock"
 echo "== vfpmd --ctl $ctl --device demo,socket=$sock,platform_d3cold=on,nosoftrst=off"
+echo "         --device demo,name=pf,socket=$pf,total_vfs=4"
 "$BUILD/tools/vfpmd" --ctl "$ctl" \
-	--device "demo,socket=$sock,platform_d3cold=on,nosoftrst=off" 2>"$log" &
+	--device "demo,socket=$sock,platform_d3cold=on,nosoftrst=off" \
+	--device "demo,name=pf,socket=$pf,total_vfs=4" 2>"$log" &
 pid=$!
 i=0
 while [ ! -S "$sock" ]; do
@@ -36,8 +39,8 @@ else
 	cat "$dir/config.dump"
 fi
 echo
-echo "== vfpm-demo: BAR access, mmap, DMA with MSI-X, then power management"
-"$BUILD/tools/vfpm-demo" --ctl "$ctl" "$sock"
+echo "== vfpm-demo: BAR access, mmap, DMA with MSI-X, power management, SR-IOV"
+"$BUILD/tools/vfpm-demo" --ctl "$ctl" --pf "$pf" pf "$sock"
 echo
 echo "== vfpmctl status"
 "$BUILD/tools/vfpmctl/vfpmctl" --ctl "$ctl" status

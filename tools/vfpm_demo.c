@@ -58,7 +58,7 @@ static int bar0_r32(struct vfpm_client *c, unsigned off, uint32_t *v)
 
 /* --- what the control plane reports --- */
 
-static struct json_object *ctl_status(const char *ctl)
+static struct json_object *ctl_status_all(const char *ctl)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", ctl);
@@ -83,13 +83,25 @@ static struct json_object *ctl_status(const char *ctl)
 	close(fd);
 	buf[have] = '\0';
 	struct json_object *o = json_tokener_parse(buf), *devs;
-	if (!o || !json_object_object_get_ex(o, "devices", &devs) ||
-	    !json_object_array_length(devs)) {
+	if (!o || !json_object_object_get_ex(o, "devices", &devs)) {
 		json_object_put(o);
 		return NULL;
 	}
-	struct json_object *d = json_object_get(json_object_array_get_idx(devs, 0));
+	struct json_object *d = json_object_get(devs);
 	json_object_put(o);
+	return d;
+}
+
+/* The status of the first device (the demo's own). */
+static struct json_object *ctl_status(const char *ctl)
+{
+	struct json_object *devs = ctl_status_all(ctl);
+	if (!devs || !json_object_array_length(devs)) {
+		json_object_put(devs);
+		return NULL;
+	}
+	struct json_object *d = json_object_get(json_object_array_get_idx(devs, 0));
+	json_object_put(devs);
 	return d;
 }
 
@@ -214,23 +226,122 @@ static int pm_tour(struct vfpm_client *c, const char *ctl, const char *path)
 	return 0;
 }
 
+/* Every device the control plane lists, one line each. */
+static void show_all(const char *ctl)
+{
+	struct json_object *devs = ctl_status_all(ctl);
+	for (size_t i = 0; devs && i < json_object_array_length(devs); i++) {
+		struct json_object *d = json_object_array_get_idx(devs, i);
+		printf("      %-10s %-6s %-9s usage %s%s%s\n", js(d, "name", NULL),
+		       js(d, "power_state", NULL), js(d, "runtime_status", NULL),
+		       js(d, "usage_count", NULL), json_object_object_get_ex(d, "pf", NULL) ? ", VF of " : "",
+		       json_object_object_get_ex(d, "pf", NULL) ? js(d, "pf", NULL) : "");
+	}
+	json_object_put(devs);
+}
+
+static int wait_named(const char *ctl, const char *name, const char *want)
+{
+	for (int i = 0; i < 400; i++) {
+		struct json_object *devs = ctl_status_all(ctl);
+		bool done = false;
+		for (size_t k = 0; devs && k < json_object_array_length(devs); k++) {
+			struct json_object *d = json_object_array_get_idx(devs, k);
+			if (!strcmp(js(d, "name", NULL), name))
+				done = !strcmp(js(d, "runtime_status", NULL), want);
+		}
+		json_object_put(devs);
+		if (done)
+			return 0;
+		struct timespec t = { 0, 5000000 };
+		nanosleep(&t, NULL);
+	}
+	return -ETIMEDOUT;
+}
+
+/* SR-IOV: two VFs enabled, the PF pinned in D0 while they sleep, the PF
+ * free to suspend once they are gone. */
+static int sriov_tour(const char *ctl, const char *pf_path, const char *pf_name)
+{
+	struct vfpm_client *c;
+	printf("\n[9] SR-IOV (PF %s)\n", pf_name);
+	TRY("connect to the PF", vfpm_client_connect(pf_path, NULL, &c));
+	unsigned cap = 0;
+	for (unsigned off = 0x100, n = 0; off && n < 64; n++) {
+		uint32_t hdr;
+		TRY("config read", vfpm_client_region_read(c, VFIO_PCI_CONFIG_REGION_INDEX, off, &hdr, 4));
+		if (PCI_EXT_CAP_ID(hdr) == PCI_EXT_CAP_ID_SRIOV) {
+			cap = off;
+			break;
+		}
+		off = PCI_EXT_CAP_NEXT(hdr);
+	}
+	if (!cap)
+		return failed("SR-IOV capability", -ENODEV);
+	uint16_t total, two = 2, vfe = PCI_SRIOV_CTRL_VFE, off0 = 0;
+	TRY("config read", vfpm_client_region_read(c, VFIO_PCI_CONFIG_REGION_INDEX,
+						   cap + PCI_SRIOV_TOTAL_VF, &total, 2));
+	TRY("NumVFs", vfpm_client_region_write(c, VFIO_PCI_CONFIG_REGION_INDEX,
+					       cap + PCI_SRIOV_NUM_VF, &two, 2));
+	TRY("VF Enable", vfpm_client_region_write(c, VFIO_PCI_CONFIG_REGION_INDEX,
+						  cap + PCI_SRIOV_CTRL, &vfe, 2));
+	char vf1[300];
+	snprintf(vf1, sizeof(vf1), "%s-vf1", pf_name);
+	wait_named(ctl, vf1, "suspended");
+	printf("    SR-IOV capability at 0x%x, TotalVFs %u: NumVFs <- 2, VF Enable <- 1\n", cap, total);
+	printf("    two VFs appear on their own sockets and go to sleep; the PF holds D0 (B33):\n");
+	show_all(ctl);
+
+	int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int32_t data[2] = { 0, 0 };
+	TRY("LOW_POWER_ENTRY_WITH_WAKEUP on the PF",
+	    vfpm_client_feature(c, VFIO_DEVICE_FEATURE_SET |
+					   VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP,
+				data, sizeof(data), wake, NULL, NULL));
+	struct timespec t = { 0, 200000000 };
+	nanosleep(&t, NULL);
+	printf("    low-power entry on the PF engages but cannot suspend it while it has VFs:\n");
+	show_all(ctl);
+
+	TRY("VF Enable <- 0", vfpm_client_region_write(c, VFIO_PCI_CONFIG_REGION_INDEX,
+						       cap + PCI_SRIOV_CTRL, &off0, 2));
+	wait_named(ctl, pf_name, "suspended");
+	uint64_t n = 0;
+	if (read(wake, &n, sizeof(n)) != sizeof(n))
+		n = 0;
+	printf("    VF Enable <- 0: the VFs are gone and the PF, still engaged, suspends at last\n");
+	show_all(ctl);
+	printf("    (its wakeup eventfd has not fired: count %llu)\n", (unsigned long long)n);
+	close(wake);
+	vfpm_client_close(c);
+	wait_named(ctl, pf_name, "suspended");   /* the PF's reset and idle after the client */
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	char path[256];
-	const char *ctl = NULL;
+	const char *ctl = NULL, *pf_path = NULL, *pf_name = NULL;
 	int a = 1;
 	if (argc > 2 && !strcmp(argv[1], "--ctl")) {
 		ctl = argv[2];
 		a = 3;
+	}
+	if (ctl && argc > a + 2 && !strcmp(argv[a], "--pf")) {
+		pf_path = argv[a + 1];
+		pf_name = argv[a + 2];
+		a += 3;
 	}
 	if (argc > a)
 		snprintf(path, sizeof(path), "%s", argv[a]);
 	else if (vfpm_default_socket_path(path, sizeof(path)))
 		return 1;
 	if (argc > a + 1 || (argc == a + 1 && (!strcmp(argv[a], "-h") || !strcmp(argv[a], "--help")))) {
-		printf("Usage: vfpm-demo [--ctl CTLSOCKET] [SOCKET]\n"
+		printf("Usage: vfpm-demo [--ctl CTLSOCKET [--pf PFSOCKET PFNAME]] [SOCKET]\n"
 		       "Drives the demo device at SOCKET (default %s); with --ctl, also tours its\n"
-		       "power management and shows what the control plane reports.\n",
+		       "power management and shows what the control plane reports; with --pf, then\n"
+		       "enables two VFs of the PF device PFNAME (total_vfs >= 2) and shows the PF/VF\n"
+		       "power rules.\n",
 		       path);
 		return argc > a + 1 ? 2 : 0;
 	}
@@ -333,5 +444,10 @@ int main(int argc, char **argv)
 	printf("[7] disconnected: the server resets the device and keeps serving\n");
 	if (!same)
 		return 1;
-	return ctl ? pm_tour(NULL, ctl, path) : 0;
+	if (!ctl)
+		return 0;
+	int rc = pm_tour(NULL, ctl, path);
+	if (!rc && pf_path)
+		rc = sriov_tour(ctl, pf_path, pf_name);
+	return rc;
 }
