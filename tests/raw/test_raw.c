@@ -68,6 +68,20 @@ static void watchdog(int sig)
 	_exit(124);
 }
 
+/* vfpmd's stderr, for a failure that needs the server's side of it */
+static void dump_server_log(void)
+{
+	FILE *f = fopen(g_proc.log, "r");
+	if (!f)
+		return;
+	char line[512];
+	fprintf(stderr, "--- %s ---\n", g_proc.log);
+	while (fgets(line, sizeof(line), f))
+		if (!strstr(line, "client connected") && !strstr(line, "client disconnected"))
+			fputs(line, stderr);
+	fclose(f);
+}
+
 /* ------------------------------------------------------------------ */
 /* Message helpers */
 
@@ -248,8 +262,10 @@ static int connect_raw(void)
 static int connect_neg(void)
 {
 	int fd = raw_connect_negotiated(sock_path());
-	if (fd < 0)
+	if (fd < 0) {
+		dump_server_log();
 		fail_msg("connect+VERSION %s: %s", sock_path(), strerror(-fd));
+	}
 	return track(fd);
 }
 
@@ -1295,8 +1311,10 @@ static void test_immediate_reconnect(void **state)
 	(void)state;
 	for (int i = 0; i < 200; i++) {
 		int fd = raw_connect_negotiated(sock_path());
-		if (fd < 0)
+		if (fd < 0) {
+			dump_server_log();
 			fail_msg("reconnect %d: %s", i, strerror(-fd));
+		}
 		sclose(fd);
 	}
 	int fd = connect_neg();
@@ -1429,7 +1447,7 @@ static void test_dma_map_unmap(void **state)
 	int srv_fds = server_fd_count();
 	int mfd = memfd_create("raw-dma", MFD_CLOEXEC);
 	assert_true(mfd >= 0);
-	assert_int_equal(ftruncate(mfd, 0x20000), 0);
+	assert_int_equal(ftruncate(mfd, 0x100000), 0);
 
 	dma_map_ok(fd, 0x10000, 0x10000, 0, mfd);
 	dma_map_ok(fd, 0x40000, 0x1000, 0, -1);   /* message-based */
@@ -1470,6 +1488,18 @@ static void test_dma_map_unmap(void **state)
 	bad_fds(fd, VFU_CMD_DMA_MAP, &dm, sizeof(dm), &mfd, 1, EINVAL);
 	dm.flags = 0x80000003u;
 	bad(fd, VFU_CMD_DMA_MAP, &dm, sizeof(dm), EINVAL);
+
+	/* a window past the end of the descriptor's file: a DMA there would
+	 * fault in the server (SIGBUS), so the map itself is refused */
+	dm = (struct vfu_dma_map){ .argsz = sizeof(dm), .flags = 3, .offset = 0, .addr = 0x200000,
+				   .size = 0x200000 };   /* the memfd has 1 MiB */
+	bad_fds(fd, VFU_CMD_DMA_MAP, &dm, sizeof(dm), &mfd, 1, EINVAL);
+	dm.offset = 0xf0000;
+	dm.size = 0x20000;
+	bad_fds(fd, VFU_CMD_DMA_MAP, &dm, sizeof(dm), &mfd, 1, EINVAL);
+	dm.offset = 0x101000;
+	dm.size = 0x1000;
+	bad_fds(fd, VFU_CMD_DMA_MAP, &dm, sizeof(dm), &mfd, 1, EINVAL);
 
 	/* unmap: must match a map exactly */
 	struct vfu_dma_unmap du = { .argsz = sizeof(du), .addr = 0x90000, .size = 0x1000 };
