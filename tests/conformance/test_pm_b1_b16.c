@@ -236,6 +236,18 @@ static int server_eventfds(void)
 	return n;
 }
 
+/* A descriptor the server did not take is closed when it releases the
+ * message, which may be just after the reply: "not retained" means the
+ * count comes back to n within the deadline. */
+static int settle_server_eventfds(int n)
+{
+	uint64_t end = now_ms() + WAIT_MS;
+	int got;
+	while ((got = server_eventfds()) != n && now_ms() < end)
+		pmt_sleep_ms(2);
+	return got;
+}
+
 static uint16_t cfg16(unsigned off)
 {
 	uint16_t v = 0;
@@ -433,7 +445,7 @@ static void b2_rejected_wakeup_fd_is_not_retained(void **state)
 	STATUS(s);
 	assert_true(s.engaged);
 	assert_false(s.wakeup_armed);
-	assert_int_equal(server_eventfds(), base);
+	assert_int_equal(settle_server_eventfds(base), base);
 
 	/* wakes of the still-engaged device never signal the refused fd */
 	WAIT("suspended");
@@ -447,7 +459,7 @@ static void b2_rejected_wakeup_fd_is_not_retained(void **state)
 	STATUS(s);
 	assert_false(s.engaged);
 	assert_int_equal(s.wakeups_signalled, 0);
-	assert_int_equal(server_eventfds(), base);
+	assert_int_equal(settle_server_eventfds(base), base);
 }
 
 /* ------------------------------------------------------------------ */
@@ -535,7 +547,7 @@ static void b4_exit_restores_count_once_with_eventfd(void **state)
 	assert_string_equal(s.runtime_status, "active");
 	assert_int_equal(pmt_eventfd_count(efd2), 0);
 	assert_int_equal(s.wakeups_signalled, 1);
-	assert_int_equal(server_eventfds(), base);
+	assert_int_equal(settle_server_eventfds(base), base);
 }
 
 /* ------------------------------------------------------------------ */
@@ -549,7 +561,7 @@ static void expect_not_engaged(int base_efds)
 	assert_false(s.wakeup_armed);
 	assert_int_equal(s.usage_count, 1);
 	assert_string_equal(s.runtime_status, "active");
-	assert_int_equal(server_eventfds(), base_efds);
+	assert_int_equal(settle_server_eventfds(base_efds), base_efds);
 }
 
 static void b5_wakeup_entry_requires_an_eventfd(void **state)
@@ -599,7 +611,7 @@ static void b5_wakeup_entry_requires_an_eventfd(void **state)
 	STATUS(s);
 	assert_true(s.engaged);
 	assert_true(s.wakeup_armed);
-	assert_int_equal(server_eventfds(), base + 1);
+	assert_int_equal(settle_server_eventfds(base + 1), base + 1);
 	WAIT("suspended");
 	touch();
 	assert_int_equal(pmt_eventfd_count(efd), 1);
@@ -651,6 +663,62 @@ static void b6_probe_never_changes_state(void **state)
 	assert_true(s.engaged);
 	assert_int_equal(s.usage_count, 0);
 	WAIT("suspended");
+}
+
+/* ------------------------------------------------------------------ */
+/* Kernel spec §1.2 (contract §4): the checks of DEVICE_FEATURE run in the
+ * kernel's order and the first failure wins. */
+
+static void feature_errno_order_s1_2(void **state)
+{
+	(void)state;
+	up_and_connect(NULL);
+	int base = server_eventfds();
+	int efd = new_efd();
+	uint8_t zero8[8] = { 0 };
+
+	/* 4: argsz < 8 */
+	assert_int_equal(feat_raw(4, F_SET | F_ENTRY, zero8, sizeof(zero8), -1), -EINVAL);
+	/* 5 before 7: unknown flag bits on an unknown feature */
+	assert_int_equal(feat_raw(8, 0x80000000u | F_SET | 0x7f, NULL, 0, -1), -EINVAL);
+	/* 6 before 7: GET and SET without PROBE on an unknown feature */
+	assert_int_equal(feat_raw(8, F_GET | F_SET | 0x7f, NULL, 0, -1), -EINVAL);
+	/* 7: no handler */
+	assert_int_equal(feat_raw(8, F_SET | 0x7f, NULL, 0, -1), -ENOTTY);
+	/* 7 before 8: GET on an unknown feature is ENOTTY, on a known one EINVAL */
+	assert_int_equal(feat_raw(8, F_PROBE | F_GET | 0x7f, NULL, 0, -1), -ENOTTY);
+	assert_int_equal(feat_raw(8, F_PROBE | F_GET | F_ENTRY, NULL, 0, -1), -EINVAL);
+	/* 9 before 11: PROBE of feature 4 with no payload */
+	assert_int_equal(feat_raw(8, F_PROBE | F_SET | F_WAKEUP, NULL, 0, -1), 0);
+	/* 11 */
+	assert_int_equal(feat_raw(8, F_SET | F_WAKEUP, NULL, 0, -1), -EINVAL);
+	/* features 3 and 5 take no descriptor (contract §4): EINVAL, and the
+	 * descriptor is closed */
+	assert_int_equal(feat_raw(8, F_SET | F_ENTRY, NULL, 0, efd), -EINVAL);
+	assert_int_equal(feat_raw(8, F_SET | F_EXIT, NULL, 0, efd), -EINVAL);
+	assert_int_equal(settle_server_eventfds(base), base);
+	/* 3 and 5: extra payload bytes are ignored */
+	assert_int_equal(feat_raw(16, F_SET | F_EXIT, zero8, sizeof(zero8), -1), 0);
+
+	struct pm_status s;
+	STATUS(s);
+	assert_false(s.engaged);
+	assert_int_equal(s.usage_count, 1);
+
+	/* engaged: the descriptor checks (13, 14) come before "already
+	 * engaged" (15) */
+	engage_plain_suspended();
+	assert_int_equal(wakeup_raw(16, -1, 0, efd), -EINVAL);
+	assert_int_equal(wakeup_raw(16, 0, 0, -1), -EBADF);
+	assert_int_equal(wakeup_raw(16, 0, 0, efd), -EINVAL);   /* 15 */
+	/* 16: EXIT always succeeds */
+	assert_int_equal(pmt_lp_exit(g_c), 0);
+	assert_int_equal(pmt_lp_exit(g_c), 0);
+	STATUS(s);
+	assert_false(s.engaged);
+	assert_int_equal(s.usage_count, 1);
+	assert_int_equal(settle_server_eventfds(base), base);
+	assert_int_equal(pmt_eventfd_count(efd), 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -797,6 +865,8 @@ static void b10_plain_entry_resuspends_after_access(void **state)
 {
 	(void)state;
 	up_and_connect(NULL);
+	/* memory decoding on: mappings would work if low power were not engaged */
+	cfg_write16(PCI_COMMAND, (uint16_t)(cfg16(PCI_COMMAND) | PCI_COMMAND_MEMORY));
 	engage_plain_suspended();
 	struct pm_status s0, s;
 	STATUS(s0);
@@ -834,7 +904,7 @@ static void b11_wakeup_is_one_shot(void **state)
 	struct pm_status s0, s;
 	STATUS(s0);
 	assert_true(s0.mmap_revoked);
-	assert_int_equal(server_eventfds(), base + 1);
+	assert_int_equal(settle_server_eventfds(base + 1), base + 1);
 
 	touch();
 	assert_int_equal(pmt_eventfd_count(efd), 1);
@@ -846,7 +916,7 @@ static void b11_wakeup_is_one_shot(void **state)
 	assert_int_equal(s.resumes, s0.resumes + 1);
 	assert_int_equal(s.wakeups_signalled, 1);
 	assert_false(s.mmap_revoked);
-	assert_int_equal(server_eventfds(), base);   /* the fd is dropped */
+	assert_int_equal(settle_server_eventfds(base), base);   /* the fd is dropped */
 
 	/* it stays awake: more accesses, no more signals */
 	touch();
@@ -902,7 +972,7 @@ static void b12_no_signal_without_real_suspend(void **state)
 	assert_false(s.wakeup_armed);
 	assert_int_equal(s.wakeups_signalled, 0);
 	assert_int_equal(s.usage_count, 2);   /* power_control + open */
-	assert_int_equal(server_eventfds(), base);
+	assert_int_equal(settle_server_eventfds(base), base);
 
 	assert_int_equal(pmt_set(&g_p, NULL, "power_control", "auto"), 0);
 	pmt_sleep_ms(100);
@@ -956,6 +1026,20 @@ static void b13_any_request_wakes_even_invalid(void **state)
 	uint32_t half = 8;
 	assert_int_equal(vfpm_client_request(g_c, VFU_CMD_DEVICE_FEATURE, &half, sizeof(half), NULL,
 					     0, NULL, 0, NULL, NULL, 0, NULL),
+			 -EINVAL);
+	expect_woken_by(efd, s0.resumes);
+
+	/* REGION_READ carrying a descriptor it does not take: EINVAL, and a
+	 * wake */
+	efd = new_efd();
+	engage_wakeup_suspended(efd);
+	STATUS(s0);
+	struct vfu_region_access ra = { .offset = 0, .region = VFU_PCI_CONFIG, .count = 2 };
+	int stray = new_efd();
+	uint8_t rep[64];
+	size_t rl;
+	assert_int_equal(vfpm_client_request(g_c, VFU_CMD_REGION_READ, &ra, sizeof(ra), &stray, 1,
+					     rep, sizeof(rep), &rl, NULL, 0, NULL),
 			 -EINVAL);
 	expect_woken_by(efd, s0.resumes);
 }
@@ -1031,7 +1115,7 @@ static void b14_entry_after_wake_succeeds(void **state)
 	assert_true(s.engaged);
 	assert_true(s.wakeup_armed);
 	assert_int_equal(s.usage_count, 0);
-	assert_int_equal(server_eventfds(), base + 1);
+	assert_int_equal(settle_server_eventfds(base + 1), base + 1);
 	WAIT("suspended");
 
 	/* re-armed: the next wake fires the new eventfd, once */
@@ -1063,7 +1147,7 @@ static void b14_entry_after_wake_succeeds(void **state)
 	STATUS(s);
 	assert_true(s.engaged);
 	assert_true(s.wakeup_armed);
-	assert_int_equal(server_eventfds(), base + 1);
+	assert_int_equal(settle_server_eventfds(base + 1), base + 1);
 	assert_int_equal(pmt_set(&g_p, NULL, "power_control", "auto"), 0);
 	WAIT("suspended");
 	touch();
@@ -1104,7 +1188,7 @@ static void b15_close_while_engaged_is_silent_and_resets(void **state)
 	assert_int_equal(s.resumes, s0.resumes + 1);    /* resumed for the reset */
 	assert_int_equal(s.suspends, s0.suspends + 1);  /* and idle again */
 	assert_string_equal(s.power_state, "D3hot");
-	assert_int_equal(server_eventfds(), base);      /* the fd is released */
+	assert_int_equal(settle_server_eventfds(base), base);      /* the fd is released */
 
 	/* the reset is visible to the next client */
 	conn();
@@ -1155,7 +1239,24 @@ static void b16_power_control_on_fires_wakeup(void **state)
 static void b16_ctl_config_access_in_d3cold_resumes_and_fires(void **state)
 {
 	(void)state;
-	up_and_connect("platform_d3cold=on");
+	up("platform_d3cold=on");
+	WAIT("suspended");
+	struct pm_status i0, i1;
+	STATUS(i0);
+	assert_string_equal(i0.power_state, "D3cold");
+	/* an idle device: the host access resumes it, then it goes back */
+	uint32_t id = 0;
+	assert_int_equal(pmt_ctl_config_read(&g_p, NULL, PCI_VENDOR_ID, 2, &id), 0);
+	assert_int_equal(id, DEMO_VENDOR);
+	STATUS(i1);
+	assert_int_equal(i1.resumes, i0.resumes + 1);
+	WAIT("suspended");
+	STATUS(i1);
+	assert_int_equal(i1.suspends, i0.suspends + 1);
+	assert_string_equal(i1.power_state, "D3cold");
+	assert_int_equal(i1.usage_count, 0);
+
+	conn();
 	int efd = new_efd();
 	engage_wakeup_suspended(efd);
 	struct pm_status s0, s;
@@ -1556,6 +1657,7 @@ int main(void)
 		T(b4_exit_restores_count_once_with_eventfd),
 		T(b5_wakeup_entry_requires_an_eventfd),
 		T(b6_probe_never_changes_state),
+		T(feature_errno_order_s1_2),
 		T(b7_wrapper_reference_defers_suspend),
 		T(b8_suspend_goes_through_d0),
 		T(b8_suspend_restores_user_d3hot_snapshot),
