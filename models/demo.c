@@ -78,6 +78,14 @@ static void update_intx(struct demo *d)
 
 static void run_job(struct demo *d)
 {
+	/* Asked before taking d->mu: vfpm_dev_mem_decode takes the core's
+	 * memory_lock, which the core holds (for write) while it calls our
+	 * quiesce/suspend callbacks, which take d->mu. Asking under d->mu
+	 * inverted that order: a real deadlock between a doorbell job and a
+	 * runtime suspend or a guest D3hot (found by tests/stress under
+	 * ThreadSanitizer). Decoding may change right after either way; a
+	 * suspend quiesces us (paused, checked below) before it stops it. */
+	bool decode = vfpm_dev_mem_decode(d->dev);
 	pthread_mutex_lock(&d->mu);
 	if (d->paused) {
 		pthread_mutex_unlock(&d->mu);
@@ -86,7 +94,7 @@ static void run_job(struct demo *d)
 	if (d->parked)
 		atomic_fetch_add(&d->violations, 1);   /* work while suspended (V5) */
 	/* an ioeventfd write while memory decoding is off is dropped (B25) */
-	if (!vfpm_dev_mem_decode(d->dev) || !d->buf) {
+	if (!decode || !d->buf) {
 		pthread_mutex_unlock(&d->mu);
 		return;
 	}
