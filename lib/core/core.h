@@ -305,6 +305,10 @@ void session_fini(struct core_session *s);
  * must be closed. Exposed for the fuzzer. */
 int session_dispatch(struct core_session *s, struct wire_msg *m);
 
+/* memcpy that survives a client shrinking the file behind src or dst:
+ * returns 0, or -EFAULT when the copy hit SIGBUS (guard.c). */
+int core_copy(void *dst, const void *src, size_t n);
+
 /* logging to stderr: messages above verbosity are dropped */
 void core_log(int verbosity, enum vfpm_log_level lvl, const char *who, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -495,11 +495,8 @@ static int bar_rw_locked(struct vfpm_device *dev, unsigned idx, uint64_t off, vo
 		uint8_t *base = b->revoked ? pm_bar_shadow(dev, idx) : b->mem;
 		if (!base)
 			return -ENOMEM;
-		if (is_write)
-			memcpy(base + off, buf, count);
-		else
-			memcpy(buf, base + off, count);
-		return 0;
+		/* the client holds the memfd and may shrink it: -EFAULT, not SIGBUS */
+		return is_write ? core_copy(base + off, buf, count) : core_copy(buf, base + off, count);
 	}
 	if (!dev->ops->bar_rw) {
 		/* no backing: reads as zeros, writes ignored, like unclaimed space */

@@ -147,11 +147,11 @@ static int dma_rw(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len,
 		size_t chunk = len < in ? len : (size_t)in;
 		if (e->host) {
 			uint8_t *h = (uint8_t *)e->host + (iova - e->iova);
-			if (write)
-				memcpy(h, p, chunk);
-			else
-				memcpy(p, h, chunk);
+			/* the client may have shrunk the file it mapped */
+			int rc = write ? core_copy(h, p, chunk) : core_copy(p, h, chunk);
 			pthread_rwlock_unlock(&dev->dma_lock);
+			if (rc)
+				return rc;
 		} else {
 			struct core_session *s = dev->session;
 			pthread_rwlock_unlock(&dev->dma_lock);
