@@ -87,8 +87,8 @@ static void bar_revoke(struct core_bar *b)
 		return;
 	/* Keep a copy: contents survive D3hot and an engaged-awake device. */
 	b->shadow = malloc(b->size);
-	if (b->shadow)
-		memcpy(b->shadow, b->mem, b->size);
+	if (b->shadow && core_copy(b->shadow, b->mem, b->size))
+		memset(b->shadow, 0, b->size);   /* the client shrank the memfd: lost */
 	if (ftruncate(b->memfd, 0) < 0) {
 		free(b->shadow);
 		b->shadow = NULL;
@@ -104,7 +104,7 @@ static void bar_restore(struct core_bar *b)
 	if (ftruncate(b->memfd, (off_t)b->size) < 0)
 		return;
 	if (b->shadow)
-		memcpy(b->mem, b->shadow, b->size);
+		core_copy(b->mem, b->shadow, b->size);   /* only a racing shrink can fail it */
 	free(b->shadow);
 	b->shadow = NULL;
 	b->revoked = false;
@@ -186,7 +186,21 @@ static void device_lost_state(struct vfpm_device *dev)
 		dev->ops->reset(dev->priv);
 	pthread_mutex_lock(&dev->lock);
 	pci_cfg_reset(&dev->cfg);
+	/* B18, B20: the client's INTx mask and the MSI-X vector table are
+	 * host-side interrupt setup (the PCI core restores MSI-X with the
+	 * config space): only the device's own interrupt state (level,
+	 * pending bits) is lost with its power. */
+	bool masked = dev->intx_masked;
+	size_t tlen = (size_t)dev->msix_nvec * 16;
+	uint8_t *table = tlen ? malloc(tlen) : NULL;
+	if (table)
+		memcpy(table, dev->msix_table, tlen);
 	irq_reset_state(dev);
+	dev->intx_masked = masked;
+	if (table) {
+		memcpy(dev->msix_table, table, tlen);
+		free(table);
+	}
 	pthread_mutex_unlock(&dev->lock);
 }
 

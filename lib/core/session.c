@@ -706,10 +706,13 @@ void session_fini(struct core_session *s)
 	pthread_cond_broadcast(&s->dma_cv);
 	pthread_mutex_unlock(&s->dma_mu);
 	pthread_mutex_lock(&dev->req_lock);
+	/* A connection that never finished VERSION never opened the device
+	 * and could not configure anything (every other command needs
+	 * VERSION first): there is nothing to undo, and the device may be
+	 * runtime-suspended, where a reset would touch it asleep (it left an
+	 * idle device "suspended" in D0 with its model unparked: V1, V5). */
 	if (s->version_done)
 		pm_close(dev);   /* T2/T10: silent exit, D0, reset, idle */
-	else
-		device_disconnect(dev);
 	pthread_mutex_unlock(&dev->req_lock);
 	pthread_rwlock_wrlock(&dev->dma_lock);
 	dev->session = NULL;
