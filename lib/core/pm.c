@@ -148,12 +148,27 @@ VFPM_EXPORT bool vfpm_dev_mem_decode(struct vfpm_device *dev)
 	return on;
 }
 
+/* The copy is made on first use, not when a resume from D3cold leaves
+ * the device engaged-awake with its BAR memory gone: a calloc of the whole
+ * BAR (1 MiB for the demo's BAR2, up to 1 GiB) was most of the resume
+ * path in D3cold (~11 us of ~12, docs/performance.md), paid on every wake
+ * although an engaged client rarely reads a BAR. Callers hold memory_lock
+ * for read (region access) or nothing (vfpm_dev_bar_mem from a model
+ * thread), so two of them may race here: the first copy installed wins. */
 void *pm_bar_shadow(struct vfpm_device *dev, unsigned bar)
 {
 	struct core_bar *b = &dev->bars[bar];
-	if (!b->shadow)
-		b->shadow = calloc(1, b->size);   /* lost in D3cold: reads zeros */
-	return b->shadow;
+	void *s = __atomic_load_n(&b->shadow, __ATOMIC_ACQUIRE);
+	if (s)
+		return s;
+	void *fresh = calloc(1, b->size);   /* lost in D3cold: reads zeros */
+	if (!fresh)
+		return NULL;
+	if (__atomic_compare_exchange_n(&b->shadow, &s, fresh, false, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE))
+		return fresh;
+	free(fresh);
+	return s;
 }
 
 /* --- config snapshots --- */
@@ -391,12 +406,9 @@ static int rt_resume(void *ctx)
 	/* B11: the armed wakeup fires once and disengages */
 	if (pm->engaged && pm->wake_fd >= 0)
 		lowpower_exit_locked(dev, true);
-	if (from == VFPM_D3COLD) {
-		/* engaged-awake after D3cold: BAR contents are gone */
-		for (unsigned i = 0; i < PCI_NUM_BARS; i++)
-			if (dev->bars[i].revoked && !dev->bars[i].shadow && dev->bars[i].memfd >= 0)
-				pm_bar_shadow(dev, i);
-	}
+	/* engaged-awake after D3cold: BAR contents are gone; a revoked BAR
+	 * with no copy reads zeros through pm_bar_shadow, which allocates
+	 * the zeroed copy on first use (not here: see there) */
 	mmap_update(dev);
 	pthread_rwlock_unlock(&pm->memory_lock);
 	return 0;
