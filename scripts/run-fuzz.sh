@@ -21,15 +21,13 @@ case $secs in
 esac
 
 src=$(cd "$(dirname "$0")/.." && pwd)
-artifacts=${FUZZ_ARTIFACTS:-$build/fuzz-artifacts}
-mkdir -p "$artifacts"
-artifacts=$(cd "$artifacts" && pwd)
-
 targets=$(find "$build/tests/fuzz" -maxdepth 1 -type f -name 'fuzz_*' -perm -u+x 2>/dev/null | sort)
 if [ -z "$targets" ]; then
 	echo "fuzz: FAILED no fuzz targets in $build/tests/fuzz (configure with CC=clang -Dfuzz=true)"
 	exit 1
 fi
+artifacts=${FUZZ_ARTIFACTS:-$build/fuzz-artifacts}
+mkdir -p "$artifacts" && artifacts=$(cd "$artifacts" && pwd) || exit 1
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vfpm-fuzz.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT INT TERM

@@ -14,9 +14,11 @@
  * Each input is one client connection: session_init, the messages through
  * session_dispatch, then session_fini (which disconnects the device: DMA
  * maps, interrupt eventfds and device state do not carry over). The demo
- * device and the socketpair are created once. Whatever the server sends
+ * device (with its runtime-PM work queue) and the socketpair are created
+ * once. Whatever the server sends
  * back is drained from the peer end after every message, descriptors
- * included.
+ * included. A message that rings a doorbell is followed by a short wait
+ * for the device's worker (settle_device).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 enum { FD_NONE = 0, FD_EVENTFD = 1, FD_MEMFD = 2, FD_EVENTFD4 = 3 };
 
 static struct vfpm_device *g_dev;
+static struct rpm_wq *g_wq;
 static int g_sv[2] = { -1, -1 };   /* [0] server end, [1] peer end */
 static int g_memfd = -1;
 static int g_efd = -1;
@@ -74,7 +77,12 @@ static void *drain_thread(void *arg)
 static void setup_once(void)
 {
 	struct vfpm_opts opts = { 0 };
-	int rc = device_create(&vfpm_model_demo, "fuzz", &opts, NULL, &g_dev);
+	/* As vfpmd runs it: idle suspends on a work queue, so runtime suspend
+	 * and resume happen between and during inputs. */
+	int rc = rpm_wq_create(&g_wq);
+	if (rc)
+		die("rpm_wq_create", -rc);
+	rc = device_create(&vfpm_model_demo, "fuzz", &opts, g_wq, &g_dev);
 	if (rc)
 		die("device_create", -rc);
 	/* Malformed input is the norm here: no log line per rejected message
@@ -181,6 +189,22 @@ static void pick_fds(struct wire_msg *m, unsigned kind)
 	}
 }
 
+/* A doorbell rung through an ioeventfd wakes a device worker thread; it is
+ * given a bounded chance to run so that device-initiated paths (DMA through
+ * the maps or by message, interrupts) are reached too. Only messages that
+ * leave a doorbell pending pay for the wait. */
+static void settle_device(void)
+{
+	for (unsigned i = 0; i < g_dev->nioeventfds; i++) {
+		struct pollfd p = { .fd = g_dev->ioeventfds[i].fd, .events = POLLIN };
+		if (poll(&p, 1, 0) != 1)
+			continue;
+		for (int t = 0; t < 20 && poll(&p, 1, 0) == 1; t++)
+			usleep(100);
+		usleep(50);   /* the job itself */
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!g_dev)
@@ -227,6 +251,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pick_fds(&m, idx < 15 ? (control >> (2 + 2 * idx)) & 3 : FD_NONE);
 
 		int rc = session_dispatch(&s, &m);
+		settle_device();
 		drain_peer();
 		if (rc)
 			break;   /* the server would close the connection */

@@ -1,0 +1,373 @@
+/* REGION_READ round trip: vfpm against the transport floor.
+ *
+ * vfpm: a real vfpmd (the build's, or $VFPMD_PATH) serving the demo device
+ * on a temporary socket; a negotiated raw connection reads the 4-byte
+ * scratch register of BAR0 after COMMAND.MEM is set.
+ *
+ * floor: a forked responder on an AF_UNIX stream socketpair that receives
+ * each request with the same wire_recv and answers with a reply of the
+ * same size (header + 16-byte region access + 4 data bytes) with wire_send:
+ * what any vfio-user server over this transport costs at the least.
+ *
+ * Both are driven by the same client code: per-request latency (min,
+ * median, p99) with one request outstanding, and throughput with a window
+ * of outstanding requests. The two servers are measured in alternating
+ * rounds so that background load and scheduler placement affect both
+ * alike. Nothing is pinned. Results are reported, never asserted.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "wire/wire.h"
+
+#define REG_SCRATCH 0x08
+#define SCRATCH_VALUE 0x5ca1ab1eu
+#define PCI_COMMAND_OFF 0x04
+#define PCI_COMMAND_MEM 0x2
+
+struct result {
+	double min_us, median_us, p99_us, mps;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static int send_read(int fd, uint16_t id, uint32_t region, uint64_t off, uint32_t count)
+{
+	struct vfu_hdr h = { .msg_id = id, .cmd = VFU_CMD_REGION_READ,
+			     .flags = VFU_F_TYPE_COMMAND };
+	struct vfu_region_access ra = { .offset = off, .region = region, .count = count };
+	return wire_send(fd, &h, &ra, sizeof(ra), NULL, 0);
+}
+
+/* Receives the reply to request id and copies its data (count bytes). */
+static int recv_read(int fd, uint16_t id, void *data, uint32_t count)
+{
+	struct wire_msg m;
+	int rc = wire_recv(fd, &m, 1u << 16, 0);
+	if (rc)
+		return rc;
+	if ((m.hdr.flags & VFU_F_TYPE_MASK) != VFU_F_TYPE_REPLY || m.hdr.msg_id != id)
+		rc = -EPROTO;
+	else if (m.hdr.flags & VFU_F_ERROR)
+		rc = m.hdr.error ? -(int)m.hdr.error : -EIO;
+	else if (m.len != sizeof(struct vfu_region_access) + count)
+		rc = -EPROTO;
+	else if (data)
+		memcpy(data, m.payload + sizeof(struct vfu_region_access), count);
+	wire_msg_release(&m);
+	return rc;
+}
+
+static int region_read(int fd, uint32_t region, uint64_t off, void *buf, uint32_t count)
+{
+	int rc = send_read(fd, 1, region, off, count);
+	return rc ? rc : recv_read(fd, 1, buf, count);
+}
+
+static int region_write(int fd, uint32_t region, uint64_t off, const void *buf, uint32_t count)
+{
+	struct vfu_hdr h = { .msg_id = 2, .cmd = VFU_CMD_REGION_WRITE,
+			     .flags = VFU_F_TYPE_COMMAND };
+	struct vfu_region_access ra = { .offset = off, .region = region, .count = count };
+	int rc = wire_send2(fd, &h, &ra, sizeof(ra), buf, count, NULL, 0);
+	if (rc)
+		return rc;
+	struct wire_msg m;
+	rc = wire_recv(fd, &m, 1u << 16, 0);
+	if (rc)
+		return rc;
+	if (m.hdr.flags & VFU_F_ERROR)
+		rc = m.hdr.error ? -(int)m.hdr.error : -EIO;
+	wire_msg_release(&m);
+	return rc;
+}
+
+/* COMMAND.MEM on, and a known value in the scratch register. */
+static int prepare_device(int fd)
+{
+	uint16_t cmd;
+	int rc = region_read(fd, VFU_PCI_CONFIG, PCI_COMMAND_OFF, &cmd, sizeof(cmd));
+	if (rc)
+		return rc;
+	cmd |= PCI_COMMAND_MEM;
+	rc = region_write(fd, VFU_PCI_CONFIG, PCI_COMMAND_OFF, &cmd, sizeof(cmd));
+	if (rc)
+		return rc;
+	uint32_t v = SCRATCH_VALUE;
+	rc = region_write(fd, VFU_PCI_BAR0, REG_SCRATCH, &v, sizeof(v));
+	if (rc)
+		return rc;
+	v = 0;
+	rc = region_read(fd, VFU_PCI_BAR0, REG_SCRATCH, &v, sizeof(v));
+	if (!rc && v != SCRATCH_VALUE)
+		rc = -EPROTO;
+	return rc;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* One server under test: its connection and what was measured on it. */
+struct target {
+	const char *name;
+	int fd;
+	uint16_t next_id;
+	uint64_t *samples;   /* per-request latency, ns */
+	unsigned nsamples;
+	uint64_t pipe_ns;    /* time spent in pipelined runs */
+	unsigned pipe_n;     /* requests in them */
+};
+
+/* One request outstanding at a time; record: keep the latencies. */
+static int run_latency(struct target *t, unsigned n, bool record)
+{
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t id = t->next_id++;
+		uint32_t v;
+		uint64_t t0 = now_ns();
+		int rc = send_read(t->fd, id, VFU_PCI_BAR0, REG_SCRATCH, 4);
+		if (!rc)
+			rc = recv_read(t->fd, id, &v, 4);
+		uint64_t t1 = now_ns();
+		if (!rc && v != SCRATCH_VALUE)
+			rc = -EPROTO;
+		if (rc)
+			return rc;
+		if (record)
+			t->samples[t->nsamples++] = t1 - t0;
+	}
+	return 0;
+}
+
+/* Keeps window requests in flight (replies come back in order). */
+static int run_pipeline(struct target *t, unsigned n, unsigned window, bool record)
+{
+	unsigned sent = 0, done = 0;
+	uint16_t base = t->next_id;
+	uint64_t t0 = now_ns();
+	while (done < n) {
+		while (sent < n && sent - done < window) {
+			int rc = send_read(t->fd, (uint16_t)(base + sent), VFU_PCI_BAR0, REG_SCRATCH,
+					   4);
+			if (rc)
+				return rc;
+			sent++;
+		}
+		int rc = recv_read(t->fd, (uint16_t)(base + done), NULL, 4);
+		if (rc)
+			return rc;
+		done++;
+	}
+	uint64_t t1 = now_ns();
+	t->next_id = (uint16_t)(base + n);
+	if (record) {
+		t->pipe_ns += t1 - t0;
+		t->pipe_n += n;
+	}
+	return 0;
+}
+
+static void summarize(struct target *t, struct result *r)
+{
+	qsort(t->samples, t->nsamples, sizeof(t->samples[0]), cmp_u64);
+	r->min_us = (double)t->samples[0] / 1000.0;
+	r->median_us = (double)t->samples[t->nsamples / 2] / 1000.0;
+	r->p99_us = (double)t->samples[(size_t)((double)(t->nsamples - 1) * 0.99)] / 1000.0;
+	r->mps = (double)t->pipe_n * 1e9 / (double)t->pipe_ns;
+}
+
+/* Both servers are measured in alternating rounds (the order flipping each
+ * round), so that whatever else the machine does affects both alike. */
+static int measure(struct target *tg, unsigned n, unsigned warm, unsigned window,
+		   unsigned rounds)
+{
+	int rc = 0;
+	for (int k = 0; k < 2 && !rc; k++) {
+		rc = run_latency(&tg[k], warm, false);
+		if (!rc)
+			rc = run_pipeline(&tg[k], warm, window, false);
+	}
+	for (unsigned r = 0; r < rounds && !rc; r++) {
+		unsigned chunk = n / rounds + (r < n % rounds);
+		for (int j = 0; j < 2 && !rc; j++) {
+			struct target *t = &tg[(r + (unsigned)j) % 2];
+			rc = run_latency(t, chunk, true);
+			if (!rc)
+				rc = run_pipeline(t, chunk, window, true);
+			if (rc)
+				fprintf(stderr, "bench_rtt: %s: %s\n", t->name, strerror(-rc));
+		}
+	}
+	return rc;
+}
+
+/* The floor: answers every message with a header + 16 + 4 byte reply. */
+static void responder(int fd)
+{
+	uint32_t value = SCRATCH_VALUE;
+	for (;;) {
+		struct wire_msg m;
+		if (wire_recv(fd, &m, VFPM_MAX_MSG_SIZE, VFPM_MAX_MSG_FDS))
+			break;
+		struct vfu_hdr h = { .msg_id = m.hdr.msg_id, .cmd = m.hdr.cmd,
+				     .flags = VFU_F_TYPE_REPLY };
+		struct vfu_region_access ra = { 0 };
+		if (m.len >= sizeof(ra))
+			memcpy(&ra, m.payload, sizeof(ra));
+		wire_msg_release(&m);
+		if (wire_send2(fd, &h, &ra, sizeof(ra), &value, sizeof(value), NULL, 0))
+			break;
+	}
+	_exit(0);
+}
+
+static void usage(FILE *f, const char *argv0)
+{
+	fprintf(f,
+		"usage: %s [-n ITERATIONS] [-w WINDOW] [-W WARMUP] [-r ROUNDS]\n"
+		"  -n  measured requests per measurement (default 200000)\n"
+		"  -w  requests in flight for the throughput run (default 64)\n"
+		"  -W  warm-up requests before measuring (default n/10, max 20000)\n"
+		"  -r  rounds alternating vfpm and the floor (default 10)\n"
+		"vfpmd is the build's, or $VFPMD_PATH.\n",
+		argv0);
+}
+
+static unsigned parse_count(const char *s, const char *what)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || !*s || v > 100000000ul) {
+		fprintf(stderr, "bench_rtt: bad %s '%s'\n", what, s);
+		exit(2);
+	}
+	return (unsigned)v;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned n = 200000, window = 64, warm = ~0u, rounds = 10;
+	int opt;
+	while ((opt = getopt(argc, argv, "n:w:W:r:h")) != -1) {
+		switch (opt) {
+		case 'n': n = parse_count(optarg, "-n"); break;
+		case 'w': window = parse_count(optarg, "-w"); break;
+		case 'W': warm = parse_count(optarg, "-W"); break;
+		case 'r': rounds = parse_count(optarg, "-r"); break;
+		case 'h': usage(stdout, argv[0]); return 0;
+		default: usage(stderr, argv[0]); return 2;
+		}
+	}
+	if (!n || !window || !rounds || rounds > n) {
+		usage(stderr, argv[0]);
+		return 2;
+	}
+	if (warm == ~0u)
+		warm = n / 10 < 20000 ? n / 10 : 20000;
+	signal(SIGPIPE, SIG_IGN);
+
+	struct target tg[2] = { { .name = "vfpm", .fd = -1 }, { .name = "floor", .fd = -1 } };
+	for (int k = 0; k < 2; k++) {
+		tg[k].samples = calloc(n, sizeof(uint64_t));
+		if (!tg[k].samples) {
+			fprintf(stderr, "bench_rtt: out of memory\n");
+			return 1;
+		}
+	}
+
+	/* the floor, forked first so that it does not inherit vfpmd's socket */
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		perror("bench_rtt: socketpair");
+		return 1;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("bench_rtt: fork");
+		return 1;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		responder(sv[1]);
+	}
+	close(sv[1]);
+	tg[1].fd = sv[0];
+
+	/* vfpm */
+	struct vfpmd_proc proc;
+	static const char *const specs[] = { "demo", NULL };
+	static const char *const extra[] = { "--ctl", "none", NULL };
+	int rc = vfpmd_start(&proc, specs, extra);
+	if (rc) {
+		fprintf(stderr, "bench_rtt: cannot start %s: %s\n", vfpmd_path(), strerror(-rc));
+		vfpmd_cleanup(&proc);   /* its log and directory, if still there */
+	} else {
+		/* the harness's readiness probe may still hold the one client slot */
+		for (int t = 0; t < 100 && tg[0].fd < 0; t++) {
+			tg[0].fd = raw_connect_negotiated(proc.sock[0]);
+			if (tg[0].fd < 0)
+				usleep(10000);
+		}
+		rc = tg[0].fd < 0 ? tg[0].fd : prepare_device(tg[0].fd);
+		if (rc)
+			fprintf(stderr, "bench_rtt: vfpmd connection: %s\n", strerror(-rc));
+		else
+			rc = measure(tg, n, warm, window, rounds);
+		if (tg[0].fd >= 0)
+			close(tg[0].fd);
+		int st = vfpmd_stop(&proc);
+		if (st)
+			fprintf(stderr, "bench_rtt: warning: vfpmd did not exit cleanly (%d)\n", st);
+	}
+	close(tg[1].fd);
+	waitpid(pid, NULL, 0);
+	if (rc) {
+		for (int k = 0; k < 2; k++)
+			free(tg[k].samples);
+		return 1;
+	}
+
+	struct result vf, fl;
+	summarize(&tg[0], &vf);
+	summarize(&tg[1], &fl);
+	for (int k = 0; k < 2; k++)
+		free(tg[k].samples);
+
+	printf("REGION_READ round trip: 4-byte BAR0 read; %u requests per measurement (+%u "
+	       "warm-up),\n%u alternating rounds; throughput with %u requests in flight\n\n",
+	       n, warm, rounds, window);
+	printf("%-27s %9s %12s %10s %12s\n", "", "min (us)", "median (us)", "p99 (us)",
+	       "msgs/s");
+	printf("%-27s %9.2f %12.2f %10.2f %12.0f\n", "vfpm (vfpmd, demo device)", vf.min_us,
+	       vf.median_us, vf.p99_us, vf.mps);
+	printf("%-27s %9.2f %12.2f %10.2f %12.0f\n", "floor (minimal responder)", fl.min_us,
+	       fl.median_us, fl.p99_us, fl.mps);
+	printf("%-27s %9.2f %12.2f %10.2f %12.2f\n", "ratio vfpm/floor", vf.min_us / fl.min_us,
+	       vf.median_us / fl.median_us, vf.p99_us / fl.p99_us, vf.mps / fl.mps);
+	printf("\n(latency ratio > 1: vfpm slower; throughput ratio < 1: vfpm slower)\n");
+	printf("rtt: vfpm_median_us=%.2f floor_median_us=%.2f ratio=%.3f vfpm_p99_us=%.2f "
+	       "floor_p99_us=%.2f vfpm_mps=%.0f floor_mps=%.0f\n",
+	       vf.median_us, fl.median_us, vf.median_us / fl.median_us, vf.p99_us, fl.p99_us,
+	       vf.mps, fl.mps);
+	return 0;
+}
