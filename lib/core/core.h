@@ -160,7 +160,7 @@ struct vfpm_device {
 	unsigned sriov_cap;          /* PF: offset of the SR-IOV capability */
 	unsigned total_vfs;
 	unsigned num_vfs;            /* VFs that exist now (sriov_lock) */
-	int sriov_pending;           /* VF Enable written: 1 set, 0 clear, -1 none (dev->lock) */
+	unsigned sriov_ctrl_writes;  /* writes to the SR-IOV Control register (dev->lock) */
 	pthread_mutex_t sriov_lock;  /* serialises VF enable and disable */
 	bool is_vf;
 	struct vfpm_device *pf;      /* VF: its PF */
@@ -217,6 +217,8 @@ int device_create_vf(struct vfpm_device *pf, unsigned index, struct rpm_wq *wq,
 int sriov_setup(struct vfpm_device *dev, unsigned total_vfs, struct rpm_wq *wq);
 /* After a config write: act on a VF Enable change (B33). No lock held. */
 void sriov_after_config_write(struct vfpm_device *dev);
+/* Makes the VFs follow VF Enable as the register holds it now. No lock held. */
+void sriov_sync(struct vfpm_device *dev);
 /* Removes every VF (reset, disconnect, shutdown). */
 void sriov_disable(struct vfpm_device *dev);
 
@@ -229,6 +231,10 @@ void pm_fini(struct vfpm_device *dev);
  * resumes the device. Returns 0 or -EIO. */
 int pm_request_begin(struct vfpm_device *dev);
 void pm_request_end(struct vfpm_device *dev);
+/* The same, but the idle suspend it may cause is left to pm_idle(), which
+ * the caller runs after its reply; returns whether pm_idle() is due. */
+bool pm_request_end_deferred(struct vfpm_device *dev);
+void pm_idle(struct vfpm_device *dev);
 /* Session established / ended (T1, T2, T10). */
 int pm_open(struct vfpm_device *dev);
 void pm_close(struct vfpm_device *dev);

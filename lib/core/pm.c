@@ -527,6 +527,16 @@ void pm_request_end(struct vfpm_device *dev)
 	rpm_put(&dev->pm.rpm);
 }
 
+bool pm_request_end_deferred(struct vfpm_device *dev)
+{
+	return rpm_put_deferred(&dev->pm.rpm);
+}
+
+void pm_idle(struct vfpm_device *dev)
+{
+	rpm_idle(&dev->pm.rpm);
+}
+
 int pm_open(struct vfpm_device *dev)
 {
 	struct dev_pm *pm = &dev->pm;

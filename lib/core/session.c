@@ -578,6 +578,7 @@ int session_dispatch(struct core_session *s, struct wire_msg *m)
 	struct vfpm_device *dev = s->dev;
 	uint32_t type = m->hdr.flags & VFU_F_TYPE_MASK;
 	int rc, ret;
+	bool idle = false;
 
 	if (type == VFU_F_TYPE_REPLY) {
 		route_reply(s, m);
@@ -619,15 +620,17 @@ int session_dispatch(struct core_session *s, struct wire_msg *m)
 			if (d->device_cmd)
 				pthread_mutex_unlock(&dev->req_lock);
 		}
-		/* The put comes before the reply, as the ioctl's put comes
+		/* The count drops before the reply, as the ioctl's put comes
 		 * before it returns: a client that sees the reply sees the
-		 * count without this request. The suspend it may queue is
-		 * asynchronous. */
+		 * count without this request. The idle suspend it may cause is
+		 * queued after the reply, off the reply's path. */
 		if (pm)
-			pm_request_end(dev);
+			idle = pm_request_end_deferred(dev);
 	}
 
 	ret = reply_or_error(s, m, &r, rc);
+	if (idle)
+		pm_idle(dev);
 	if (r.buf != r.small)
 		free(r.buf);
 	wire_msg_release(m);

@@ -319,6 +319,11 @@ void rpm_put(struct rpm *r)
 		wq_queue(r, delay_ms(r));
 }
 
+bool rpm_put_deferred(struct rpm *r)
+{
+	return dec(r) == 0;
+}
+
 void rpm_put_autosuspend(struct rpm *r)
 {
 	rpm_put(r);

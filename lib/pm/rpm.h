@@ -81,6 +81,10 @@ void rpm_get_noresume(struct rpm *r);
 /* Decrements usage; at 0 queues an idle suspend (after the autosuspend
  * delay, 0 by default). */
 void rpm_put(struct rpm *r);
+/* Decrements usage and returns whether it reached 0, without queueing the
+ * idle suspend: the caller calls rpm_idle() when it is done (e.g. after
+ * sending a reply, so the work-queue wakeup is off the reply's path). */
+bool rpm_put_deferred(struct rpm *r);
 /* Decrements usage without an idle check. */
 void rpm_put_noidle(struct rpm *r);
 /* Decrements usage; at 0 queues a suspend after the autosuspend delay
