@@ -125,9 +125,11 @@ static void wq_queue(struct rpm *r, int delay_ms)
 			r->next = wq->head;
 			wq->head = r;
 		}
-		pthread_cond_signal(&wq->cv);
 	}
 	pthread_mutex_unlock(&wq->mu);
+	/* signalled after unlocking: the woken thread does not run straight
+	 * into the lock we still hold (two extra context switches) */
+	pthread_cond_signal(&wq->cv);
 }
 
 void rpm_init(struct rpm *r, const struct rpm_ops *ops, void *ctx, struct rpm_wq *wq)
