@@ -235,7 +235,6 @@ static int create_common(const struct vfpm_model *model, const char *name, struc
 	pthread_mutex_init(&dev->lock, NULL);
 	pthread_mutex_init(&dev->sriov_lock, NULL);
 	pthread_rwlock_init(&dev->dma_lock, NULL);
-	dev->sriov_pending = -1;
 	dev->is_vf = pf != NULL;
 	dev->pf = pf;
 	dev->vf_index = vf_index;
@@ -415,6 +414,10 @@ void device_reset(struct vfpm_device *dev)
 	irq_reset_state(dev);
 	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
 	pthread_mutex_unlock(&dev->lock);
+	/* Fix: a VF Enable written before the reset may have created VFs
+	 * after sriov_disable above; VF Enable now reads 0, so they go too
+	 * (VFs never outlive a cleared VF Enable). */
+	sriov_sync(dev);
 }
 
 void device_disconnect(struct vfpm_device *dev)

@@ -14,14 +14,24 @@
 
 #include "core.h"
 
-/* dev->lock held (a config-space hook): remember a VF Enable change. */
+/* Fix (tests/stress/test_sriov_stress.c): the VF Enable request used to be
+ * a per-device flag that any thread's next config write could take over (a
+ * PMCSR write of the PF's client, say). An enable and the disable written
+ * after it could then run in the opposite order, leaving VFs with VF Enable
+ * clear, and a control-plane write could return before its VFs existed.
+ * Now the thread whose write touched the SR-IOV Control register is the
+ * one that acts on it, and it acts on the register as it is then, under
+ * sriov_lock: the VFs follow the last VF Enable written, whatever order
+ * the writers get the lock in. */
+static _Thread_local struct vfpm_device *ctrl_written;
+
+/* dev->lock held (a config-space hook): this thread wrote Control. */
 static void hook_sriov_ctrl(void *opaque, struct pci_cfg *cfg, unsigned reg, unsigned len,
 			    uint32_t old, const struct pci_access *acc)
 {
 	struct vfpm_device *dev = opaque;
-	uint16_t now = pci_cfg_get16(cfg, reg);
-	if ((now ^ old) & PCI_SRIOV_CTRL_VFE)
-		dev->sriov_pending = (now & PCI_SRIOV_CTRL_VFE) ? 1 : 0;
+	dev->sriov_ctrl_writes++;
+	ctrl_written = dev;
 }
 
 int sriov_setup(struct vfpm_device *dev, unsigned total_vfs, struct rpm_wq *wq)
@@ -68,8 +78,8 @@ static void clear_vfe(struct vfpm_device *dev)
 	pthread_mutex_unlock(&dev->lock);
 }
 
-/* sriov_lock held */
-static int enable_locked(struct vfpm_device *dev, unsigned n)
+/* sriov_lock held; seq: sriov_ctrl_writes when VF Enable was read set */
+static int enable_locked(struct vfpm_device *dev, unsigned n, unsigned seq)
 {
 	if (dev->num_vfs || !n)
 		return 0;
@@ -81,6 +91,28 @@ static int enable_locked(struct vfpm_device *dev, unsigned n)
 		return rc;
 	pthread_rwlock_wrlock(&dev->pm.memory_lock);
 	pm_set_d0_locked(dev);
+	/* Fix (tests/conformance/test_sriov.c, nosoftrst=off): a NoSoftRst-
+	 * PF coming out of D3hot (runtime-suspended, or put there by its
+	 * user) lost its config space on the way to D0, and the resume or
+	 * the D0 transition restored a snapshot taken before this VF Enable
+	 * write: VF Enable read 0 with the VFs present. The enable being
+	 * honoured stays visible -- unless Control was written again since,
+	 * in which case that writer acts on the register after us. */
+	pthread_mutex_lock(&dev->lock);
+	unsigned ctrl_reg = dev->sriov_cap + PCI_SRIOV_CTRL;
+	if (dev->sriov_ctrl_writes == seq)
+		pci_cfg_set16(&dev->cfg, ctrl_reg,
+			      pci_cfg_get16(&dev->cfg, ctrl_reg) | PCI_SRIOV_CTRL_VFE);
+	bool still = pci_cfg_get16(&dev->cfg, ctrl_reg) & PCI_SRIOV_CTRL_VFE;
+	if (still)
+		pci_cfg_set16(&dev->cfg, dev->sriov_cap + PCI_SRIOV_NUM_VF, (uint16_t)n);
+	pthread_mutex_unlock(&dev->lock);
+	if (!still) {
+		/* cleared meanwhile: nothing to create */
+		pthread_rwlock_unlock(&dev->pm.memory_lock);
+		rpm_put(&dev->pm.rpm);
+		return 0;
+	}
 	atomic_store(&dev->sriov_active, true);
 	rc = dev->host->create_vfs(dev->host_ctx, dev, n);
 	if (rc)
@@ -106,31 +138,37 @@ static void disable_locked(struct vfpm_device *dev)
 	rpm_put(&dev->pm.rpm);
 }
 
-void sriov_after_config_write(struct vfpm_device *dev)
+void sriov_sync(struct vfpm_device *dev)
 {
 	if (!dev->sriov_cap)
 		return;
-	pthread_mutex_lock(&dev->lock);
-	int pending = dev->sriov_pending;
-	dev->sriov_pending = -1;
-	unsigned n = pci_cfg_get16(&dev->cfg, dev->sriov_cap + PCI_SRIOV_NUM_VF);
-	pthread_mutex_unlock(&dev->lock);
-	if (pending < 0)
-		return;
 	pthread_mutex_lock(&dev->sriov_lock);
-	if (pending == 1) {
-		int rc = enable_locked(dev, n);
+	pthread_mutex_lock(&dev->lock);
+	bool vfe = pci_cfg_get16(&dev->cfg, dev->sriov_cap + PCI_SRIOV_CTRL) & PCI_SRIOV_CTRL_VFE;
+	unsigned n = pci_cfg_get16(&dev->cfg, dev->sriov_cap + PCI_SRIOV_NUM_VF);
+	unsigned seq = dev->sriov_ctrl_writes;
+	pthread_mutex_unlock(&dev->lock);
+	if (vfe && !dev->num_vfs) {
+		int rc = enable_locked(dev, n, seq);
 		if (rc) {
 			DLOG(dev, VFPM_LOG_ERR, "cannot enable %u VFs: %s", n, strerror(-rc));
 			clear_vfe(dev);
-		} else if (n) {
+		} else if (dev->num_vfs) {
 			DLOG(dev, VFPM_LOG_INFO, "%u VFs enabled", n);
 		}
-	} else if (dev->num_vfs) {
+	} else if (!vfe && dev->num_vfs) {
 		disable_locked(dev);
 		DLOG(dev, VFPM_LOG_INFO, "VFs disabled");
 	}
 	pthread_mutex_unlock(&dev->sriov_lock);
+}
+
+void sriov_after_config_write(struct vfpm_device *dev)
+{
+	if (!dev->sriov_cap || ctrl_written != dev)
+		return;
+	ctrl_written = NULL;
+	sriov_sync(dev);
 }
 
 void sriov_disable(struct vfpm_device *dev)

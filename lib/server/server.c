@@ -664,6 +664,10 @@ static int host_create_vfs(void *ctx, struct vfpm_device *pfdev, unsigned n)
 			rc = (sd->path = strdup(path)) ? 0 : -ENOMEM;
 		if (!rc)
 			rc = device_create_vf(pfdev, made, srv->wq, &sd->dev);
+		/* Fix (TSan, tests/stress/test_sriov_stress.c): the VF's verbosity
+		 * is not set here after its threads run (its session and idle
+		 * suspend log with it at once): the VF has its PF's, which is the
+		 * server's, from device_create_vf. */
 		if (!rc)
 			rc = listen_on(sd);
 		if (!rc) {
@@ -683,7 +687,6 @@ static int host_create_vfs(void *ctx, struct vfpm_device *pfdev, unsigned n)
 			}
 			break;
 		}
-		sd->dev->verbosity = srv->o.verbosity;
 		vfs[made] = sd;
 	}
 	if (rc) {
