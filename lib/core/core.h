@@ -231,6 +231,10 @@ void pm_fini(struct vfpm_device *dev);
  * resumes the device. Returns 0 or -EIO. */
 int pm_request_begin(struct vfpm_device *dev);
 void pm_request_end(struct vfpm_device *dev);
+/* The same, but the idle suspend it may cause is left to pm_idle(), which
+ * the caller runs after its reply; returns whether pm_idle() is due. */
+bool pm_request_end_deferred(struct vfpm_device *dev);
+void pm_idle(struct vfpm_device *dev);
 /* Session established / ended (T1, T2, T10). */
 int pm_open(struct vfpm_device *dev);
 void pm_close(struct vfpm_device *dev);
