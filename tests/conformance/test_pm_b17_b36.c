@@ -60,7 +60,7 @@ enum { PS_D0 = 0, PS_D1 = 1, PS_D2 = 2, PS_D3HOT = 3 };
 #define DMA_WRITE 0x2u
 #define DMA_IOVA 0x40000000ull
 
-#define WAIT_MS 3000            /* every wait for the server ends after this */
+#define WAIT_MS 5000            /* every wait for the server ends after this */
 #define QUIET_MS 250            /* "nothing happens" windows */
 #define WATCHDOG_S 90           /* a whole test; a hang fails the run */
 
@@ -157,6 +157,8 @@ static int keep_fd(int fd)
 /* ------------------------------------------------------------------ */
 /* Server, client and status */
 
+static void wait_status_at(const char *name, const char *want, int line);
+
 static void connect_client(void)
 {
 	assert_int_equal(vfpm_client_connect(g.p.sock[0], NULL, &g.c), 0);
@@ -170,20 +172,44 @@ static void start(const char *keys)
 	assert_int_equal(pmt_start(&g.p, keys), 0);
 	g.started = true;
 	connect_client();
-	assert_int_equal(pmt_wait_status(&g.p, "dev", "active", WAIT_MS), 0);
+	wait_status_at("dev", "active", __LINE__);
 }
 
-static struct pm_status status(void)
+/* On a failed control-plane observation: what the control socket says. */
+static void ctl_diag(const char *name, int line)
+{
+	char rep[4096] = "";
+	int rc = ctl_request(g.p.ctl, "{\"cmd\":\"status\"}", rep, sizeof(rep));
+	print_message("line %d: device %s: status request rc %d: %.600s\n", line,
+		      name ? name : "-", rc, rep);
+	if (rc) {
+		char cmd[800];
+		snprintf(cmd, sizeof(cmd), "ls -la %s >&2; ps -o pid,stat,etime,args -p %d >&2; tail -5 %s >&2",
+			 g.p.dir, (int)g.p.pid, g.p.log);
+		if (system(cmd) < 0)
+			print_message("no diagnostics\n");
+	}
+}
+
+static struct pm_status status_at(int line)
 {
 	struct pm_status st;
-	assert_int_equal(pmt_status(&g.p, "dev", &st), 0);
+	int rc = pmt_status(&g.p, "dev", &st);
+	if (rc)
+		ctl_diag("dev", line);
+	assert_int_equal(rc, 0);
 	return st;
 }
+#define status() status_at(__LINE__)
 
-static void wait_suspended(void)
+static void wait_status_at(const char *name, const char *want, int line)
 {
-	assert_int_equal(pmt_wait_status(&g.p, "dev", "suspended", WAIT_MS), 0);
+	int rc = pmt_wait_status(&g.p, name, want, WAIT_MS);
+	if (rc)
+		ctl_diag(name, line);
+	assert_int_equal(rc, 0);
 }
+#define wait_suspended() wait_status_at("dev", "suspended", __LINE__)
 
 static void assert_power_state(const char *want)
 {
@@ -1200,7 +1226,7 @@ static void b31_close_in_d3hot(void **state)
 	assert_true(gone);
 	wait_suspended();
 	connect_client();
-	assert_int_equal(pmt_wait_status(&g.p, "dev", "active", WAIT_MS), 0);
+	wait_status_at("dev", "active", __LINE__);
 	assert_power_state("D0");
 	assert_int_equal(power_state_bits(), PS_D0);
 	assert_int_equal(cfg16(PCI_COMMAND), 0);
@@ -1286,7 +1312,7 @@ static void v1_suspended_server_is_idle(void **state)
 	assert_int_equal(vfpm_client_connect(g.p.sock[2], NULL, &c), 0);
 	vfpm_client_close(c);
 	for (unsigned i = 0; i < 4; i++) {
-		assert_int_equal(pmt_wait_status(&g.p, names[i], "suspended", WAIT_MS), 0);
+		wait_status_at(names[i], "suspended", __LINE__);
 		struct pm_status st;
 		assert_int_equal(pmt_status(&g.p, names[i], &st), 0);
 		if (strcmp(st.power_state, "D3hot"))
@@ -1310,7 +1336,10 @@ static void v1_suspended_server_is_idle(void **state)
 	assert_true(s1 - s0 <= 5);
 	for (unsigned i = 0; i < 4; i++) {
 		struct pm_status st;
-		assert_int_equal(pmt_status(&g.p, names[i], &st), 0);
+		int rc = pmt_status(&g.p, names[i], &st);
+		if (rc)
+			ctl_diag(names[i], __LINE__);
+		assert_int_equal(rc, 0);
 		assert_string_equal(st.runtime_status, "suspended");
 	}
 }
