@@ -144,6 +144,13 @@ struct vfpm_device {
 	bool intx_masked;       /* by the client (or automask after a fire) */
 	bool intx_level;
 	bool intx_pulse;        /* injected assertion: drops once delivered */
+	/* INTx unmask eventfd (SET_IRQS EVENTFD|UNMASK): a thread waits on it
+	 * while one is set, as the kernel's irqfd does (irq_lock) */
+	int intx_unmask_fd;
+	int unmask_stop_fd;
+	pthread_t unmask_thread;
+	bool unmask_thread_running;
+	pthread_mutex_t irq_lock;   /* the unmask thread's lifetime */
 	unsigned msi_nvec;
 	int msi_fds[CORE_MAX_MSI];
 	uint32_t msi_pending;

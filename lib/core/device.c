@@ -226,6 +226,8 @@ static int create_common(const struct vfpm_model *model, const char *name, struc
 	opts->n = 0;
 	opts->kv = NULL;
 	dev->intx_fd = dev->err_fd = dev->req_fd = -1;
+	dev->intx_unmask_fd = dev->unmask_stop_fd = -1;
+	pthread_mutex_init(&dev->irq_lock, NULL);
 	dev->verbosity = VFPM_LOG_WARN;
 	for (unsigned i = 0; i < CORE_MAX_MSI; i++)
 		dev->msi_fds[i] = -1;
@@ -382,6 +384,7 @@ void device_destroy(struct vfpm_device *dev)
 	pthread_mutex_destroy(&dev->req_lock);
 	pthread_mutex_destroy(&dev->lock);
 	pthread_mutex_destroy(&dev->sriov_lock);
+	pthread_mutex_destroy(&dev->irq_lock);
 	pthread_rwlock_destroy(&dev->dma_lock);
 	free(dev->name);
 	free(dev);

@@ -5,6 +5,8 @@
 #include <linux/vfio.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -222,8 +224,79 @@ void irq_reset_state(struct vfpm_device *dev)
 	}
 }
 
+/* --- INTx unmask through an eventfd (the kernel's irqfd unmask) --- */
+
+static void *unmask_main(void *arg)
+{
+	struct vfpm_device *dev = arg;
+	struct pollfd p[2] = { { .fd = dev->intx_unmask_fd, .events = POLLIN },
+			       { .fd = dev->unmask_stop_fd, .events = POLLIN } };
+	for (;;) {
+		if (poll(p, 2, -1) < 0)
+			continue;
+		if (p[1].revents)
+			break;
+		uint64_t n;
+		if ((p[0].revents & POLLIN) && read(p[0].fd, &n, sizeof(n)) == sizeof(n)) {
+			pthread_mutex_lock(&dev->lock);
+			/* a line masked by a suspend stays masked: its resume unmasks
+			 * it (B17), and this unmask takes no PM reference (it is no
+			 * device command) */
+			if (!dev->pm.intx_masked_by_pm) {
+				dev->intx_masked = false;
+				intx_update(dev);   /* still asserted: fires, masks again */
+			}
+			pthread_mutex_unlock(&dev->lock);
+		}
+	}
+	return NULL;
+}
+
+/* irq_lock held: stops the thread and closes the unmask eventfd. */
+static void unmask_stop(struct vfpm_device *dev)
+{
+	if (dev->unmask_thread_running) {
+		uint64_t one = 1;
+		if (write(dev->unmask_stop_fd, &one, sizeof(one)) < 0) {
+			/* cannot fail on a fresh eventfd */
+		}
+		pthread_join(dev->unmask_thread, NULL);
+		close(dev->unmask_stop_fd);
+		dev->unmask_stop_fd = -1;
+		dev->unmask_thread_running = false;
+	}
+	close_fd(&dev->intx_unmask_fd);
+}
+
+/* irq_lock held: fd (an eventfd, now owned here) unmasks INTx when
+ * signalled; -1 removes it. */
+static int unmask_set(struct vfpm_device *dev, int fd)
+{
+	unmask_stop(dev);
+	if (fd < 0)
+		return 0;
+	dev->unmask_stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (dev->unmask_stop_fd < 0) {
+		close(fd);
+		return -errno;
+	}
+	dev->intx_unmask_fd = fd;
+	int rc = pthread_create(&dev->unmask_thread, NULL, unmask_main, dev);
+	if (rc) {
+		close_fd(&dev->intx_unmask_fd);
+		close(dev->unmask_stop_fd);
+		dev->unmask_stop_fd = -1;
+		return -rc;
+	}
+	dev->unmask_thread_running = true;
+	return 0;
+}
+
 void irq_release_all(struct vfpm_device *dev)
 {
+	pthread_mutex_lock(&dev->irq_lock);
+	unmask_stop(dev);
+	pthread_mutex_unlock(&dev->irq_lock);
 	pthread_mutex_lock(&dev->lock);
 	close_fd(&dev->intx_fd);
 	close_fd(&dev->err_fd);
@@ -412,7 +485,12 @@ int irq_set(struct vfpm_device *dev, uint32_t flags, uint32_t index, uint32_t st
 		if (start != 0 || dtype != VFIO_IRQ_SET_DATA_NONE ||
 		    action != VFIO_IRQ_SET_ACTION_TRIGGER)
 			return -EINVAL;
-		/* disable the whole index */
+		/* disable the whole index (for INTx, its unmask eventfd too) */
+		if (index == VFU_IRQ_INTX) {
+			pthread_mutex_lock(&dev->irq_lock);
+			unmask_set(dev, -1);
+			pthread_mutex_unlock(&dev->irq_lock);
+		}
 		pthread_mutex_lock(&dev->lock);
 		for (int i = 0; i < n; i++)
 			close_fd(irq_fd_slot(dev, index, (uint32_t)i));
@@ -427,11 +505,22 @@ int irq_set(struct vfpm_device *dev, uint32_t flags, uint32_t index, uint32_t st
 	if (dtype == VFIO_IRQ_SET_DATA_EVENTFD) {
 		if (nfds != 0 && (uint32_t)nfds != count)
 			return -EINVAL;
-		if (action != VFIO_IRQ_SET_ACTION_TRIGGER)
-			return -ENOTTY;  /* mask/unmask notification eventfds: not offered */
 		for (int i = 0; i < nfds; i++)
 			if (!core_is_eventfd(fds[i]))
 				return -EINVAL;
+		if (action != VFIO_IRQ_SET_ACTION_TRIGGER) {
+			/* As vfio-pci: only INTx takes an unmask eventfd (signalling it
+			 * unmasks the line); a mask eventfd, or one for MSI/MSI-X,
+			 * has no handler. */
+			if (index != VFU_IRQ_INTX || action != VFIO_IRQ_SET_ACTION_UNMASK)
+				return -ENOTTY;
+			pthread_mutex_lock(&dev->irq_lock);
+			int rc = unmask_set(dev, nfds ? fds[0] : -1);
+			pthread_mutex_unlock(&dev->irq_lock);
+			if (nfds)
+				fds[0] = -1;   /* owned (or closed) by unmask_set */
+			return rc;
+		}
 		pthread_mutex_lock(&dev->lock);
 		for (uint32_t i = 0; i < count; i++) {
 			int *slot = irq_fd_slot(dev, index, start + i);

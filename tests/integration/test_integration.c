@@ -973,6 +973,59 @@ static void test_dma_intx(void **state)
 	cl_close(c);
 }
 
+/* INTx unmask through an eventfd (SET_IRQS EVENTFD|UNMASK), as the
+ * kernel's irqfd unmask: signalling it unmasks the automasked line, and a
+ * line still asserted fires again at once. A mask eventfd has no handler. */
+static void test_intx_unmask_eventfd(void **state)
+{
+	(void)state;
+	struct vfpm_client *c = connect_default();
+	int mfd;
+	uint8_t *mem = guest_mem(&mfd, GUEST_SIZE);
+	assert_int_equal(vfpm_client_dma_map(c, mfd, 0, GUEST_IOVA, GUEST_SIZE, DMA_FLAGS_RW, NULL),
+			 0);
+	set_command(c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	int efd = new_eventfd(), unmask = new_eventfd();
+	set_irq_eventfd(c, IRQ_INTX, 0, efd);
+	assert_int_equal(vfpm_client_set_irqs(c, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK,
+					      IRQ_INTX, 0, 1, &unmask, 1, NULL),
+			 0);
+	assert_int_equal(vfpm_client_set_irqs(c, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_MASK,
+					      IRQ_INTX, 0, 1, &unmask, 1, NULL),
+			 -ENOTTY);
+	reg_wr(c, REG_INT_MASK, INT_DMA_DONE);
+	dma_program(c, GUEST_IOVA + 0x1000, GUEST_IOVA + 0x100000, 0x100);
+	reg_wr(c, REG_DOORBELL, 1);
+	assert_int_equal(wait_irq(efd, NULL, IRQ_TIMEOUT_MS), 1);   /* fired, automasked */
+	/* the cause stays set (line asserted): unmasking by eventfd re-fires */
+	uint64_t one = 1;
+	assert_int_equal(write(unmask, &one, sizeof(one)), (ssize_t)sizeof(one));
+	assert_int_equal(wait_irq(efd, NULL, IRQ_TIMEOUT_MS), 1);
+	/* cleared cause: the next unmask by eventfd is silent */
+	reg_wr(c, REG_INT_STATUS, INT_DMA_DONE);
+	assert_int_equal(write(unmask, &one, sizeof(one)), (ssize_t)sizeof(one));
+	expect_no_irq(efd, 100);
+	/* a second job after that unmask fires normally */
+	reg_wr(c, REG_DOORBELL, 1);
+	assert_int_equal(wait_irq(efd, NULL, IRQ_TIMEOUT_MS), 1);
+	reg_wr(c, REG_INT_STATUS, INT_DMA_DONE);
+	/* de-assigned (no descriptor): signalling the old eventfd does nothing */
+	assert_int_equal(vfpm_client_set_irqs(c, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK,
+					      IRQ_INTX, 0, 1, NULL, 0, NULL),
+			 0);
+	reg_wr(c, REG_DOORBELL, 1);
+	wait_reg(c, REG_DMA_COUNT, 3);
+	assert_int_equal(write(unmask, &one, sizeof(one)), (ssize_t)sizeof(one));
+	expect_no_irq(efd, 150);   /* still automasked after job 2 */
+	irq_disable(c, IRQ_INTX);
+	assert_int_equal(vfpm_client_dma_unmap(c, GUEST_IOVA, GUEST_SIZE), 0);
+	close(unmask);
+	close(efd);
+	munmap(mem, GUEST_SIZE);
+	close(mfd);
+	cl_close(c);
+}
+
 /* A copy over message-based DMA: the server sends DMA_READ/DMA_WRITE and
  * the library serves them from its own memory. */
 static void dma_over_messages(const struct vfpm_client_opts *o, uint32_t len)
@@ -1436,6 +1489,7 @@ int main(void)
 		T(test_bar2_mmap),
 		T(test_dma_msix),
 		T(test_dma_intx),
+		T(test_intx_unmask_eventfd),
 		T(test_dma_message_based),
 		T(test_msix_masking),
 		T(test_write_multi),
