@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -57,7 +58,9 @@ struct vfpm_server {
 	struct server_dev *devs[MAX_DEVICES];
 	unsigned ndevs;
 	int stop_fd;         /* eventfd: readable once stopping */
-	bool stopping;       /* VF clients get no grace period */
+	/* Fix (TSan, tests/conformance/test_sriov.c): read by a PF session
+	 * removing its VFs while main stops the server, so atomic */
+	atomic_bool stopping;   /* VF clients get no grace period */
 	struct rpm_wq *wq;   /* runs every device's idle suspends */
 	pthread_mutex_t lock;   /* VF lists and refs */
 	pthread_cond_t refs_cv;
@@ -72,6 +75,18 @@ static const struct sriov_host server_sriov_host;
 
 int server_create(const struct server_opts *o, struct vfpm_server **out)
 {
+	/* Fix (bench/bench_sriov.c): a demo VF holds five descriptors (its
+	 * socket, two eventfds, an ioeventfd, its BAR memfd), so 256 VFs of
+	 * one PF need about 1300; under the usual soft limit of 1024 the
+	 * enable failed at VF 202 with EMFILE. Raise the soft limit to the
+	 * hard one, as servers holding many descriptors do (no select()). */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &nofile) < 0) {
+			/* keep the old limit: many VFs may then fail with EMFILE */
+		}
+	}
 	struct vfpm_server *srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return -ENOMEM;
@@ -722,7 +737,7 @@ static void host_destroy_vfs(void *ctx, struct vfpm_device *pfdev)
 			pthread_cond_wait(&srv->refs_cv, &srv->lock);
 	pthread_mutex_unlock(&srv->lock);
 	for (unsigned i = 0; i < n; i++)
-		unserve(vfs[i], srv->stopping ? 0 : VF_RELEASE_GRACE_MS);
+		unserve(vfs[i], atomic_load(&srv->stopping) ? 0 : VF_RELEASE_GRACE_MS);
 	for (unsigned i = 0; i < n; i++)
 		free_sd(vfs[i]);
 	free(vfs);
@@ -749,7 +764,7 @@ void server_stop(struct vfpm_server *srv)
 	if (srv->ctl_bound)
 		unlink(srv->ctl_path);
 	srv->ctl_bound = false;
-	srv->stopping = true;
+	atomic_store(&srv->stopping, true);
 	for (unsigned i = 0; i < srv->ndevs; i++) {
 		sriov_disable(srv->devs[i]->dev);   /* VFs first, without grace */
 		unserve(srv->devs[i], 0);

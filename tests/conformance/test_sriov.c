@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -43,7 +44,7 @@
 #define GRACE_ALARM_S 90      /* the test that waits out the 10 s VF release grace */
 #define QUIET_MS 300          /* "nothing happens" observation window */
 
-#define MAX_DEVS 64
+#define MAX_DEVS 300
 #define MAX_CLIENTS 8
 #define MAX_FDS 16
 
@@ -1444,6 +1445,54 @@ static void vf_removal_client_ignoring_req_is_disconnected(void **state)
 	enable_vfs(1);
 }
 
+
+/* Scale: 256 VFs of one PF, with vfpmd started under the usual soft limit
+ * of 1024 descriptors (each demo VF holds five: vfpmd raises its soft
+ * limit to the hard one). All 256 are listed and listening, the last one
+ * serves, and they all go away again. */
+static void sriov_256_vfs_under_a_1024_descriptor_limit(void **state)
+{
+	(void)state;
+	struct rlimit old;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	if (old.rlim_max != RLIM_INFINITY && old.rlim_max < 2048) {
+		skip();   /* the hard limit itself is too low for 256 VFs */
+		return;
+	}
+	struct rlimit low = { .rlim_cur = 1024, .rlim_max = old.rlim_max };
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	int rc = pmt_start(&g_p, "total_vfs=256");   /* vfpmd inherits the limit */
+	setrlimit(RLIMIT_NOFILE, &old);
+	assert_int_equal(rc, 0);
+	g_up = true;
+	g_pid = g_p.pid;
+	pf_cap();
+	assert_int_equal(hrd("dev", SR(PCI_SRIOV_TOTAL_VF), 2), 256);
+	uint64_t t0 = now_ms();
+	enable_vfs(256);
+	uint64_t dt = now_ms() - t0;
+	fprintf(stderr, "256 VFs enabled and listed in %llu ms\n", (unsigned long long)dt);
+	struct snap *s = malloc(sizeof(*s));
+	assert_non_null(s);
+	snap_or_fail(s);
+	assert_int_equal(s->n, 257);
+	for (unsigned k = 0; k < 256; k++) {
+		const struct sdev *d = &s->d[1 + k];
+		if (strcmp(d->name, vf_name("dev", k)) || strcmp(d->socket, vf_sock(g_p.dir, "dev", k)) ||
+		    !is_socket(d->socket))
+			fail_msg("VF %u: %s on %s", k, d->name, d->socket);
+	}
+	free(s);
+	int fd = raw_connect_negotiated(vf_sock(g_p.dir, "dev", 255));
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(hrd("dev-vf255", PCI_DEVICE_ID, 2), hrd("dev", SR(PCI_SRIOV_VF_DID), 2));
+	disable_vfs();
+	assert_false(is_socket(vf_sock(g_p.dir, "dev", 0)));
+	assert_false(is_socket(vf_sock(g_p.dir, "dev", 255)));
+	wait_rt("dev", "suspended");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1460,6 +1509,7 @@ int main(void)
 		T(vf_naming_and_status),
 		T(vf_removal_with_client_connected),
 		T(vf_removal_client_ignoring_req_is_disconnected),
+		T(sriov_256_vfs_under_a_1024_descriptor_limit),
 #undef T
 	};
 	return cmocka_run_group_tests_name("sriov", tests, NULL, NULL);
