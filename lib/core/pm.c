@@ -339,7 +339,13 @@ static int rt_suspend(void *ctx)
 		model_park(dev, VFPM_D0);
 	} else {
 		model_park(dev, target);
+		/* As in the kernel, memory_lock covers the D0 step, not the
+		 * transition's delay: nothing can reach a device that is
+		 * suspending, and the control plane's status must not wait
+		 * 10 ms behind it. */
+		pthread_rwlock_unlock(&pm->memory_lock);
 		transition_delay(dev, VFPM_D0, VFPM_D3HOT);
+		pthread_rwlock_wrlock(&pm->memory_lock);
 		set_power_state_raw(dev, VFPM_D3HOT);
 		if (target == VFPM_D3COLD) {
 			set_power_state_raw(dev, VFPM_D3COLD);
@@ -376,9 +382,13 @@ static int rt_resume(void *ctx)
 	struct vfpm_device *dev = ctx;
 	struct dev_pm *pm = &dev->pm;
 
-	pthread_rwlock_wrlock(&pm->memory_lock);
+	/* the delay (up to 100 ms from D3cold) runs without memory_lock, as
+	 * the suspend's does */
+	pthread_rwlock_rdlock(&pm->memory_lock);
 	int from = pm->power_state;
+	pthread_rwlock_unlock(&pm->memory_lock);
 	transition_delay(dev, from, VFPM_D0);
+	pthread_rwlock_wrlock(&pm->memory_lock);
 	/* Only a device that lost its state (D3cold, or D3hot with
 	 * NoSoftRst-) needs the PCI core's restore: a NoSoftRst+ device in
 	 * D3hot kept its config space, including host-side writes made while
