@@ -361,14 +361,14 @@ static const struct vfpm_model_ops demo_ops = {
 	.violations = demo_violations,
 };
 
-static const char *const demo_keys[] = { "nosoftrst", "msix_vectors", "bar2_size", "d1", "d2",
-					 NULL };
+static const char *const demo_keys[] = { "nosoftrst", "msix_vectors", "msi_vectors", "bar2_size",
+					 "d1",	      "d2",	       NULL };
 
 static int demo_create(struct vfpm_device *dev, const struct vfpm_opts *opts, void **priv,
 		       const struct vfpm_model_ops **ops)
 {
 	bool nosoftrst, d1, d2;
-	uint64_t nvec, bar2;
+	uint64_t nvec, msi, bar2;
 	int rc;
 	if ((rc = vfpm_opts_bool(opts, "nosoftrst", true, &nosoftrst)) && rc != -ENOENT)
 		return rc;
@@ -378,6 +378,10 @@ static int demo_create(struct vfpm_device *dev, const struct vfpm_opts *opts, vo
 		return rc;
 	if ((rc = vfpm_opts_u64(opts, "msix_vectors", 4, 1, 64, &nvec)) && rc != -ENOENT)
 		return rc;
+	if ((rc = vfpm_opts_u64(opts, "msi_vectors", 0, 0, 32, &msi)) && rc != -ENOENT)
+		return rc;
+	if (msi & (msi - 1))
+		return -EINVAL;   /* MSI offers 1, 2, 4, 8, 16 or 32 vectors */
 	if ((rc = vfpm_opts_u64(opts, "bar2_size", 1u << 20, 4096, 1ull << 30, &bar2)) &&
 	    rc != -ENOENT)
 		return rc;
@@ -407,6 +411,7 @@ static int demo_create(struct vfpm_device *dev, const struct vfpm_opts *opts, vo
 	    (rc = vfpm_dev_add_bar(dev, 2, bar2, VFPM_BAR_64 | VFPM_BAR_PREFETCH | VFPM_BAR_MEMFD)) ||
 	    (rc = vfpm_dev_add_bar(dev, 4, 8192, 0)) ||
 	    (rc = vfpm_dev_add_pm_cap(dev, d1, d2, nosoftrst)) ||
+	    (msi && (rc = vfpm_dev_add_msi_cap(dev, (unsigned)msi))) ||
 	    (rc = vfpm_dev_add_msix_cap(dev, d->nvec, 4, 0x0, 0x1000)) ||
 	    (rc = vfpm_dev_add_pcie_cap(dev)))
 		goto fail;

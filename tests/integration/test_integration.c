@@ -973,6 +973,64 @@ static void test_dma_intx(void **state)
 	cl_close(c);
 }
 
+/* MSI (demo with msi_vectors=4, MSI-X left off): completion on the vector
+ * IRQ_VECTOR names, only vectors the MME field enables, per-vector masking
+ * with the pending bit, and delivery on unmask. */
+static void test_dma_msi(void **state)
+{
+	(void)state;
+	const char *specs[] = { "demo,name=msi,msi_vectors=4,pm_delays=none", NULL };
+	struct vfpmd_proc *p = extra_start(specs, NULL);
+	struct vfpm_client *c = cl_connect(p->sock[0], NULL);
+	struct vfpm_irq_info ii;
+	assert_int_equal(vfpm_client_irq_info(c, IRQ_MSI, &ii), 0);
+	assert_int_equal(ii.count, 4);
+	unsigned msi = find_cap(c, PCI_CAP_ID_MSI);
+	assert_true(msi != 0);
+	uint16_t flags = (uint16_t)cfg_rd(c, msi + PCI_MSI_FLAGS, 2);
+	assert_int_equal((flags & PCI_MSI_FLAGS_QMASK) >> 1, 2);   /* 4 vectors capable */
+	assert_true(flags & PCI_MSI_FLAGS_MASKBIT);
+
+	int mfd;
+	uint8_t *mem = guest_mem(&mfd, GUEST_SIZE);
+	assert_int_equal(vfpm_client_dma_map(c, mfd, 0, GUEST_IOVA, GUEST_SIZE, DMA_FLAGS_RW, NULL),
+			 0);
+	set_command(c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	/* enable MSI with 2 vectors (MME = 1) */
+	cfg_wr(c, msi + PCI_MSI_FLAGS, PCI_MSI_FLAGS_ENABLE | (1u << 4), 2);
+	int e0 = new_eventfd(), e1 = new_eventfd();
+	set_irq_eventfd(c, IRQ_MSI, 0, e0);
+	set_irq_eventfd(c, IRQ_MSI, 1, e1);
+	reg_wr(c, REG_INT_MASK, INT_DMA_DONE);
+	reg_wr(c, REG_IRQ_VECTOR, 1);
+	dma_program(c, GUEST_IOVA + 0x1000, GUEST_IOVA + 0x100000, 0x200);
+	reg_wr(c, REG_DOORBELL, 1);
+	assert_int_equal(wait_irq(e1, NULL, IRQ_TIMEOUT_MS), 1);   /* vector 1 */
+	expect_no_irq(e0, 50);
+	assert_false(cfg_rd(c, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);   /* not INTx */
+
+	/* mask vector 1: the completion goes pending, fires on unmask */
+	cfg_wr(c, msi + PCI_MSI_MASK_64, 1u << 1, 4);
+	reg_wr(c, REG_DOORBELL, 1);
+	wait_reg(c, REG_DMA_COUNT, 2);
+	expect_no_irq(e1, 150);
+	assert_int_equal(cfg_rd(c, msi + PCI_MSI_PENDING_64, 4) & 2, 2);
+	cfg_wr(c, msi + PCI_MSI_MASK_64, 0, 4);
+	assert_int_equal(wait_irq(e1, NULL, IRQ_TIMEOUT_MS), 1);
+	assert_int_equal(cfg_rd(c, msi + PCI_MSI_PENDING_64, 4) & 2, 0);
+
+	/* tear down: MSI off, its eventfds released */
+	irq_disable(c, IRQ_MSI);
+	cfg_wr(c, msi + PCI_MSI_FLAGS, 0, 2);
+	close(e0);
+	close(e1);
+	assert_int_equal(vfpm_client_dma_unmap(c, GUEST_IOVA, GUEST_SIZE), 0);
+	munmap(mem, GUEST_SIZE);
+	close(mfd);
+	cl_close(c);
+	assert_int_equal(extra_stop(p), 0);
+}
+
 /* INTx unmask through an eventfd (SET_IRQS EVENTFD|UNMASK), as the
  * kernel's irqfd unmask: signalling it unmasks the automasked line, and a
  * line still asserted fires again at once. A mask eventfd has no handler. */
@@ -1490,6 +1548,7 @@ int main(void)
 		T(test_dma_msix),
 		T(test_dma_intx),
 		T(test_intx_unmask_eventfd),
+		T(test_dma_msi),
 		T(test_dma_message_based),
 		T(test_msix_masking),
 		T(test_write_multi),
