@@ -40,6 +40,8 @@ struct vfpm_opts {
 /* Parses "key=value,key=value" (the part after MODEL,). */
 int opts_parse(const char *s, struct vfpm_opts *out);
 void opts_free(struct vfpm_opts *o);
+/* on/yes/true/1 and off/no/false/0, any case: 0 or -EINVAL. */
+int opts_parse_bool(const char *v, bool *out);
 
 struct core_bar {
 	uint64_t size;

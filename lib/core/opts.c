@@ -71,12 +71,8 @@ VFPM_EXPORT const char *vfpm_opts_get(const struct vfpm_opts *o, const char *key
 	return NULL;
 }
 
-VFPM_EXPORT int vfpm_opts_bool(const struct vfpm_opts *o, const char *key, bool def, bool *out)
+int opts_parse_bool(const char *v, bool *out)
 {
-	const char *v = vfpm_opts_get(o, key);
-	*out = def;
-	if (!v)
-		return -ENOENT;
 	static const char *const yes[] = { "on", "yes", "true", "1" };
 	static const char *const no[] = { "off", "no", "false", "0" };
 	for (size_t i = 0; i < 4; i++) {
@@ -90,6 +86,15 @@ VFPM_EXPORT int vfpm_opts_bool(const struct vfpm_opts *o, const char *key, bool 
 		}
 	}
 	return -EINVAL;
+}
+
+VFPM_EXPORT int vfpm_opts_bool(const struct vfpm_opts *o, const char *key, bool def, bool *out)
+{
+	const char *v = vfpm_opts_get(o, key);
+	*out = def;
+	if (!v)
+		return -ENOENT;
+	return opts_parse_bool(v, out);
 }
 
 VFPM_EXPORT int vfpm_opts_u64(const struct vfpm_opts *o, const char *key, uint64_t def,

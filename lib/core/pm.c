@@ -588,18 +588,6 @@ void pm_close(struct vfpm_device *dev)
 
 /* --- settings and control plane (V2) --- */
 
-static int parse_bool(const char *v, bool *out)
-{
-	if (!strcasecmp(v, "on") || !strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1"))
-		*out = true;
-	else if (!strcasecmp(v, "off") || !strcasecmp(v, "no") || !strcasecmp(v, "false") ||
-		 !strcmp(v, "0"))
-		*out = false;
-	else
-		return -EINVAL;
-	return 0;
-}
-
 static const char *const pm_keys[] = { "platform_d3cold", "d3cold_allowed", "idle_d3",
 				       "power_control",	  "autosuspend_delay_ms",
 				       "d3hot_promotion", "pm_delays",	    NULL };
@@ -656,7 +644,7 @@ int pm_set(struct vfpm_device *dev, const char *key, const char *val)
 						       : NULL;
 	if (!field)
 		return -ENOENT;
-	if (parse_bool(val, &b))
+	if (opts_parse_bool(val, &b))
 		return -EINVAL;
 	pthread_rwlock_wrlock(&pm->memory_lock);
 	bool was = *field;
@@ -723,9 +711,10 @@ struct json_object *pm_status_json(struct vfpm_device *dev)
 			       json_object_new_boolean(pm->engaged && pm->wake_fd >= 0));
 	json_object_object_add(o, "low_power", lp);
 	json_object_object_add(o, "client_connected", json_object_new_boolean(pm->client_connected));
-	json_object_object_add(o, "mmap_revoked", json_object_new_boolean(dev->bars[0].revoked ||
-				dev->bars[1].revoked || dev->bars[2].revoked || dev->bars[3].revoked ||
-				dev->bars[4].revoked || dev->bars[5].revoked));
+	bool revoked = false;
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+		revoked |= dev->bars[i].revoked;
+	json_object_object_add(o, "mmap_revoked", json_object_new_boolean(revoked));
 	struct json_object *st = json_object_new_object();
 	json_object_object_add(st, "platform_d3cold", json_object_new_boolean(pm->set.platform_d3cold));
 	json_object_object_add(st, "d3cold_allowed", json_object_new_boolean(pm->set.d3cold_allowed));
@@ -787,7 +776,7 @@ int pm_init(struct vfpm_device *dev, struct vfpm_opts *opts, struct rpm_wq *wq)
 			power_control = !strcmp(opts->kv[i].val, "on") ? "on" : NULL;
 		} else if (!strcmp(opts->kv[i].key, "idle_d3")) {
 			bool b;
-			rc = parse_bool(opts->kv[i].val, &b);
+			rc = opts_parse_bool(opts->kv[i].val, &b);
 			pm->set.idle_d3 = b;
 		} else {
 			rc = pm_set(dev, opts->kv[i].key, opts->kv[i].val);

@@ -146,6 +146,26 @@ static bool all_space(const char *s, size_t n)
 	return true;
 }
 
+/* json-c's strict mode still takes single-quoted strings, which JSON does
+ * not have: a quote character outside a double-quoted string is refused. */
+static bool only_double_quotes(const char *s, size_t n)
+{
+	bool in_str = false;
+	for (size_t i = 0; i < n; i++) {
+		if (in_str) {
+			if (s[i] == '\\')
+				i++;   /* the escaped character cannot end the string */
+			else if (s[i] == '"')
+				in_str = false;
+		} else if (s[i] == '"') {
+			in_str = true;
+		} else if (s[i] == '\'') {
+			return false;
+		}
+	}
+	return true;
+}
+
 int wire_caps_parse(const char *json, size_t len, struct wire_caps *out)
 {
 	struct wire_caps c;
@@ -166,6 +186,8 @@ int wire_caps_parse(const char *json, size_t len, struct wire_caps *out)
 	size_t n = (size_t)(nul - json);
 	if (n > INT_MAX)
 		return -EINVAL;   /* json_tokener takes an int length */
+	if (!only_double_quotes(json, n))
+		return -EINVAL;
 
 	struct json_tokener *tok = json_tokener_new_ex(CAPS_JSON_DEPTH);
 	if (!tok)

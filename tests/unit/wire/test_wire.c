@@ -1133,6 +1133,16 @@ static void test_caps_missing_nul(void **state)
 	assert_int_equal(c.max_msg_fds, 3);
 }
 
+/* An apostrophe inside a string, and escaped quotes, are plain JSON. */
+static void test_caps_quotes_in_strings(void **state)
+{
+	(void)state;
+	struct wire_caps c;
+	assert_int_equal(parse_str("{\"note\":\"it's \\\"fine\\\"\",\"capabilities\":"
+				   "{\"max_msg_fds\":5}}", &c), 0);
+	assert_int_equal(c.max_msg_fds, 5);
+}
+
 static void test_caps_not_object(void **state)
 {
 	(void)state;
@@ -1140,6 +1150,8 @@ static void test_caps_not_object(void **state)
 		"[]", "[{\"capabilities\":{}}]", "5", "\"capabilities\"", "null", "true",
 		" ", "{", "{\"capabilities\":}", "{\"capabilities\" {}}", "{capabilities:{}}",
 		"{\"capabilities\":{},}", "{\"capabilities\":{\"max_msg_fds\":01}}",
+		/* single quotes are not JSON (json-c's strict mode takes them) */
+		"{'capabilities':{}}", "{\"capabilities\":{'max_msg_fds':8}}",
 	};
 	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
 		struct wire_caps c;
@@ -1440,6 +1452,7 @@ int main(void)
 		cmocka_unit_test(test_caps_qemu_offer),
 		cmocka_unit_test(test_caps_missing_nul),
 		cmocka_unit_test(test_caps_not_object),
+		cmocka_unit_test(test_caps_quotes_in_strings),
 		cmocka_unit_test(test_caps_trailing),
 		cmocka_unit_test(test_caps_wrong_types),
 		cmocka_unit_test(test_caps_ranges),
