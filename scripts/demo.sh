@@ -34,7 +34,7 @@ echo
 echo "== config space, decoded by lspci -vvv -F"
 "$BUILD/tools/vfpmctl/vfpmctl" --socket "$sock" dump > "$dir/config.dump"
 if command -v lspci >/dev/null 2>&1; then
-	lspci -vvv -F "$dir/config.dump"
+	lspci -vvv -F "$dir/config.dump" 2>/dev/null   # (no kernel modules to name here)
 else
 	cat "$dir/config.dump"
 fi

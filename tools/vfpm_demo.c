@@ -147,6 +147,9 @@ static void wait_status(const char *ctl, const char *want)
 	}
 }
 
+static int wait_named_client(const char *ctl, const char *name, const char *want,
+			     bool no_client);
+
 static int pm_tour(struct vfpm_client *c, const char *ctl, const char *path)
 {
 	printf("\n[8] power management\n");
@@ -220,7 +223,7 @@ static int pm_tour(struct vfpm_client *c, const char *ctl, const char *path)
 	       v ? "device state kept" : "device state reset, config restored");
 	show(ctl);
 	vfpm_client_close(c);
-	wait_status(ctl, "suspended");
+	wait_named_client(ctl, "demo", "suspended", true);
 	printf("    client gone: the device is reset and suspends again\n");
 	show(ctl);
 	return 0;
@@ -240,7 +243,9 @@ static void show_all(const char *ctl)
 	json_object_put(devs);
 }
 
-static int wait_named(const char *ctl, const char *name, const char *want)
+/* Waits until device name reports runtime status want (and, with
+ * no_client, no client connected: the server has seen the disconnect). */
+static int wait_named_client(const char *ctl, const char *name, const char *want, bool no_client)
 {
 	for (int i = 0; i < 400; i++) {
 		struct json_object *devs = ctl_status_all(ctl);
@@ -248,7 +253,8 @@ static int wait_named(const char *ctl, const char *name, const char *want)
 		for (size_t k = 0; devs && k < json_object_array_length(devs); k++) {
 			struct json_object *d = json_object_array_get_idx(devs, k);
 			if (!strcmp(js(d, "name", NULL), name))
-				done = !strcmp(js(d, "runtime_status", NULL), want);
+				done = !strcmp(js(d, "runtime_status", NULL), want) &&
+				       (!no_client || !strcmp(js(d, "client_connected", NULL), "false"));
 		}
 		json_object_put(devs);
 		if (done)
@@ -257,6 +263,11 @@ static int wait_named(const char *ctl, const char *name, const char *want)
 		nanosleep(&t, NULL);
 	}
 	return -ETIMEDOUT;
+}
+
+static int wait_named(const char *ctl, const char *name, const char *want)
+{
+	return wait_named_client(ctl, name, want, false);
 }
 
 /* SR-IOV: two VFs enabled, the PF pinned in D0 while they sleep, the PF
@@ -314,7 +325,8 @@ static int sriov_tour(const char *ctl, const char *pf_path, const char *pf_name)
 	printf("    (its wakeup eventfd has not fired: count %llu)\n", (unsigned long long)n);
 	close(wake);
 	vfpm_client_close(c);
-	wait_named(ctl, pf_name, "suspended");   /* the PF's reset and idle after the client */
+	/* the PF's reset and idle after the client */
+	wait_named_client(ctl, pf_name, "suspended", true);
 	return 0;
 }
 
