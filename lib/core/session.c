@@ -153,7 +153,11 @@ static int h_region_info(struct core_session *s, struct wire_msg *m, struct repl
 				       .size = size,
 				       .offset = 0 };
 	bool full = argsz >= ri.argsz;
-	if (full && caps_len)
+	/* cap_offset points where the capabilities are (or would be) even in
+	 * a truncated reply: QEMU's client rejects a CAPS reply whose
+	 * cap_offset is below the struct before it retries with the bigger
+	 * argsz (the kernel would send 0 here). */
+	if (caps_len)
 		ri.cap_offset = sizeof(ri);
 	int rc = reply_put(r, &ri, sizeof(ri));
 	if (rc || !full || !caps_len)
