@@ -51,6 +51,7 @@
 #include <cmocka.h>
 
 #include "pmtest.h"
+#include "stress.h"
 
 #define NDEV 4
 
@@ -84,58 +85,7 @@ struct sdev {
 
 static struct vfpmd_proc proc;
 static struct sdev devs[NDEV];
-static atomic_bool stop_flag;
-static atomic_int failures;
-static pthread_mutex_t fail_mu = PTHREAD_MUTEX_INITIALIZER;
-static char first_failure[512];
-static struct timespec deadline;
 static atomic_ulong status_samples, ctl_cycles;
-
-static void stress_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void stress_fail(const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	pthread_mutex_lock(&fail_mu);
-	if (atomic_fetch_add(&failures, 1) == 0)
-		snprintf(first_failure, sizeof(first_failure), "%s", msg);
-	pthread_mutex_unlock(&fail_mu);
-	fprintf(stderr, "pm-stress: FAIL: %s\n", msg);
-	atomic_store(&stop_flag, true);
-}
-
-static bool running(void)
-{
-	if (atomic_load(&stop_flag))
-		return false;
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (now.tv_sec > deadline.tv_sec ||
-	    (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec)) {
-		atomic_store(&stop_flag, true);
-		return false;
-	}
-	return true;
-}
-
-static void sleep_us(long us)
-{
-	struct timespec t = { us / 1000000, (us % 1000000) * 1000L };
-	nanosleep(&t, NULL);
-}
-
-/* xorshift: each thread its own state */
-static uint32_t rnd(uint32_t *s)
-{
-	uint32_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
 
 static int bar0_read(struct sdev *d, unsigned off, uint32_t *v)
 {
@@ -599,8 +549,7 @@ static void stress_v5(void **state)
 		assert_int_equal(rc, 0);
 	}
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += seconds;
+	stress_begin("pm-stress", seconds);
 	pthread_t th[2 * NDEV + 2];
 	unsigned nth = 0;
 	for (unsigned i = 0; i < NDEV; i++) {
@@ -632,7 +581,7 @@ static void stress_v5(void **state)
 		log_has_sanitizer_report(proc.log);
 		print_log_tail(proc.log);
 		vfpmd_cleanup(&proc);
-		fail_msg("pm-stress: %s", first_failure);
+		fail_msg("pm-stress: %s", stress_first_failure());
 	}
 
 	/* Quiet now (power_control back to auto, every engagement exited):
@@ -696,11 +645,11 @@ static void stress_v5(void **state)
 		close(devs[i].intx_efd);
 		pthread_mutex_destroy(&devs[i].mu);
 	}
-	if (atomic_load(&failures))
-		fprintf(stderr, "pm-stress: %d failure(s), first: %s\n", atomic_load(&failures),
-			first_failure);
+	if (stress_failures())
+		fprintf(stderr, "pm-stress: %d failure(s), first: %s\n", stress_failures(),
+			stress_first_failure());
 	assert_false(tsan);
-	assert_int_equal(atomic_load(&failures), 0);
+	assert_int_equal(stress_failures(), 0);
 	assert_int_equal(exit_status, 0);
 }
 

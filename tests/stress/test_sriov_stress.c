@@ -56,6 +56,7 @@
 #include <cmocka.h>
 
 #include "pmtest.h"
+#include "stress.h"
 
 #define NPF 2
 #define MAX_DEVS 32
@@ -78,57 +79,7 @@ struct pf {
 
 static struct vfpmd_proc proc;
 static struct pf pfs[NPF];
-static atomic_bool stop_flag;
-static atomic_int failures;
-static pthread_mutex_t fail_mu = PTHREAD_MUTEX_INITIALIZER;
-static char first_failure[512];
-static struct timespec deadline;
 static atomic_ulong samples, samples_with_vfs, host_writes, vf_sessions, vf_reqs, vf_requests;
-
-static void stress_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void stress_fail(const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	pthread_mutex_lock(&fail_mu);
-	if (atomic_fetch_add(&failures, 1) == 0)
-		snprintf(first_failure, sizeof(first_failure), "%s", msg);
-	pthread_mutex_unlock(&fail_mu);
-	fprintf(stderr, "sriov-stress: FAIL: %s\n", msg);
-	atomic_store(&stop_flag, true);
-}
-
-static bool running(void)
-{
-	if (atomic_load(&stop_flag))
-		return false;
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (now.tv_sec > deadline.tv_sec ||
-	    (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec)) {
-		atomic_store(&stop_flag, true);
-		return false;
-	}
-	return true;
-}
-
-static void sleep_us(long us)
-{
-	struct timespec t = { us / 1000000, (us % 1000000) * 1000L };
-	nanosleep(&t, NULL);
-}
-
-static uint32_t rnd(uint32_t *s)
-{
-	uint32_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
 
 /* --- control plane --- */
 
@@ -571,8 +522,7 @@ static void sriov_stress(void **state)
 		}
 	}
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += seconds;
+	stress_begin("sriov-stress", seconds);
 	pthread_t th[2 * NPF + 3];
 	unsigned nth = 0;
 	for (unsigned i = 0; i < NPF; i++) {
@@ -604,7 +554,7 @@ static void sriov_stress(void **state)
 		log_has_sanitizer_report(proc.log);
 		print_log_tail(proc.log);
 		vfpmd_cleanup(&proc);
-		fail_msg("sriov-stress: %s", first_failure);
+		fail_msg("sriov-stress: %s", stress_first_failure());
 	}
 
 	/* Quiet now: VF Enable and the VFs agree (a reset racing an enable
@@ -684,14 +634,14 @@ static void sriov_stress(void **state)
 
 	int exit_status = vfpmd_terminate(&proc);
 	bool report = log_has_sanitizer_report(proc.log);
-	if (atomic_load(&failures) || exit_status != 0)
+	if (stress_failures() || exit_status != 0)
 		print_log_tail(proc.log);
 	vfpmd_cleanup(&proc);
-	if (atomic_load(&failures))
-		fprintf(stderr, "sriov-stress: %d failure(s), first: %s\n", atomic_load(&failures),
-			first_failure);
+	if (stress_failures())
+		fprintf(stderr, "sriov-stress: %d failure(s), first: %s\n", stress_failures(),
+			stress_first_failure());
 	assert_false(report);
-	assert_int_equal(atomic_load(&failures), 0);
+	assert_int_equal(stress_failures(), 0);
 	assert_int_equal(exit_status, 0);
 }
 

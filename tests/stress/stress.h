@@ -1,0 +1,23 @@
+/* Shared scaffolding of the stress tests: a bounded run that any thread
+ * can stop with a failure, and a cheap per-thread random generator. One
+ * run per test process. */
+#ifndef VFPM_STRESS_H
+#define VFPM_STRESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Starts the clock: running() turns false after seconds. name prefixes
+ * the failure messages. */
+void stress_begin(const char *name, int seconds);
+/* Records a failure (the first one is kept) and stops every thread. */
+void stress_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* True until the time is up or a failure stopped the run. */
+bool running(void);
+int stress_failures(void);
+const char *stress_first_failure(void);
+void sleep_us(long us);
+/* xorshift32: each thread keeps its own state */
+uint32_t rnd(uint32_t *state);
+
+#endif
