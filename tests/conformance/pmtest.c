@@ -5,6 +5,7 @@
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,15 +25,19 @@ int pmt_start(struct vfpmd_proc *p, const char *keys)
 	return vfpmd_start(p, specs, NULL);
 }
 
-static struct json_object *ctl_json(struct vfpmd_proc *p, const char *req)
+#define CTL_REPLY_MAX (1u << 20)   /* the status of 256+ devices is large */
+
+struct json_object *pmt_ctl_json(struct vfpmd_proc *p, const char *req)
 {
-	char buf[65536];
-	if (ctl_request(p->ctl, req, buf, sizeof(buf)))
-		return NULL;
-	return json_tokener_parse(buf);
+	char *buf = malloc(CTL_REPLY_MAX);
+	struct json_object *o = NULL;
+	if (buf && ctl_request(p->ctl, req, buf, CTL_REPLY_MAX) == 0)
+		o = json_tokener_parse(buf);
+	free(buf);
+	return o;
 }
 
-static int reply_errno(struct json_object *o)
+int pmt_reply_errno(struct json_object *o)
 {
 	struct json_object *v;
 	if (!o)
@@ -64,8 +69,8 @@ static bool jbool(struct json_object *o, const char *k)
 
 int pmt_status(struct vfpmd_proc *p, const char *name, struct pm_status *st)
 {
-	struct json_object *o = ctl_json(p, "{\"cmd\":\"status\"}");
-	int rc = reply_errno(o);
+	struct json_object *o = pmt_ctl_json(p, "{\"cmd\":\"status\"}");
+	int rc = pmt_reply_errno(o);
 	struct json_object *devs, *d = NULL;
 	if (!rc && json_object_object_get_ex(o, "devices", &devs)) {
 		for (size_t i = 0; i < json_object_array_length(devs); i++) {
@@ -124,8 +129,29 @@ int pmt_set(struct vfpmd_proc *p, const char *name, const char *key, const char 
 	char req[512];
 	snprintf(req, sizeof(req), "{\"cmd\":\"set\",\"device\":\"%s\",\"key\":\"%s\",\"value\":\"%s\"}",
 		 name ? name : "dev", key, value);
-	struct json_object *o = ctl_json(p, req);
-	int rc = reply_errno(o);
+	struct json_object *o = pmt_ctl_json(p, req);
+	int rc = pmt_reply_errno(o);
+	json_object_put(o);
+	return rc;
+}
+
+int pmt_ctl_config_rw(struct vfpmd_proc *p, const char *name, unsigned off, unsigned len,
+		      uint32_t *val, bool wr)
+{
+	char req[512];
+	if (wr)
+		snprintf(req, sizeof(req),
+			 "{\"cmd\":\"config-write\",\"device\":\"%s\",\"offset\":%u,\"len\":%u,"
+			 "\"value\":%u}",
+			 name ? name : "dev", off, len, *val);
+	else
+		snprintf(req, sizeof(req),
+			 "{\"cmd\":\"config-read\",\"device\":\"%s\",\"offset\":%u,\"len\":%u}",
+			 name ? name : "dev", off, len);
+	struct json_object *o = pmt_ctl_json(p, req);
+	int rc = pmt_reply_errno(o);
+	if (!rc && !wr)
+		*val = (uint32_t)jint(o, "value");
 	json_object_put(o);
 	return rc;
 }
@@ -133,16 +159,7 @@ int pmt_set(struct vfpmd_proc *p, const char *name, const char *key, const char 
 int pmt_ctl_config_read(struct vfpmd_proc *p, const char *name, unsigned off, unsigned len,
 			uint32_t *val)
 {
-	char req[512];
-	snprintf(req, sizeof(req),
-		 "{\"cmd\":\"config-read\",\"device\":\"%s\",\"offset\":%u,\"len\":%u}",
-		 name ? name : "dev", off, len);
-	struct json_object *o = ctl_json(p, req);
-	int rc = reply_errno(o);
-	if (!rc)
-		*val = (uint32_t)jint(o, "value");
-	json_object_put(o);
-	return rc;
+	return pmt_ctl_config_rw(p, name, off, len, val, false);
 }
 
 int pmt_lp_entry(struct vfpm_client *c)

@@ -29,6 +29,14 @@ int pmt_status(struct vfpmd_proc *p, const char *name, struct pm_status *st);
 int pmt_wait_status(struct vfpmd_proc *p, const char *name, const char *want, int timeout_ms);
 /* Control-plane set; returns 0 or -errno from the reply. */
 int pmt_set(struct vfpmd_proc *p, const char *name, const char *key, const char *value);
+/* One control-plane request; the parsed reply (json_object_put it) or
+ * NULL. The reply buffer fits the status of hundreds of devices. */
+struct json_object *pmt_ctl_json(struct vfpmd_proc *p, const char *request);
+/* 0 for {"ok":true}, else -errno from the reply (-EPROTO if malformed). */
+int pmt_reply_errno(struct json_object *reply);
+/* Control-plane config read (write with wr) of device name. */
+int pmt_ctl_config_rw(struct vfpmd_proc *p, const char *name, unsigned off, unsigned len,
+		      uint32_t *val, bool wr);
 /* Control-plane config access (B16). */
 int pmt_ctl_config_read(struct vfpmd_proc *p, const char *name, unsigned off, unsigned len,
 			uint32_t *val);

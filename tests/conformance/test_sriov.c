@@ -107,65 +107,17 @@ static void dump_log(void)
 /* ------------------------------------------------------------------ */
 /* Control plane */
 
-#define REPLY_MAX (1u << 20)   /* status of 256+ devices is large */
-
-static struct json_object *ctl_json(const char *req)
-{
-	char *buf = malloc(REPLY_MAX);
-	if (!buf)
-		return NULL;
-	struct json_object *o = NULL;
-	if (ctl_request(g_p.ctl, req, buf, REPLY_MAX) == 0)
-		o = json_tokener_parse(buf);
-	free(buf);
-	return o;
-}
-
-static int reply_rc(struct json_object *o)
-{
-	struct json_object *v;
-	if (!o)
-		return -EPROTO;
-	if (json_object_object_get_ex(o, "ok", &v) && json_object_get_boolean(v))
-		return 0;
-	if (json_object_object_get_ex(o, "errno", &v))
-		return -json_object_get_int(v);
-	return -EPROTO;
-}
-
-static int ctl_cfg_rw(const char *dev, unsigned off, unsigned len, uint32_t *val, bool wr)
-{
-	char req[256];
-	if (wr)
-		snprintf(req, sizeof(req),
-			 "{\"cmd\":\"config-write\",\"device\":\"%s\",\"offset\":%u,\"len\":%u,"
-			 "\"value\":%u}",
-			 dev, off, len, *val);
-	else
-		snprintf(req, sizeof(req),
-			 "{\"cmd\":\"config-read\",\"device\":\"%s\",\"offset\":%u,\"len\":%u}", dev,
-			 off, len);
-	struct json_object *o = ctl_json(req);
-	int rc = reply_rc(o);
-	struct json_object *v;
-	if (!rc && !wr)
-		*val = json_object_object_get_ex(o, "value", &v) ? (uint32_t)json_object_get_int64(v)
-								 : 0xdeadbeefu;
-	json_object_put(o);
-	return rc;
-}
-
 /* Host-side config read/write of any device, asserting success. */
 static uint32_t hrd(const char *dev, unsigned off, unsigned len)
 {
 	uint32_t v = 0;
-	assert_int_equal(ctl_cfg_rw(dev, off, len, &v, false), 0);
+	assert_int_equal(pmt_ctl_config_rw(&g_p, dev, off, len, &v, false), 0);
 	return v;
 }
 
 static void hwr(const char *dev, unsigned off, unsigned len, uint32_t v)
 {
-	assert_int_equal(ctl_cfg_rw(dev, off, len, &v, true), 0);
+	assert_int_equal(pmt_ctl_config_rw(&g_p, dev, off, len, &v, true), 0);
 }
 
 /* One device as the control plane lists it. */
@@ -208,8 +160,8 @@ static bool jbool(struct json_object *o, const char *k)
 
 static int snapshot(struct snap *s)
 {
-	struct json_object *o = ctl_json("{\"cmd\":\"status\"}");
-	int rc = reply_rc(o);
+	struct json_object *o = pmt_ctl_json(&g_p, "{\"cmd\":\"status\"}");
+	int rc = pmt_reply_errno(o);
 	struct json_object *arr;
 	memset(s, 0, sizeof(*s));
 	if (!rc && !json_object_object_get_ex(o, "devices", &arr))
@@ -1311,7 +1263,7 @@ static void vf_naming_and_status(void **state)
 	 * VF that is gone does not */
 	assert_int_equal(hrd("dev-vf2", PCI_VENDOR_ID, 2), 0x1b36);
 	uint32_t v = 0;
-	assert_int_equal(ctl_cfg_rw("nic-vf0", 0, 2, &v, false), -ENODEV);
+	assert_int_equal(pmt_ctl_config_rw(&g_p, "nic-vf0", 0, 2, &v, false), -ENODEV);
 	/* vfpmd is stopped with dev's VFs present (teardown: exit 0) */
 }
 
@@ -1328,7 +1280,7 @@ static void *ctl_write_main(void *arg)
 {
 	struct ctl_job *j = arg;
 	j->t0 = now_ms();
-	j->rc = ctl_cfg_rw("dev", j->off, 2, &j->val, true);
+	j->rc = pmt_ctl_config_rw(&g_p, "dev", j->off, 2, &j->val, true);
 	j->t1 = now_ms();
 	return NULL;
 }

@@ -83,51 +83,6 @@ static atomic_ulong samples, samples_with_vfs, host_writes, vf_sessions, vf_reqs
 
 /* --- control plane --- */
 
-static struct json_object *ctl_json(const char *req)
-{
-	static const size_t cap = 1u << 18;
-	char *buf = malloc(cap);
-	struct json_object *o = NULL;
-	if (buf && ctl_request(proc.ctl, req, buf, cap) == 0)
-		o = json_tokener_parse(buf);
-	free(buf);
-	return o;
-}
-
-static int reply_rc(struct json_object *o)
-{
-	struct json_object *v;
-	if (!o)
-		return -EPROTO;
-	if (json_object_object_get_ex(o, "ok", &v) && json_object_get_boolean(v))
-		return 0;
-	if (json_object_object_get_ex(o, "errno", &v))
-		return -json_object_get_int(v);
-	return -EPROTO;
-}
-
-static int cfg_ctl(const char *dev, unsigned off, unsigned len, uint32_t *val, bool wr)
-{
-	char req[256];
-	if (wr)
-		snprintf(req, sizeof(req),
-			 "{\"cmd\":\"config-write\",\"device\":\"%s\",\"offset\":%u,\"len\":%u,"
-			 "\"value\":%u}",
-			 dev, off, len, *val);
-	else
-		snprintf(req, sizeof(req),
-			 "{\"cmd\":\"config-read\",\"device\":\"%s\",\"offset\":%u,\"len\":%u}", dev,
-			 off, len);
-	struct json_object *o = ctl_json(req);
-	int rc = reply_rc(o);
-	struct json_object *v;
-	if (!rc && !wr)
-		*val = json_object_object_get_ex(o, "value", &v) ? (uint32_t)json_object_get_int64(v)
-								 : 0xdeadbeefu;
-	json_object_put(o);
-	return rc;
-}
-
 struct dev_sample {
 	char name[64], pf[64];
 	char power_state[8], runtime_status[12];
@@ -150,8 +105,8 @@ static long long jint(struct json_object *o, const char *k, long long dflt)
 /* Every device in one status reply; returns the count or -errno. */
 static int sample(struct dev_sample *s, int max)
 {
-	struct json_object *o = ctl_json("{\"cmd\":\"status\"}"), *arr, *c;
-	int rc = reply_rc(o);
+	struct json_object *o = pmt_ctl_json(&proc, "{\"cmd\":\"status\"}"), *arr, *c;
+	int rc = pmt_reply_errno(o);
 	if (!rc && !json_object_object_get_ex(o, "devices", &arr))
 		rc = -EPROTO;
 	int n = 0;
@@ -293,23 +248,23 @@ static void *cycler_main(void *arg)
 	uint32_t seed = 0x85ebca6bu * (p->idx + 3);
 	while (running()) {
 		uint32_t n = 1 + rnd(&seed) % p->total_vfs, vfe = PCI_SRIOV_CTRL_VFE, zero = 0, back;
-		int rc = cfg_ctl(p->name, p->cap + PCI_SRIOV_NUM_VF, 2, &n, true);
+		int rc = pmt_ctl_config_rw(&proc, p->name, p->cap + PCI_SRIOV_NUM_VF, 2, &n, true);
 		if (!rc)
-			rc = cfg_ctl(p->name, p->cap + PCI_SRIOV_CTRL, 2, &vfe, true);
+			rc = pmt_ctl_config_rw(&proc, p->name, p->cap + PCI_SRIOV_CTRL, 2, &vfe, true);
 		if (rc) {
 			stress_fail("%s: VF Enable: %s", p->name, strerror(-rc));
 			break;
 		}
 		p->enables++;
 		sleep_us(rnd(&seed) % 3000);
-		rc = cfg_ctl(p->name, p->cap + PCI_SRIOV_CTRL, 2, &zero, true);
+		rc = pmt_ctl_config_rw(&proc, p->name, p->cap + PCI_SRIOV_CTRL, 2, &zero, true);
 		if (rc) {
 			stress_fail("%s: VF Enable clear: %s", p->name, strerror(-rc));
 			break;
 		}
 		p->disables++;
 		/* nobody else enables this PF's VFs: none may be left */
-		rc = cfg_ctl(p->name, p->cap + PCI_SRIOV_CTRL, 2, &back, false);
+		rc = pmt_ctl_config_rw(&proc, p->name, p->cap + PCI_SRIOV_CTRL, 2, &back, false);
 		struct dev_sample s[MAX_DEVS];
 		int ns = rc ? rc : sample(s, MAX_DEVS);
 		if (ns < 0) {
@@ -343,7 +298,7 @@ static void *host_main(void *arg)
 	while (running()) {
 		struct pf *p = &pfs[rnd(&seed) % NPF];
 		uint32_t v = rnd(&seed) % 2 ? 3 : 0;
-		int rc = cfg_ctl(p->name, p->pm + PCI_PM_CTRL, 2, &v, true);
+		int rc = pmt_ctl_config_rw(&proc, p->name, p->pm + PCI_PM_CTRL, 2, &v, true);
 		if (rc) {
 			stress_fail("%s: host PMCSR write: %s", p->name, strerror(-rc));
 			break;
@@ -475,18 +430,18 @@ static unsigned find_caps(struct pf *p)
 	unsigned off = PCI_CFG_SPACE_SIZE;
 	for (unsigned n = 0; off && n < 64 && !p->cap; n++) {
 		uint32_t h = 0;
-		if (cfg_ctl(p->name, off, 4, &h, false) || !h)
+		if (pmt_ctl_config_rw(&proc, p->name, off, 4, &h, false) || !h)
 			break;
 		if (PCI_EXT_CAP_ID(h) == PCI_EXT_CAP_ID_SRIOV)
 			p->cap = off;
 		off = PCI_EXT_CAP_NEXT(h);
 	}
 	uint32_t ptr = 0;
-	if (cfg_ctl(p->name, PCI_CAPABILITY_LIST, 1, &ptr, false))
+	if (pmt_ctl_config_rw(&proc, p->name, PCI_CAPABILITY_LIST, 1, &ptr, false))
 		return 0;
 	for (unsigned n = 0; ptr && n < 48 && !p->pm; n++) {
 		uint32_t hdr = 0;
-		if (cfg_ctl(p->name, ptr, 2, &hdr, false))
+		if (pmt_ctl_config_rw(&proc, p->name, ptr, 2, &hdr, false))
 			return 0;
 		if ((hdr & 0xff) == PCI_CAP_ID_PM)
 			p->pm = ptr;
@@ -562,9 +517,9 @@ static void sriov_stress(void **state)
 	for (unsigned i = 0; i < NPF; i++) {
 		uint32_t ctrl = 0, num = 0;
 		struct dev_sample q[MAX_DEVS];
-		int rc = cfg_ctl(pfs[i].name, pfs[i].cap + PCI_SRIOV_CTRL, 2, &ctrl, false);
+		int rc = pmt_ctl_config_rw(&proc, pfs[i].name, pfs[i].cap + PCI_SRIOV_CTRL, 2, &ctrl, false);
 		if (!rc)
-			rc = cfg_ctl(pfs[i].name, pfs[i].cap + PCI_SRIOV_NUM_VF, 2, &num, false);
+			rc = pmt_ctl_config_rw(&proc, pfs[i].name, pfs[i].cap + PCI_SRIOV_NUM_VF, 2, &num, false);
 		int nq = rc ? rc : sample(q, MAX_DEVS);
 		if (nq < 0) {
 			stress_fail("%s: final reads: %s", pfs[i].name, strerror(-nq));
@@ -583,7 +538,7 @@ static void sriov_stress(void **state)
 	 * suspends (the B33 reference was given back every time). */
 	for (unsigned i = 0; i < NPF; i++) {
 		uint32_t zero = 0;
-		int rc = cfg_ctl(pfs[i].name, pfs[i].cap + PCI_SRIOV_CTRL, 2, &zero, true);
+		int rc = pmt_ctl_config_rw(&proc, pfs[i].name, pfs[i].cap + PCI_SRIOV_CTRL, 2, &zero, true);
 		if (rc)
 			stress_fail("%s: final VF Enable clear: %s", pfs[i].name, strerror(-rc));
 	}
