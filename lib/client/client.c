@@ -569,29 +569,41 @@ static int parse_region_caps(const uint8_t *buf, size_t len, uint32_t first,
 	return 0;
 }
 
+/* A request whose reply may need more room than asked for (the
+ * truncate-and-retry pattern): req starts with its u32 argsz; while the
+ * reply's argsz is larger, ask again with it (bounded). */
+static int call_retry_argsz(struct vfpm_client *c, uint16_t cmd, void *req, size_t req_len,
+			    size_t min_reply, struct wire_msg *m)
+{
+	uint32_t argsz;
+	memcpy(&argsz, req, sizeof(argsz));
+	for (int tries = 0;; tries++) {
+		int rc = call_min(c, cmd, req, req_len, NULL, 0, NULL, 0, min_reply, m);
+		if (rc < 0)
+			return rc;
+		uint32_t need;
+		memcpy(&need, m->payload, sizeof(need));
+		if (need <= argsz)
+			return 0;
+		wire_msg_release(m);
+		if (need > INFO_MAX_ARGSZ || tries + 1 >= INFO_MAX_TRIES)
+			return -EPROTO;
+		argsz = need;
+		memcpy(req, &argsz, sizeof(argsz));
+	}
+}
+
 VFPM_EXPORT int vfpm_client_region_info(struct vfpm_client *c, uint32_t index,
 					struct vfpm_region_info *info)
 {
 	if (!c || !info)
 		return -EINVAL;
-	uint32_t argsz = sizeof(struct vfu_region_info);
-	struct vfu_region_info rep;
+	struct vfu_region_info rep, req = { .argsz = sizeof(req), .index = index };
 	struct wire_msg m;
-	for (int tries = 0;; tries++) {
-		struct vfu_region_info req = { .argsz = argsz, .index = index };
-		int rc = call_min(c, VFU_CMD_GET_REGION_INFO, &req, sizeof(req), NULL, 0, NULL, 0,
-				  sizeof(rep), &m);
-		if (rc < 0)
-			return rc;
-		memcpy(&rep, m.payload, sizeof(rep));
-		if (rep.argsz <= argsz)
-			break;
-		wire_msg_release(&m);
-		/* The server needs more room for its capabilities: ask again. */
-		if (rep.argsz > INFO_MAX_ARGSZ || tries + 1 >= INFO_MAX_TRIES)
-			return -EPROTO;
-		argsz = rep.argsz;
-	}
+	int crc = call_retry_argsz(c, VFU_CMD_GET_REGION_INFO, &req, sizeof(req), sizeof(rep), &m);
+	if (crc < 0)
+		return crc;
+	memcpy(&rep, m.payload, sizeof(rep));
 
 	memset(info, 0, sizeof(*info));
 	info->index = rep.index;
@@ -787,23 +799,13 @@ VFPM_EXPORT int vfpm_client_region_io_fds(struct vfpm_client *c, uint32_t index,
 	if (!c || (max && !out))
 		return -EINVAL;
 	const size_t esz = sizeof(struct vfu_ioeventfd);
-	uint32_t argsz = sizeof(struct vfu_region_io_fds) + IOFDS_INITIAL * esz;
-	struct vfu_region_io_fds rep;
+	struct vfu_region_io_fds rep, req = {
+		.argsz = (uint32_t)(sizeof(req) + IOFDS_INITIAL * esz), .index = index };
 	struct wire_msg m;
-	for (int tries = 0;; tries++) {
-		struct vfu_region_io_fds req = { .argsz = argsz, .index = index };
-		int rc = call_min(c, VFU_CMD_GET_REGION_IO_FDS, &req, sizeof(req), NULL, 0, NULL, 0,
-				  sizeof(rep), &m);
-		if (rc < 0)
-			return rc;
-		memcpy(&rep, m.payload, sizeof(rep));
-		if (rep.argsz <= argsz)
-			break;
-		wire_msg_release(&m);
-		if (rep.argsz > INFO_MAX_ARGSZ || tries + 1 >= INFO_MAX_TRIES)
-			return -EPROTO;
-		argsz = rep.argsz;
-	}
+	int crc = call_retry_argsz(c, VFU_CMD_GET_REGION_IO_FDS, &req, sizeof(req), sizeof(rep), &m);
+	if (crc < 0)
+		return crc;
+	memcpy(&rep, m.payload, sizeof(rep));
 
 	size_t body = m.len - sizeof(rep);
 	size_t stride = esz;
