@@ -48,6 +48,7 @@
 
 #include "harness.h"
 #include "pmtest.h"
+#include "procstat.h"
 #include "vfpm/client.h"
 
 static uint64_t now_ns(void)
@@ -61,63 +62,6 @@ static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 	return x < y ? -1 : x > y;
-}
-
-/* --- /proc sampling --- */
-
-struct proc_sample {
-	uint64_t ticks;        /* utime + stime */
-	uint64_t vol, invol;   /* context switches over all threads */
-	unsigned threads;
-};
-
-static int sample_proc(pid_t pid, struct proc_sample *s)
-{
-	char path[64], buf[4096];
-	memset(s, 0, sizeof(*s));
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -errno;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* fields after the command name (which may hold spaces): state is
-	 * field 3, utime 14, stime 15 */
-	char *p = strrchr(buf, ')');
-	if (!p)
-		return -EPROTO;
-	unsigned long long ut = 0, st = 0;
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return -EPROTO;
-	s->ticks = ut + st;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return -errno;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		char sp[300];
-		snprintf(sp, sizeof(sp), "/proc/%d/task/%s/status", (int)pid, e->d_name);
-		FILE *sf = fopen(sp, "r");
-		if (!sf)
-			continue;   /* the thread just ended */
-		char line[256];
-		while (fgets(line, sizeof(line), sf)) {
-			unsigned long long v;
-			if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1)
-				s->vol += v;
-			else if (sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
-				s->invol += v;
-		}
-		fclose(sf);
-		s->threads++;
-	}
-	closedir(d);
-	return 0;
 }
 
 /* --- idle cost --- */

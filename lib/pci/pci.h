@@ -55,7 +55,7 @@ struct pci_hook {
 #define PCI_BARF_PREFETCH 0x4u
 
 struct pci_bar {
-	uint64_t size;     /* 0: not implemented (or upper half of a 64-bit BAR) */
+	uint64_t size;     /* 0: no BAR here (absent, or the upper half of a 64-bit BAR) */
 	unsigned flags;
 };
 

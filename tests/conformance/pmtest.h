@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "harness.h"
 #include "vfpm/client.h"
@@ -53,6 +54,12 @@ int pmt_cfg_write(struct vfpm_client *c, unsigned off, const void *buf, unsigned
 unsigned pmt_pm_cap(struct vfpm_client *c);
 /* Non-blocking read of an eventfd counter (0 if nothing pending). */
 uint64_t pmt_eventfd_count(int efd);
+/* A per-test deadline, so that a hung server fails a test instead of the
+ * whole run: after seconds, name's message is printed, the watched server
+ * (pmt_watch, 0 for none) is killed and the process exits with 124. */
+void pmt_watchdog_arm(const char *name, int seconds);
+void pmt_watch(pid_t pid);
+void pmt_watchdog_disarm(void);
 /* Sleeps ms milliseconds. */
 void pmt_sleep_ms(int ms);
 

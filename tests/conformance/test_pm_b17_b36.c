@@ -83,26 +83,13 @@ static struct {
 /* ------------------------------------------------------------------ */
 /* Watchdog and fixtures */
 
-static void watchdog(int sig)
-{
-	static const char msg[] = "test_pm_b17_b36: watchdog expired (a wait hung)\n";
-	(void)sig;
-	if (write(2, msg, sizeof(msg) - 1) < 0) {
-		/* nothing more to do */
-	}
-	if (g.p.pid > 0)
-		kill(g.p.pid, SIGKILL);
-	_exit(124);
-}
-
 static int setup(void **state)
 {
 	(void)state;
 	memset(&g, 0, sizeof(g));
 	for (int i = 0; i < MAX_FDS; i++)
 		g.fds[i] = -1;
-	signal(SIGALRM, watchdog);
-	alarm(WATCHDOG_S);
+	pmt_watchdog_arm("test_pm_b17_b36", WATCHDOG_S);
 	return 0;
 }
 
@@ -138,7 +125,7 @@ static int teardown(void **state)
 		}
 		vfpmd_cleanup(&g.p);
 	}
-	alarm(0);
+	pmt_watchdog_disarm();
 	memset(&g, 0, sizeof(g));
 	return rc;
 }
@@ -170,6 +157,7 @@ static void connect_client(void)
 static void start(const char *keys)
 {
 	assert_int_equal(pmt_start(&g.p, keys), 0);
+	pmt_watch(g.p.pid);
 	g.started = true;
 	connect_client();
 	wait_status_at("dev", "active", __LINE__);
@@ -353,7 +341,7 @@ static enum touch child_touch(volatile uint8_t *addr, bool write_it)
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = SIG_DFL;
 		sigaction(SIGBUS, &sa, NULL);
-		alarm(0);
+		pmt_watchdog_disarm();
 		if (write_it)
 			*addr = 0x5a;
 		else
@@ -701,7 +689,7 @@ static void b22_entry_zaps_existing_mappings(void **state)
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = SIG_DFL;
 		sigaction(SIGBUS, &sa, NULL);
-		alarm(0);
+		pmt_watchdog_disarm();
 		close(to_child[1]);
 		close(to_parent[0]);
 		uint8_t v = m[8];   /* populates the PTE */
@@ -1306,6 +1294,7 @@ static void v1_suspended_server_is_idle(void **state)
 	const char *specs[] = { "demo,name=a,pm_delays=none", "demo,name=b,pm_delays=none",
 				"demo,name=c,pm_delays=none", "demo,name=d,pm_delays=none", NULL };
 	assert_int_equal(vfpmd_start(&g.p, specs, NULL), 0);
+	pmt_watch(g.p.pid);
 	g.started = true;
 	/* one of them was used and left: it suspends again (B35) */
 	struct vfpm_client *c = NULL;

@@ -53,23 +53,10 @@ enum { PS_D0 = 0, PS_D3HOT = 3 };
 /* Fixture: one vfpmd and at most one client per test. */
 
 static struct vfpmd_proc g_p;
-static volatile sig_atomic_t g_pid;   /* for the alarm handler */
 static bool g_up;
 static struct vfpm_client *g_c;
 static int g_fds[32];
 static int g_nfds;
-
-static void on_alarm(int sig)
-{
-	(void)sig;
-	static const char msg[] = "test_pm_b1_b16: test deadline exceeded\n";
-	if (write(2, msg, sizeof(msg) - 1) < 0) {
-		/* nothing more to do */
-	}
-	if (g_pid > 0)
-		kill((pid_t)g_pid, SIGKILL);
-	_exit(1);
-}
 
 static int setup(void **state)
 {
@@ -77,9 +64,7 @@ static int setup(void **state)
 	g_up = false;
 	g_c = NULL;
 	g_nfds = 0;
-	g_pid = 0;
-	signal(SIGALRM, on_alarm);
-	alarm(TEST_ALARM_S);
+	pmt_watchdog_arm("test_pm_b1_b16", TEST_ALARM_S);
 	return 0;
 }
 
@@ -125,9 +110,9 @@ static int teardown(void **state)
 			dump_log();
 		vfpmd_cleanup(&g_p);
 		g_up = false;
-		g_pid = 0;
+		pmt_watch(0);
 	}
-	alarm(0);
+	pmt_watchdog_disarm();
 	return rc;
 }
 
@@ -135,7 +120,7 @@ static void up(const char *keys)
 {
 	assert_int_equal(pmt_start(&g_p, keys), 0);
 	g_up = true;
-	g_pid = g_p.pid;
+	pmt_watch(g_p.pid);
 }
 
 static void conn(void)

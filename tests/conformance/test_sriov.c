@@ -57,7 +57,6 @@
 /* Fixture: one vfpmd, clients and descriptors released by the teardown. */
 
 static struct vfpmd_proc g_p;
-static volatile sig_atomic_t g_pid;   /* for the alarm handler */
 static bool g_up;
 static struct vfpm_client *g_cl[MAX_CLIENTS];
 static int g_fds[MAX_FDS];
@@ -65,29 +64,15 @@ static int g_nfds;
 static char g_extra_dir[400];         /* a socket directory a test added */
 static char g_extra_base[300];        /* and the temporary directory holding it */
 
-static void on_alarm(int sig)
-{
-	(void)sig;
-	static const char msg[] = "test_sriov: test deadline exceeded\n";
-	if (write(2, msg, sizeof(msg) - 1) < 0) {
-		/* nothing more to do */
-	}
-	if (g_pid > 0)
-		kill((pid_t)g_pid, SIGKILL);
-	_exit(1);
-}
-
 static int setup(void **state)
 {
 	(void)state;
 	g_up = false;
-	g_pid = 0;
 	g_nfds = 0;
 	g_extra_dir[0] = '\0';
 	g_extra_base[0] = '\0';
 	memset(g_cl, 0, sizeof(g_cl));
-	signal(SIGALRM, on_alarm);
-	alarm(TEST_ALARM_S);
+	pmt_watchdog_arm("test_sriov", TEST_ALARM_S);
 	return 0;
 }
 
@@ -292,7 +277,7 @@ static int teardown(void **state)
 			dump_log();
 		vfpmd_cleanup(&g_p);
 		g_up = false;
-		g_pid = 0;
+		pmt_watch(0);
 	}
 	if (g_extra_dir[0]) {
 		char path[700];
@@ -310,7 +295,7 @@ static int teardown(void **state)
 	}
 	if (g_extra_base[0])
 		rmdir(g_extra_base);
-	alarm(0);
+	pmt_watchdog_disarm();
 	return rc;
 }
 
@@ -338,7 +323,7 @@ static void up(unsigned total_vfs, const char *keys)
 		fprintf(stderr, "vfpmd did not start: %s\n", strerror(-rc));
 	assert_int_equal(rc, 0);
 	g_up = true;
-	g_pid = g_p.pid;
+	pmt_watch(g_p.pid);
 }
 
 /* Client slot i on the socket at path. */
@@ -1200,7 +1185,7 @@ static void vf_naming_and_status(void **state)
 	const char *specs[] = { "demo,name=dev,pm_delays=none,total_vfs=4", spec2, NULL };
 	assert_int_equal(vfpmd_start(&g_p, specs, NULL), 0);
 	g_up = true;
-	g_pid = g_p.pid;
+	pmt_watch(g_p.pid);
 
 	pf_cap();
 	unsigned nic_cap = sriov_cap_of("nic");
@@ -1417,7 +1402,7 @@ static void sriov_256_vfs_under_a_1024_descriptor_limit(void **state)
 	setrlimit(RLIMIT_NOFILE, &old);
 	assert_int_equal(rc, 0);
 	g_up = true;
-	g_pid = g_p.pid;
+	pmt_watch(g_p.pid);
 	pf_cap();
 	assert_int_equal(hrd("dev", SR(PCI_SRIOV_TOTAL_VF), 2), 256);
 	uint64_t t0 = now_ms();

@@ -730,7 +730,7 @@ static void test_bar_sizing(void **state)
 	assert_int_equal(bar0 & 0xf, PCI_BASE_ADDRESS_SPACE_MEMORY | PCI_BASE_ADDRESS_MEM_TYPE_32);
 	cfg_wr(c, PCI_BASE_ADDRESS_0, 0xffffffffu, 4);
 	assert_int_equal(cfg_rd(c, PCI_BASE_ADDRESS_0, 4), 0xfffff000u);
-	/* BAR1 is not implemented */
+	/* BAR1 is absent on the demo: reads 0, ignores writes */
 	cfg_wr(c, PCI_BASE_ADDRESS_1, 0xffffffffu, 4);
 	assert_int_equal(cfg_rd(c, PCI_BASE_ADDRESS_1, 4), 0);
 	/* BAR2: 1 MiB, 64-bit prefetchable (BAR3 is its upper half) */

@@ -3,7 +3,9 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 static const char *run_name = "stress";
@@ -75,4 +77,66 @@ uint32_t rnd(uint32_t *s)
 	x ^= x >> 17;
 	x ^= x << 5;
 	return *s = x;
+}
+
+bool stress_join(pthread_t *th, unsigned n, int grace_s, pid_t pid)
+{
+	struct timespec limit;
+	clock_gettime(CLOCK_REALTIME, &limit);
+	limit.tv_sec += grace_s;
+	bool hung = false;
+	for (unsigned i = 0; i < n; i++) {
+		if (!hung && pthread_timedjoin_np(th[i], NULL, &limit) == 0)
+			continue;
+		if (!hung) {
+			hung = true;
+			stress_fail("vfpmd stopped answering (deadlock?): killing pid %d", (int)pid);
+			kill(pid, SIGKILL);
+		}
+		pthread_join(th[i], NULL);
+	}
+	return hung;
+}
+
+bool log_has_sanitizer_report(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "%s: cannot read %s\n", run_name, path);
+		return false;
+	}
+	char line[1024];
+	bool found = false;
+	while (fgets(line, sizeof(line), f)) {
+		if (strstr(line, "WARNING: ThreadSanitizer") || strstr(line, "ERROR: AddressSanitizer") ||
+		    strstr(line, "runtime error:")) {
+			if (!found)
+				fprintf(stderr, "%s: sanitizer report in vfpmd's log:\n", run_name);
+			found = true;
+		}
+		if (found)
+			fputs(line, stderr);
+	}
+	fclose(f);
+	return found;
+}
+
+void print_log_tail(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	char buf[8192];
+	if (fseek(f, 0, SEEK_END) == 0) {
+		long sz = ftell(f);
+		if (sz > (long)sizeof(buf) - 1 && fseek(f, sz - (long)sizeof(buf) + 1, SEEK_SET)) {
+			/* cannot seek: read from wherever we are */
+		} else if (sz <= (long)sizeof(buf) - 1) {
+			rewind(f);
+		}
+	}
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	fprintf(stderr, "%s: tail of vfpmd's log:\n%s\n", run_name, buf);
 }

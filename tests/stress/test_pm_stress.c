@@ -465,61 +465,6 @@ static int connect_dev(struct sdev *d)
 				    VFIO_PCI_INTX_IRQ_INDEX, 0, 1, &d->intx_efd, 1, NULL);
 }
 
-/* Reads vfpmd's stderr log; prints it and returns true if it holds a
- * ThreadSanitizer report (or any other sanitizer's). */
-static bool log_has_sanitizer_report(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "pm-stress: cannot read %s\n", path);
-		return false;
-	}
-	size_t cap = 1 << 16, len = 0;
-	char *buf = malloc(cap + 1);
-	size_t n;
-	while (buf && (n = fread(buf + len, 1, cap - len, f)) > 0) {
-		len += n;
-		if (len == cap) {
-			char *nb = realloc(buf, 2 * cap + 1);
-			if (!nb)
-				break;
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	fclose(f);
-	if (!buf)
-		return false;
-	buf[len] = '\0';
-	bool bad = strstr(buf, "WARNING: ThreadSanitizer") || strstr(buf, "ERROR: AddressSanitizer") ||
-		   strstr(buf, "runtime error:");
-	if (bad)
-		fprintf(stderr, "pm-stress: vfpmd log (%s) with sanitizer reports:\n%s\n", path, buf);
-	else if (len)
-		fprintf(stderr, "pm-stress: vfpmd log (%zu bytes, no sanitizer report)\n", len);
-	free(buf);
-	return bad;
-}
-
-/* The end of vfpmd's log (after a hang: what it said last). */
-static void print_log_tail(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return;
-	char buf[8192];
-	if (fseek(f, 0, SEEK_END) == 0) {
-		long sz = ftell(f);
-		if (fseek(f, sz > (long)sizeof(buf) - 1 ? sz - (long)sizeof(buf) + 1 : 0, SEEK_SET)) {
-			/* read from wherever we are */
-		}
-	}
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	fprintf(stderr, "pm-stress: tail of vfpmd's log:\n%s\n", buf);
-}
-
 static void stress_v5(void **state)
 {
 	(void)state;
@@ -561,20 +506,7 @@ static void stress_v5(void **state)
 	/* A deadlocked vfpmd leaves client calls waiting forever: past a
 	 * generous grace, kill it so the threads see EOF and the log (with
 	 * TSan's lock-order report, if any) is still printed. */
-	struct timespec limit;
-	clock_gettime(CLOCK_REALTIME, &limit);
-	limit.tv_sec += seconds + 30 + seconds * 2;
-	bool hung = false;
-	for (unsigned i = 0; i < nth; i++) {
-		if (!hung && pthread_timedjoin_np(th[i], NULL, &limit) == 0)
-			continue;
-		if (!hung) {
-			hung = true;
-			stress_fail("vfpmd stopped answering (deadlock?): killing pid %d", (int)proc.pid);
-			kill(proc.pid, SIGKILL);
-		}
-		pthread_join(th[i], NULL);
-	}
+	bool hung = stress_join(th, nth, seconds + 30 + seconds * 2, proc.pid);
 	if (hung) {
 		/* nothing more to learn from a dead server than its log */
 		vfpmd_terminate(&proc);

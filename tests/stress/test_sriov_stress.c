@@ -385,45 +385,6 @@ static void *observer_main(void *arg)
 
 /* --- set-up and verdict --- */
 
-static bool log_has_sanitizer_report(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return false;
-	char line[1024];
-	bool found = false;
-	while (fgets(line, sizeof(line), f)) {
-		if (strstr(line, "WARNING: ThreadSanitizer") || strstr(line, "ERROR: AddressSanitizer") ||
-		    strstr(line, "runtime error:")) {
-			if (!found)
-				fprintf(stderr, "sriov-stress: sanitizer report in vfpmd's log:\n");
-			found = true;
-		}
-		if (found)
-			fputs(line, stderr);
-	}
-	fclose(f);
-	return found;
-}
-
-static void print_log_tail(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return;
-	char buf[8192];
-	if (fseek(f, 0, SEEK_END) == 0) {
-		long sz = ftell(f);
-		if (fseek(f, sz > (long)sizeof(buf) - 1 ? sz - (long)sizeof(buf) + 1 : 0, SEEK_SET)) {
-			/* read from wherever we are */
-		}
-	}
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	fprintf(stderr, "sriov-stress: tail of vfpmd's log:\n%s\n", buf);
-}
-
 static unsigned find_caps(struct pf *p)
 {
 	/* SR-IOV: extended list from 0x100, host side */
@@ -490,20 +451,7 @@ static void sriov_stress(void **state)
 	/* A deadlocked vfpmd leaves requests waiting forever: past a
 	 * generous grace (a VF removal may wait 10 s for a client), kill it
 	 * so that the threads see EOF and the log is still printed. */
-	struct timespec limit;
-	clock_gettime(CLOCK_REALTIME, &limit);
-	limit.tv_sec += seconds + 40 + seconds * 2;
-	bool hung = false;
-	for (unsigned i = 0; i < nth; i++) {
-		if (!hung && pthread_timedjoin_np(th[i], NULL, &limit) == 0)
-			continue;
-		if (!hung) {
-			hung = true;
-			stress_fail("vfpmd stopped answering (deadlock?): killing pid %d", (int)proc.pid);
-			kill(proc.pid, SIGKILL);
-		}
-		pthread_join(th[i], NULL);
-	}
+	bool hung = stress_join(th, nth, seconds + 40 + seconds * 2, proc.pid);
 	if (hung) {
 		vfpmd_terminate(&proc);
 		log_has_sanitizer_report(proc.log);
