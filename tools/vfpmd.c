@@ -44,7 +44,8 @@ static void usage(FILE *f)
 		"  -m, --socket-mode MODE   permission bits of socket files (octal, default 0600)\n"
 		"  -c, --ctl PATH           control socket (JSON lines; vfpmctl --ctl PATH ...);\n"
 		"                           default <dir>/vfpmd.ctl, 'none' disables it\n"
-		"  -v, --verbose            more log output (repeat for debug)\n"
+		"  -v, --verbose            also log each session's set-up (capabilities, DMA\n"
+		"                           maps, interrupts); -vv: also every failed request\n"
 		"  -q, --quiet              errors and warnings only\n"
 		"      --list-models        list device models and their keys\n"
 		"  -h, --help               this help\n"
@@ -105,7 +106,7 @@ int main(int argc, char **argv)
 			so.socket_mode = (mode_t)m;
 			break;
 		}
-		case 'v': so.verbosity = so.verbosity < VFPM_LOG_DEBUG ? so.verbosity + 1 : so.verbosity; break;
+		case 'v': so.verbosity = so.verbosity < CORE_VERBOSITY_MAX ? so.verbosity + 1 : so.verbosity; break;
 		case 'q': so.verbosity = VFPM_LOG_WARN; break;
 		case 'L': list_models(); free(specs); return 0;
 		case 'h': usage(stdout); free(specs); return 0;

@@ -126,8 +126,10 @@ VFPM_EXPORT int vfpm_dev_add_ioeventfd(struct vfpm_device *dev, unsigned bar, ui
  * bracket that). */
 VFPM_EXPORT void *vfpm_dev_bar_mem(struct vfpm_device *dev, unsigned bar);
 /* Signals interrupt vector vec by whatever mechanism the client enabled:
- * MSI-X (respecting vector and function masks: masked vectors set their
- * PBA bit and fire on unmask), MSI, or INTx (asserts the line; the model
+ * MSI-X (respecting the function mask, the client's SET_IRQS masks and,
+ * once the client programs it, the table's vector masks: a held-back
+ * vector sets its PBA bit and fires once when released, also when its
+ * eventfd arrives later), MSI, or INTx (asserts the line; the model
  * deasserts it). Returns 0, -EAGAIN when the interrupt is pending behind a
  * mask, -ENODEV when no interrupt is configured. */
 VFPM_EXPORT int vfpm_dev_irq(struct vfpm_device *dev, unsigned vec);

@@ -953,11 +953,11 @@ VFPM_EXPORT int vfpm_client_dma_unmap(struct vfpm_client *c, uint64_t iova, uint
 	if (m.len != 0 && m.len < sizeof(req))
 		rc = -EPROTO;
 	wire_msg_release(&m);
-	for (size_t i = 0; i < c->nmaps; i++)
-		if (c->maps[i].iova == iova && c->maps[i].size == size) {
+	/* the server removed every map inside the range (type1 semantics) */
+	for (size_t i = c->nmaps; rc == 0 && i-- > 0;)
+		if (c->maps[i].iova >= iova && c->maps[i].iova - iova < size &&
+		    c->maps[i].size <= size - (c->maps[i].iova - iova))
 			dma_drop(c, i);
-			break;
-		}
 	return rc;
 }
 

@@ -160,6 +160,8 @@ struct vfpm_device {
 	uint32_t msix_table_off, msix_pba_off;
 	uint8_t *msix_table;    /* msix_nvec * 16 bytes */
 	uint64_t *msix_pba;     /* pending bits */
+	uint64_t *msix_irq_mask;    /* SET_IRQS MASK per vector (bits) */
+	bool msix_table_written;    /* the client wrote the table since reset */
 	int *msix_fds;
 	int err_fd, req_fd;
 	uint16_t last_command;
@@ -200,8 +202,8 @@ int device_create(const struct vfpm_model *model, const char *name, struct vfpm_
 void device_destroy(struct vfpm_device *dev);
 
 /* Quiesces the model, resets it and config space, interrupts state (not
- * their eventfds). Caller holds req_lock. */
-void device_reset(struct vfpm_device *dev);
+ * their eventfds); logs the reset with its cause. Caller holds req_lock. */
+void device_reset(struct vfpm_device *dev, const char *cause);
 /* Client went away: quiesce, drop DMA maps and eventfds, reset. */
 void device_disconnect(struct vfpm_device *dev);
 
@@ -247,13 +249,21 @@ void pm_idle(struct vfpm_device *dev);
 /* Session established / ended (T1, T2, T10). */
 int pm_open(struct vfpm_device *dev);
 void pm_close(struct vfpm_device *dev);
+/* V3: config access to a promoted, suspended device without a wake
+ * (-EAGAIN: take the normal path); pm_maybe_asleep is its unlocked hint. */
+bool pm_maybe_asleep(struct vfpm_device *dev);
+int pm_config_asleep(struct vfpm_device *dev, unsigned off, void *buf, unsigned len, bool write);
 /* memory_enabled and the BAR access gate; memory_lock read-held. */
 bool pm_memory_enabled(struct vfpm_device *dev);
 /* After a config write: act on a PMCSR PowerState write and on COMMAND.MEM
  * changes (mmap revocation). No lock held. */
 void pm_after_config_write(struct vfpm_device *dev, bool mem_changed);
+/* BAR mappings follow memory_enabled && !engaged again / are revoked
+ * (takes memory_lock). */
+void pm_sync_mappings(struct vfpm_device *dev);
+void pm_revoke_mappings(struct vfpm_device *dev);
 /* memory_lock held for write: back to D0 (B31). */
-void pm_set_d0_locked(struct vfpm_device *dev);
+void pm_set_d0_locked(struct vfpm_device *dev, const char *cause);
 /* DEVICE_FEATURE LOW_POWER_* handlers (fd: descriptor or -1, owned on
  * success). */
 int pm_feature_entry(struct vfpm_device *dev, int wake_fd);
@@ -324,7 +334,14 @@ int session_dispatch(struct core_session *s, struct wire_msg *m);
  * returns 0, or -EFAULT when the copy hit SIGBUS (guard.c). */
 int core_copy(void *dst, const void *src, size_t n);
 
-/* logging to stderr: messages above verbosity are dropped */
+/* Log levels as vfpmd's verbosity counts them: errors, warnings and info
+ * (power transitions, resets, low-power requests, sessions) by default;
+ * -v adds the verbose level (each session's configuration: capabilities,
+ * DMA maps, interrupt set-up); -vv the debug level (every failed request).
+ * CORE_LOG_VERBOSE is the internal level between info and debug. */
+#define CORE_LOG_VERBOSE ((enum vfpm_log_level)(VFPM_LOG_DEBUG + 1))
+#define CORE_VERBOSITY_MAX 4   /* -vv: the debug level's rank */
+/* logging to stderr: messages ranked above verbosity are dropped */
 void core_log(int verbosity, enum vfpm_log_level lvl, const char *who, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 #define DLOG(dev, lvl, ...) core_log((dev)->verbosity, lvl, (dev)->name, __VA_ARGS__)

@@ -15,8 +15,10 @@
 
 void core_log(int verbosity, enum vfpm_log_level lvl, const char *who, const char *fmt, ...)
 {
-	static const char *const tag[] = { "error", "warning", "info", "debug" };
-	if ((int)lvl > verbosity)
+	static const char *const tag[] = { "error", "warning", "info", "debug", "verbose" };
+	/* rank: error 0, warning 1, info 2, verbose 3, debug 4 */
+	int rank = lvl == VFPM_LOG_DEBUG ? CORE_VERBOSITY_MAX : lvl == CORE_LOG_VERBOSE ? 3 : (int)lvl;
+	if ((unsigned)lvl > (unsigned)CORE_LOG_VERBOSE || rank > verbosity)
 		return;
 	char msg[512];
 	va_list ap;
@@ -151,8 +153,9 @@ VFPM_EXPORT int vfpm_dev_add_msix_cap(struct vfpm_device *dev, unsigned nvec, un
 		return off;
 	dev->msix_table = calloc(nvec, 16);
 	dev->msix_pba = calloc((nvec + 63) / 64, 8);
+	dev->msix_irq_mask = calloc((nvec + 63) / 64, 8);
 	dev->msix_fds = malloc(nvec * sizeof(int));
-	if (!dev->msix_table || !dev->msix_pba || !dev->msix_fds)
+	if (!dev->msix_table || !dev->msix_pba || !dev->msix_irq_mask || !dev->msix_fds)
 		return -ENOMEM;
 	for (unsigned i = 0; i < nvec; i++)
 		dev->msix_fds[i] = -1;
@@ -378,6 +381,7 @@ void device_destroy(struct vfpm_device *dev)
 		close(dev->ioeventfds[i].fd);
 	free(dev->msix_table);
 	free(dev->msix_pba);
+	free(dev->msix_irq_mask);
 	free(dev->msix_fds);
 	free(dev->maps);
 	opts_free(&dev->opts);
@@ -401,13 +405,14 @@ static void device_quiesce(struct vfpm_device *dev)
 	atomic_store(&dev->dma_cancel, false);
 }
 
-void device_reset(struct vfpm_device *dev)
+void device_reset(struct vfpm_device *dev, const char *cause)
 {
+	DLOG(dev, VFPM_LOG_INFO, "reset (%s)", cause);
 	/* the reset clears VF Enable: the VFs go away first */
 	sriov_disable(dev);
 	/* B31: D0 (restoring a NoSoftRst- snapshot) before the reset */
 	pthread_rwlock_wrlock(&dev->pm.memory_lock);
-	pm_set_d0_locked(dev);
+	pm_set_d0_locked(dev, "reset");
 	pthread_rwlock_unlock(&dev->pm.memory_lock);
 	device_quiesce(dev);
 	if (dev->ops->reset)
@@ -421,6 +426,32 @@ void device_reset(struct vfpm_device *dev)
 	 * after sriov_disable above; VF Enable now reads 0, so they go too
 	 * (VFs never outlive a cleared VF Enable). */
 	sriov_sync(dev);
+	/* COMMAND.MEM is clear again: mappings fault until it is set */
+	pm_sync_mappings(dev);
+}
+
+/* Initiate Function Level Reset written to DEVCTL: as vfio-pci turns a
+ * user's FLR write into a reset of the function, with the mappings
+ * revoked for its duration, through the DEVICE_RESET path and under a PM
+ * reference (the device resumes first if it was suspended). Caller holds
+ * req_lock. */
+static void device_flr(struct vfpm_device *dev)
+{
+	if (pm_request_begin(dev))
+		return;   /* logged; a device that cannot resume is not reset */
+	pm_revoke_mappings(dev);
+	device_reset(dev, "FLR");
+	pm_request_end(dev);
+}
+
+/* Does a config write of count bytes at off set Initiate FLR? */
+static bool writes_flr(const struct vfpm_device *dev, uint64_t off, const uint8_t *buf,
+		       uint32_t count)
+{
+	if (!dev->pcie_cap)
+		return false;
+	uint64_t b = dev->pcie_cap + PCI_EXP_DEVCTL + 1;   /* the byte holding BCR_FLR */
+	return off <= b && b - off < count && (buf[b - off] & (PCI_EXP_DEVCTL_BCR_FLR >> 8));
 }
 
 void device_disconnect(struct vfpm_device *dev)
@@ -428,7 +459,7 @@ void device_disconnect(struct vfpm_device *dev)
 	device_quiesce(dev);
 	dma_unmap_all(dev);
 	irq_release_all(dev);
-	device_reset(dev);
+	device_reset(dev, "client disconnected");
 }
 
 /* --- regions --- */
@@ -556,6 +587,9 @@ int device_region_rw(struct vfpm_device *dev, uint32_t region, uint64_t off, voi
 		}
 		if (changed && dev->ops->command_changed)
 			dev->ops->command_changed(dev->priv, cmd);
+		/* the FLR bit itself is not writable: it always reads 0 */
+		if (!rc && is_write && writes_flr(dev, off, buf, count))
+			device_flr(dev);
 		return rc;
 	}
 	if (region == VFU_PCI_ROM) {

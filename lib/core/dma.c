@@ -85,22 +85,38 @@ int dma_map(struct vfpm_device *dev, const struct vfu_dma_map *m, int fd)
 	return rc;
 }
 
+/* As the kernel's type1 (v2) IOMMU driver: every mapping inside
+ * [iova, iova + size) goes, a range that holds none is no error (QEMU
+ * unmaps the whole IOVA space in chunks on every guest IOMMU domain
+ * change), and a range that would split a mapping is refused. */
 int dma_unmap(struct vfpm_device *dev, uint64_t iova, uint64_t size, bool all)
 {
 	if (all) {
 		dma_unmap_all(dev);
 		return 0;
 	}
-	int rc = -ENOENT;
-	/* The write lock waits for copies in flight through the mapping. */
+	if (!size || ((iova | size) & 4095) || iova + size - 1 < iova)
+		return -EINVAL;
+	uint64_t last = iova + size - 1;
+	int rc = 0;
+	/* The write lock waits for copies in flight through the mappings. */
 	pthread_rwlock_wrlock(&dev->dma_lock);
 	for (size_t i = 0; i < dev->nmaps; i++) {
+		const struct dma_map_ent *e = &dev->maps[i];
+		uint64_t elast = e->iova + e->size - 1;
+		bool inside = e->iova >= iova && elast <= last;
+		if (!inside && e->iova <= last && iova <= elast) {
+			rc = -EINVAL;   /* would split a mapping */
+			break;
+		}
+	}
+	for (size_t i = 0; !rc && i < dev->nmaps;) {
 		struct dma_map_ent *e = &dev->maps[i];
-		if (e->iova == iova && e->size == size) {
+		if (e->iova >= iova && e->iova + e->size - 1 <= last) {
 			ent_release(e);
 			dev->maps[i] = dev->maps[--dev->nmaps];
-			rc = 0;
-			break;
+		} else {
+			i++;
 		}
 	}
 	pthread_rwlock_unlock(&dev->dma_lock);

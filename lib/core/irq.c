@@ -1,5 +1,18 @@
 /* Interrupts: INTx (level, automasked), MSI and MSI-X through the client's
- * eventfds, with the masks and pending bits of the PCI spec honoured. */
+ * eventfds, with the masks and pending bits of the PCI spec honoured.
+ *
+ * MSI-X masking has two sources, as on a host where vfio-pci owns the
+ * hardware table and the VMM emulates the guest's (docs/protocol.md):
+ *  - the client's own mask, SET_IRQS MASK/UNMASK on the MSI-X index
+ *    (msix_irq_mask), and the absence of an eventfd for the vector;
+ *  - the Vector Control mask bits of the server's table, which count only
+ *    once the client has written the table since the last reset
+ *    (msix_table_written). A client that emulates the table (QEMU) never
+ *    writes it, so the mask bits the table holds from reset never block it;
+ *    a client that programs the table gets the PCI semantics.
+ * A vector masked by either, or with no eventfd while MSI-X is enabled,
+ * sets its PBA bit; the interrupt is delivered once when nothing holds it
+ * back any more (unmask, table write, function unmask, eventfd assigned). */
 #include <errno.h>
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
@@ -58,9 +71,17 @@ static bool msix_func_masked(struct vfpm_device *dev)
 	return pci_cfg_get16(&dev->cfg, dev->msix_cap + PCI_MSIX_FLAGS) & PCI_MSIX_FLAGS_MASKALL;
 }
 
+static bool msix_irq_masked(struct vfpm_device *dev, unsigned v)
+{
+	return dev->msix_irq_mask[v / 64] >> (v % 64) & 1;
+}
+
 static bool msix_vec_masked(struct vfpm_device *dev, unsigned v)
 {
-	return dev->msix_table[v * 16 + PCI_MSIX_ENTRY_VECTOR_CTRL] & PCI_MSIX_ENTRY_CTRL_MASKBIT;
+	if (msix_irq_masked(dev, v))
+		return true;
+	return dev->msix_table_written &&
+	       (dev->msix_table[v * 16 + PCI_MSIX_ENTRY_VECTOR_CTRL] & PCI_MSIX_ENTRY_CTRL_MASKBIT);
 }
 
 static bool msi_enabled(struct vfpm_device *dev)
@@ -95,14 +116,13 @@ static bool pba_get(struct vfpm_device *dev, unsigned v)
 	return dev->msix_pba[v / 64] >> (v % 64) & 1;
 }
 
+/* MSI-X is enabled (dev->lock held). */
 static int msix_fire(struct vfpm_device *dev, unsigned v)
 {
-	if (msix_func_masked(dev) || msix_vec_masked(dev, v)) {
+	if (msix_func_masked(dev) || msix_vec_masked(dev, v) || dev->msix_fds[v] < 0) {
 		pba_set(dev, v, true);
 		return -EAGAIN;
 	}
-	if (dev->msix_fds[v] < 0)
-		return -ENODEV;
 	signal_fd(dev->msix_fds[v]);
 	return 0;
 }
@@ -217,6 +237,9 @@ void irq_reset_state(struct vfpm_device *dev)
 	dev->intx_masked = false;
 	dev->msi_pending = 0;
 	if (dev->msix_cap) {
+		/* the client's SET_IRQS masks are host-side setup, like its
+		 * eventfds: they stay */
+		dev->msix_table_written = false;
 		memset(dev->msix_table, 0, (size_t)dev->msix_nvec * 16);
 		for (unsigned v = 0; v < dev->msix_nvec; v++)
 			dev->msix_table[v * 16 + PCI_MSIX_ENTRY_VECTOR_CTRL] = PCI_MSIX_ENTRY_CTRL_MASKBIT;
@@ -305,6 +328,8 @@ void irq_release_all(struct vfpm_device *dev)
 		close_fd(&dev->msi_fds[i]);
 	for (unsigned i = 0; i < dev->msix_nvec; i++)
 		close_fd(&dev->msix_fds[i]);
+	if (dev->msix_cap)
+		memset(dev->msix_irq_mask, 0, ((dev->msix_nvec + 63) / 64) * 8);
 	pthread_mutex_unlock(&dev->lock);
 }
 
@@ -366,6 +391,7 @@ int irq_msix_rw(struct vfpm_device *dev, uint64_t off, void *buf, uint32_t len, 
 		uint8_t *p = dev->msix_table + (off - t0);
 		if (is_write) {
 			memcpy(p, buf, len);
+			dev->msix_table_written = true;   /* the table now counts */
 			/* An unmasked vector with its pending bit set fires now. */
 			msix_deliver_pending(dev);
 		} else {
@@ -428,10 +454,11 @@ static void irq_mask(struct vfpm_device *dev, uint32_t index, uint32_t v, bool m
 		break;
 	}
 	case VFU_IRQ_MSIX:
+		/* the client's own mask: the server's table is left alone */
 		if (mask)
-			dev->msix_table[v * 16 + PCI_MSIX_ENTRY_VECTOR_CTRL] |= PCI_MSIX_ENTRY_CTRL_MASKBIT;
+			dev->msix_irq_mask[v / 64] |= 1ull << (v % 64);
 		else
-			dev->msix_table[v * 16 + PCI_MSIX_ENTRY_VECTOR_CTRL] &= ~PCI_MSIX_ENTRY_CTRL_MASKBIT;
+			dev->msix_irq_mask[v / 64] &= ~(1ull << (v % 64));
 		if (!mask)
 			msix_deliver_pending(dev);
 		break;
@@ -450,7 +477,8 @@ static void irq_trigger(struct vfpm_device *dev, uint32_t index, uint32_t v)
 		msi_fire(dev, v);
 		break;
 	case VFU_IRQ_MSIX:
-		msix_fire(dev, v);
+		if (msix_enabled(dev))
+			msix_fire(dev, v);
 		break;
 	default: {
 		int fd = *irq_fd_slot(dev, index, 0);
@@ -494,6 +522,8 @@ int irq_set(struct vfpm_device *dev, uint32_t flags, uint32_t index, uint32_t st
 		pthread_mutex_lock(&dev->lock);
 		for (int i = 0; i < n; i++)
 			close_fd(irq_fd_slot(dev, index, (uint32_t)i));
+		if (index == VFU_IRQ_MSIX)
+			memset(dev->msix_irq_mask, 0, ((dev->msix_nvec + 63) / 64) * 8);
 		pthread_mutex_unlock(&dev->lock);
 		return 0;
 	}
@@ -530,9 +560,12 @@ int irq_set(struct vfpm_device *dev, uint32_t flags, uint32_t index, uint32_t st
 				fds[i] = -1;  /* now owned here */
 			}
 		}
-		/* a vector that went pending while it had no eventfd fires now */
+		/* a vector that went pending while it had no eventfd fires now
+		 * (QEMU disables and re-enables every MSI-X vector to add one) */
 		if (index == VFU_IRQ_INTX)
 			intx_update(dev);
+		else if (index == VFU_IRQ_MSIX)
+			msix_deliver_pending(dev);
 		pthread_mutex_unlock(&dev->lock);
 		return 0;
 	}

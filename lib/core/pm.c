@@ -42,10 +42,14 @@ static void sleep_us(long us)
 		;
 }
 
-/* memory_lock held for write */
-static void set_power_state_raw(struct vfpm_device *dev, int state)
+/* memory_lock held for write. A change of state is logged with its cause
+ * (NULL: only PMCSR is refreshed, the state is unchanged). */
+static void set_power_state_raw(struct vfpm_device *dev, int state, const char *cause)
 {
 	struct dev_pm *pm = &dev->pm;
+	if (state != pm->power_state && cause)
+		DLOG(dev, VFPM_LOG_INFO, "power %s -> %s (%s)", pm_state_name(pm->power_state),
+		     pm_state_name(state), cause);
 	uint64_t now = now_ns();
 	uint64_t since = (uint64_t)pm->state_since.tv_sec * 1000000000ull +
 			 (uint64_t)pm->state_since.tv_nsec;
@@ -140,6 +144,21 @@ static void mmap_update(struct vfpm_device *dev)
 	}
 }
 
+void pm_sync_mappings(struct vfpm_device *dev)
+{
+	pthread_rwlock_wrlock(&dev->pm.memory_lock);
+	mmap_update(dev);
+	pthread_rwlock_unlock(&dev->pm.memory_lock);
+}
+
+void pm_revoke_mappings(struct vfpm_device *dev)
+{
+	pthread_rwlock_wrlock(&dev->pm.memory_lock);
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+		bar_revoke(&dev->bars[i]);
+	pthread_rwlock_unlock(&dev->pm.memory_lock);
+}
+
 VFPM_EXPORT bool vfpm_dev_mem_decode(struct vfpm_device *dev)
 {
 	pthread_rwlock_rdlock(&dev->pm.memory_lock);
@@ -206,12 +225,14 @@ static void device_lost_state(struct vfpm_device *dev)
 	 * config space): only the device's own interrupt state (level,
 	 * pending bits) is lost with its power. */
 	bool masked = dev->intx_masked;
+	bool table_written = dev->msix_table_written;
 	size_t tlen = (size_t)dev->msix_nvec * 16;
 	uint8_t *table = tlen ? malloc(tlen) : NULL;
 	if (table)
 		memcpy(table, dev->msix_table, tlen);
 	irq_reset_state(dev);
 	dev->intx_masked = masked;
+	dev->msix_table_written = table_written;
 	if (table) {
 		memcpy(dev->msix_table, table, tlen);
 		free(table);
@@ -245,7 +266,7 @@ static void model_unpark(struct vfpm_device *dev)
  * vfio_pci_set_power_state + pci_set_power_state decide it. memory_lock
  * held for write. Returns 0 or the errno the kernel would return
  * internally (the PMCSR write stays silent about it, B28). */
-static int set_power_state(struct vfpm_device *dev, int target)
+static int set_power_state(struct vfpm_device *dev, int target, const char *cause)
 {
 	struct dev_pm *pm = &dev->pm;
 	int cur = pm->power_state;
@@ -270,7 +291,7 @@ static int set_power_state(struct vfpm_device *dev, int target)
 		model_park(dev, target);   /* V1: no device work in D3hot */
 	}
 	transition_delay(dev, cur, target);
-	set_power_state_raw(dev, target);
+	set_power_state_raw(dev, target, cause);
 	if (target == VFPM_D0 && cur >= VFPM_D3HOT) {
 		if (pm->needs_pm_restore) {
 			/* the device reset itself on D3hot->D0: the model resets,
@@ -281,7 +302,7 @@ static int set_power_state(struct vfpm_device *dev, int target)
 				free(pm->pm_save);
 				pm->pm_save = NULL;
 			}
-			set_power_state_raw(dev, VFPM_D0);
+			set_power_state_raw(dev, VFPM_D0, NULL);
 		}
 		model_unpark(dev);
 	}
@@ -289,15 +310,16 @@ static int set_power_state(struct vfpm_device *dev, int target)
 	return 0;
 }
 
-void pm_set_d0_locked(struct vfpm_device *dev)
+void pm_set_d0_locked(struct vfpm_device *dev, const char *cause)
 {
 	if (dev->pm.promoted) {
 		/* V3: back to D0 takes back the reference the D3hot dropped */
-		dev->pm.promoted = false;
+		__atomic_store_n(&dev->pm.promoted, false, __ATOMIC_RELAXED);
 		rpm_get_noresume(&dev->pm.rpm);
-		set_power_state_raw(dev, dev->pm.power_state);
+		set_power_state_raw(dev, dev->pm.power_state, NULL);
+		DLOG(dev, VFPM_LOG_INFO, "guest PMCSR D3hot -> D0 (%s; promotion ends)", cause);
 	}
-	set_power_state(dev, VFPM_D0);
+	set_power_state(dev, VFPM_D0, cause);
 }
 
 /* --- runtime PM callbacks --- */
@@ -318,7 +340,7 @@ static int rt_suspend(void *ctx)
 
 	pthread_rwlock_wrlock(&pm->memory_lock);
 	/* B8: through D0 first (restores pm_save after a user D3hot) */
-	int rc = set_power_state(dev, VFPM_D0);
+	int rc = set_power_state(dev, VFPM_D0, "runtime suspend goes through D0");
 	if (rc) {
 		pthread_rwlock_unlock(&pm->memory_lock);
 		return rc;
@@ -346,9 +368,9 @@ static int rt_suspend(void *ctx)
 		pthread_rwlock_unlock(&pm->memory_lock);
 		transition_delay(dev, VFPM_D0, VFPM_D3HOT);
 		pthread_rwlock_wrlock(&pm->memory_lock);
-		set_power_state_raw(dev, VFPM_D3HOT);
+		set_power_state_raw(dev, VFPM_D3HOT, "runtime suspend");
 		if (target == VFPM_D3COLD) {
-			set_power_state_raw(dev, VFPM_D3COLD);
+			set_power_state_raw(dev, VFPM_D3COLD, "runtime suspend, platform removes power");
 			for (unsigned i = 0; i < PCI_NUM_BARS; i++)
 				bar_drop(&dev->bars[i]);   /* memory really returned */
 		}
@@ -359,11 +381,12 @@ static int rt_suspend(void *ctx)
 }
 
 /* memory_lock held for write: T6 and B11, and the silent exit (T7, T10). */
-static void lowpower_exit_locked(struct vfpm_device *dev, bool signal)
+static void lowpower_exit_locked(struct vfpm_device *dev, bool signal, const char *cause)
 {
 	struct dev_pm *pm = &dev->pm;
 	if (!pm->engaged)
 		return;
+	DLOG(dev, VFPM_LOG_INFO, "low-power exit (%s)", cause);
 	pm->engaged = false;
 	rpm_get_noresume(&pm->rpm);   /* the reference ENTRY dropped */
 	if (pm->wake_fd >= 0) {
@@ -400,7 +423,7 @@ static int rt_resume(void *ctx)
 	}
 	free(pm->rt_save);
 	pm->rt_save = NULL;
-	set_power_state_raw(dev, VFPM_D0);    /* B9 */
+	set_power_state_raw(dev, VFPM_D0, "runtime resume");    /* B9 */
 	model_unpark(dev);
 
 	pthread_mutex_lock(&dev->lock);
@@ -415,7 +438,7 @@ static int rt_resume(void *ctx)
 
 	/* B11: the armed wakeup fires once and disengages */
 	if (pm->engaged && pm->wake_fd >= 0)
-		lowpower_exit_locked(dev, true);
+		lowpower_exit_locked(dev, true, "device resumed: wakeup signalled");
 	/* engaged-awake after D3cold: BAR contents are gone; a revoked BAR
 	 * with no copy reads zeros through pm_bar_shadow, which allocates
 	 * the zeroed copy on first use (not here: see there) */
@@ -467,17 +490,20 @@ void pm_after_config_write(struct vfpm_device *dev, bool mem_changed)
 	    !atomic_load(&dev->sriov_active)) {
 		/* V3: the guest's D3hot becomes a dropped reference; the
 		 * device suspends (perhaps to D3cold) once the request ends */
-		pm->promoted = true;
-		set_power_state_raw(dev, pm->power_state);   /* PMCSR reads D3hot */
+		__atomic_store_n(&pm->promoted, true, __ATOMIC_RELAXED);
+		set_power_state_raw(dev, pm->power_state, NULL);   /* PMCSR reads D3hot */
 		drop_ref = true;
+		DLOG(dev, VFPM_LOG_INFO,
+		     "guest PMCSR D0 -> D3hot (promoted: the device suspends when idle)");
 	} else if (req == VFPM_D0 && pm->promoted) {
-		pm->promoted = false;
-		set_power_state_raw(dev, pm->power_state);
+		__atomic_store_n(&pm->promoted, false, __ATOMIC_RELAXED);
+		set_power_state_raw(dev, pm->power_state, NULL);
 		take_ref = true;
+		DLOG(dev, VFPM_LOG_INFO, "guest PMCSR D3hot -> D0 (promotion ends)");
 	} else if (req >= 0 && !pm->promoted) {
 		/* refused transitions are silent (B28): PowerState reads back
 		 * the real state */
-		set_power_state(dev, req);
+		set_power_state(dev, req, "PMCSR write");
 	}
 	if (mem_changed)
 		mmap_update(dev);
@@ -486,6 +512,57 @@ void pm_after_config_write(struct vfpm_device *dev, bool mem_changed)
 		rpm_put_noidle(&pm->rpm);   /* the request's own put runs the idle */
 	if (take_ref)
 		rpm_get_noresume(&pm->rpm); /* the request already resumed it */
+}
+
+/* --- V3: config space of a promoted device, served asleep --- */
+
+/* A cheap unlocked hint for the session: may pm_config_asleep serve? */
+bool pm_maybe_asleep(struct vfpm_device *dev)
+{
+	return __atomic_load_n(&dev->pm.promoted, __ATOMIC_RELAXED);
+}
+
+static bool overlaps(unsigned off, unsigned len, unsigned reg, unsigned rlen)
+{
+	return off < reg + rlen && reg < off + len;
+}
+
+/* Writes that reach beyond config space's own bytes: COMMAND (memory
+ * decode, the model's command_changed), PMCSR (a power transition), DEVCTL
+ * (FLR) and the SR-IOV control (VFs). */
+static bool config_write_wakes(struct vfpm_device *dev, unsigned off, unsigned len)
+{
+	return overlaps(off, len, PCI_COMMAND, 2) ||
+	       (dev->pm_cap && overlaps(off, len, dev->pm_cap + PCI_PM_CTRL, 2)) ||
+	       (dev->pcie_cap && overlaps(off, len, dev->pcie_cap + PCI_EXP_DEVCTL, 2)) ||
+	       (dev->sriov_cap && overlaps(off, len, dev->sriov_cap + PCI_SRIOV_CTRL, 2));
+}
+
+/* V3: the guest of a promoted device believes it is in D3hot, where config
+ * space answers without a transition. While such a device is suspended
+ * (D3hot or D3cold underneath), a config access is served from the core's
+ * config space and the device stays asleep. A write also updates the
+ * snapshot a resume restores, so it is not lost. Returns -EAGAIN when the
+ * access must wake the device: not promoted or not suspended, low power
+ * engaged (B10, B11, B13: any access wakes), or a write that reaches the
+ * model or the power state (config_write_wakes). */
+int pm_config_asleep(struct vfpm_device *dev, unsigned off, void *buf, unsigned len, bool write)
+{
+	struct dev_pm *pm = &dev->pm;
+	if (write && config_write_wakes(dev, off, len))
+		return -EAGAIN;
+	pthread_rwlock_wrlock(&pm->memory_lock);
+	if (!pm->promoted || pm->engaged || pm->power_state < VFPM_D3HOT) {
+		pthread_rwlock_unlock(&pm->memory_lock);
+		return -EAGAIN;
+	}
+	pthread_mutex_lock(&dev->lock);
+	int rc = write ? pci_cfg_write(&dev->cfg, off, buf, len) : pci_cfg_read(&dev->cfg, off, buf, len);
+	if (!rc && write && pm->rt_save)
+		memcpy(pm->rt_save, dev->cfg.data, VPCI_CFG_SIZE);
+	pthread_mutex_unlock(&dev->lock);
+	pthread_rwlock_unlock(&pm->memory_lock);
+	return rc;
 }
 
 /* --- low-power features (kernel spec §1.2 steps 11-16) --- */
@@ -504,6 +581,7 @@ int pm_feature_entry(struct vfpm_device *dev, int wake_fd)
 	}
 	pm->engaged = true;
 	pm->wake_fd = wake_fd;
+	DLOG(dev, VFPM_LOG_INFO, "low-power entry%s", wake_fd >= 0 ? " (wakeup armed)" : "");
 	rpm_put_noidle(&pm->rpm);   /* the open reference; the wrapper's put idles */
 	pthread_rwlock_unlock(&pm->memory_lock);
 	return 0;
@@ -513,7 +591,7 @@ int pm_feature_exit(struct vfpm_device *dev)
 {
 	struct dev_pm *pm = &dev->pm;
 	pthread_rwlock_wrlock(&pm->memory_lock);
-	lowpower_exit_locked(dev, false);   /* T7: no signal */
+	lowpower_exit_locked(dev, false, "LOW_POWER_EXIT");   /* T7: no signal */
 	mmap_update(dev);
 	pthread_rwlock_unlock(&pm->memory_lock);
 	return 0;   /* always 0, even when not engaged (B3) */
@@ -568,7 +646,7 @@ void pm_close(struct vfpm_device *dev)
 {
 	struct dev_pm *pm = &dev->pm;
 	pthread_rwlock_wrlock(&pm->memory_lock);
-	lowpower_exit_locked(dev, false);   /* B15: no signal */
+	lowpower_exit_locked(dev, false, "client gone");   /* B15: no signal */
 	pthread_rwlock_unlock(&pm->memory_lock);
 
 	rpm_get(&pm->rpm);
@@ -672,7 +750,11 @@ int pm_ctl_config_rw(struct vfpm_device *dev, unsigned off, void *buf, unsigned 
 	pthread_rwlock_unlock(&pm->memory_lock);
 	if (cold && rpm_resume_and_get(&pm->rpm))
 		return -EIO;
+	/* req_lock: a write may reset the device (FLR), which is serialised
+	 * against the session's requests */
+	pthread_mutex_lock(&dev->req_lock);
 	int rc = device_region_rw(dev, VFU_PCI_CONFIG, off, buf, len, write);
+	pthread_mutex_unlock(&dev->req_lock);
 	if (cold)
 		rpm_put(&pm->rpm);
 	return rc;

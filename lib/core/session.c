@@ -1,6 +1,7 @@
 /* A client session: message dispatch with one handler per command, error
  * replies with the handler's errno, and server-initiated DMA messages. */
 #include <errno.h>
+#include <inttypes.h>
 #include <linux/vfio.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -30,6 +31,9 @@ struct cmd_desc {
 	bool device_cmd;    /* a device command (contract §3), not IOMMU-side */
 	/* true when the request is rejected before any PM action */
 	bool (*pm_skip)(const struct wire_msg *m);
+	/* serves the request without a PM reference when the device may stay
+	 * asleep for it (V3); -EAGAIN: take the normal path */
+	cmd_fn asleep;
 };
 
 static int reply_put(struct reply *r, const void *p, size_t len)
@@ -84,6 +88,10 @@ static int h_version(struct core_session *s, struct wire_msg *m, struct reply *r
 	if (!rc) {
 		s->version_done = true;
 		s->peer.write_multiple = mine.write_multiple;
+		DLOG(s->dev, CORE_LOG_VERBOSE,
+		     "session: version 0.%u, client max_data_xfer_size %u, max_msg_fds %u%s",
+		     out.minor, offered.max_data_xfer_size, offered.max_msg_fds,
+		     mine.write_multiple ? ", write_multiple" : "");
 	}
 	return rc;
 }
@@ -97,7 +105,12 @@ static int h_dma_map(struct core_session *s, struct wire_msg *m, struct reply *r
 	if (dm.argsz < sizeof(dm))
 		return -EINVAL;
 	int fd = m->nfds ? m->fds[0] : -1;
-	return dma_map(s->dev, &dm, fd);   /* the fd is closed with m: mmap keeps its own ref */
+	int rc = dma_map(s->dev, &dm, fd);   /* the fd is closed with m: mmap keeps its own ref */
+	if (!rc)
+		DLOG(s->dev, CORE_LOG_VERBOSE, "DMA map 0x%" PRIx64 "+0x%" PRIx64 " %s%s, %s", dm.addr,
+		     dm.size, dm.flags & VFU_DMA_FLAG_READ ? "r" : "", dm.flags & VFU_DMA_FLAG_WRITE ? "w" : "",
+		     fd >= 0 ? "file" : "messages");
+	return rc;
 }
 
 static int h_dma_unmap(struct core_session *s, struct wire_msg *m, struct reply *r)
@@ -114,6 +127,10 @@ static int h_dma_unmap(struct core_session *s, struct wire_msg *m, struct reply 
 	int rc = dma_unmap(s->dev, du.addr, du.size, all);
 	if (rc)
 		return rc;
+	if (all)
+		DLOG(s->dev, CORE_LOG_VERBOSE, "DMA unmap all");
+	else
+		DLOG(s->dev, CORE_LOG_VERBOSE, "DMA unmap 0x%" PRIx64 "+0x%" PRIx64, du.addr, du.size);
 	du.argsz = sizeof(du);
 	return reply_put(r, &du, sizeof(du));
 }
@@ -240,32 +257,50 @@ static int h_set_irqs(struct core_session *s, struct wire_msg *m, struct reply *
 	size_t dlen = m->len - sizeof(is);
 	if ((is.flags & VFIO_IRQ_SET_DATA_TYPE_MASK) == VFIO_IRQ_SET_DATA_BOOL && dlen != is.count)
 		return -EINVAL;
-	return irq_set(s->dev, is.flags, is.index, is.start, is.count, m->payload + sizeof(is),
-		       m->fds, m->nfds);
+	int rc = irq_set(s->dev, is.flags, is.index, is.start, is.count, m->payload + sizeof(is),
+			 m->fds, m->nfds);
+	if (!rc)
+		DLOG(s->dev, CORE_LOG_VERBOSE, "SET_IRQS index %u start %u count %u flags 0x%x, %d fds",
+		     is.index, is.start, is.count, is.flags, m->nfds);
+	return rc;
 }
 
 /* --- region access --- */
 
-static uint32_t xfer_limit(struct core_session *s)
+/* A request's count is bounded by what its receiver announced: for
+ * REGION_READ/WRITE that is the server's max_data_xfer_size, never the
+ * client's (libvfio-user's sample client announces 1 KiB and writes 4 KiB).
+ * The client's value bounds only the server's DMA_READ/WRITE requests. */
+#define REGION_XFER_MAX VFPM_MAX_DATA_XFER
+
+/* A region access, or with asleep the same access served from the core's
+ * config space while a promoted device stays suspended (-EAGAIN when it
+ * cannot be). */
+static int region_access(struct core_session *s, uint32_t region, uint64_t off, void *buf,
+			 uint32_t count, bool write, bool asleep)
 {
-	uint32_t lim = s->peer.max_data_xfer_size;
-	return lim < VFPM_MAX_DATA_XFER ? lim : VFPM_MAX_DATA_XFER;
+	if (!asleep)
+		return device_region_rw(s->dev, region, off, buf, count, write);
+	if (!count || region != VFU_PCI_CONFIG || off > VPCI_CFG_SIZE ||
+	    count > VPCI_CFG_SIZE - off)
+		return -EAGAIN;
+	return pm_config_asleep(s->dev, (unsigned)off, buf, count, write);
 }
 
-static int h_region_read(struct core_session *s, struct wire_msg *m, struct reply *r)
+static int region_read(struct core_session *s, struct wire_msg *m, struct reply *r, bool asleep)
 {
 	struct vfu_region_access ra;
 	memcpy(&ra, m->payload, sizeof(ra));
-	if (ra.region >= VFU_PCI_NUM_REGIONS || ra.count > xfer_limit(s))
-		return -EINVAL;
+	if (ra.region >= VFU_PCI_NUM_REGIONS || ra.count > REGION_XFER_MAX)
+		return asleep ? -EAGAIN : -EINVAL;
 	if (ra.count > sizeof(r->small) - sizeof(ra)) {
 		uint8_t *big = malloc(sizeof(ra) + ra.count);
 		if (!big)
 			return -ENOMEM;
 		r->buf = big;
 	}
-	int rc = ra.count ? device_region_rw(s->dev, ra.region, ra.offset, r->buf + sizeof(ra),
-					     ra.count, false)
+	int rc = ra.count ? region_access(s, ra.region, ra.offset, r->buf + sizeof(ra), ra.count,
+					  false, asleep)
 			  : 0;
 	if (rc)
 		return rc;
@@ -274,19 +309,42 @@ static int h_region_read(struct core_session *s, struct wire_msg *m, struct repl
 	return 0;
 }
 
-static int h_region_write(struct core_session *s, struct wire_msg *m, struct reply *r)
+static int region_write(struct core_session *s, struct wire_msg *m, struct reply *r, bool asleep)
 {
 	struct vfu_region_access ra;
 	memcpy(&ra, m->payload, sizeof(ra));
-	if (ra.region >= VFU_PCI_NUM_REGIONS || ra.count > xfer_limit(s) ||
+	if (ra.region >= VFU_PCI_NUM_REGIONS || ra.count > REGION_XFER_MAX ||
 	    m->len - sizeof(ra) != ra.count)
-		return -EINVAL;
-	int rc = ra.count ? device_region_rw(s->dev, ra.region, ra.offset, m->payload + sizeof(ra),
-					     ra.count, true)
+		return asleep ? -EAGAIN : -EINVAL;
+	int rc = ra.count ? region_access(s, ra.region, ra.offset, m->payload + sizeof(ra),
+					  ra.count, true, asleep)
 			  : 0;
 	if (rc)
 		return rc;
 	return reply_put(r, &ra, sizeof(ra));
+}
+
+static int h_region_read(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	return region_read(s, m, r, false);
+}
+
+static int h_region_write(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	return region_write(s, m, r, false);
+}
+
+/* Only a valid config access to a promoted, suspended device is served
+ * asleep; anything else (an invalid request included) takes the normal
+ * path and its answer. */
+static int a_region_read(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	return region_read(s, m, r, true);
+}
+
+static int a_region_write(struct core_session *s, struct wire_msg *m, struct reply *r)
+{
+	return region_write(s, m, r, true);
 }
 
 static int h_region_write_multi(struct core_session *s, struct wire_msg *m, struct reply *r)
@@ -313,7 +371,7 @@ static int h_region_write_multi(struct core_session *s, struct wire_msg *m, stru
 
 static int h_reset(struct core_session *s, struct wire_msg *m, struct reply *r)
 {
-	device_reset(s->dev);
+	device_reset(s->dev, "DEVICE_RESET");
 	return 0;
 }
 
@@ -436,9 +494,9 @@ static const struct cmd_desc cmds[VFU_CMD_MAX + 1] = {
 	[VFU_CMD_GET_IRQ_INFO] = { h_irq_info, sizeof(struct vfu_irq_info), 0, true },
 	[VFU_CMD_SET_IRQS] = { h_set_irqs, sizeof(struct vfu_irq_set), VFPM_MAX_MSG_FDS, true },
 	[VFU_CMD_REGION_READ] = { h_region_read, sizeof(struct vfu_region_access), 0, true,
-				  region_pm_skip },
+				  region_pm_skip, a_region_read },
 	[VFU_CMD_REGION_WRITE] = { h_region_write, sizeof(struct vfu_region_access), 0, true,
-				   region_pm_skip },
+				   region_pm_skip, a_region_write },
 	[VFU_CMD_DEVICE_RESET] = { h_reset, 0, 0, true },
 	[VFU_CMD_REGION_WRITE_MULTI] = { h_region_write_multi, sizeof(struct vfu_write_multi), 0,
 					 true },
@@ -602,6 +660,22 @@ int session_dispatch(struct core_session *s, struct wire_msg *m)
 
 	struct reply r = { .buf = NULL };
 	r.buf = r.small;
+	if (rc == 1 && d->asleep && !m->nfds && m->len >= d->min_len && pm_maybe_asleep(dev)) {
+		/* V3: a promoted device answers config space without waking */
+		pthread_mutex_lock(&dev->req_lock);
+		int a = d->asleep(s, m, &r);
+		if (a != -EAGAIN)
+			atomic_fetch_add_explicit(&dev->requests, 1, memory_order_relaxed);
+		pthread_mutex_unlock(&dev->req_lock);
+		if (a != -EAGAIN) {
+			rc = a;
+		} else {
+			if (r.buf != r.small)
+				free(r.buf);
+			r.buf = r.small;
+			r.len = 0;
+		}
+	}
 	if (rc == 1) {
 		/* Contract §3: a device command holds a PM reference for its
 		 * whole handling, taken before its payload is validated (an

@@ -90,7 +90,7 @@ static int enable_locked(struct vfpm_device *dev, unsigned n, unsigned seq)
 	if (rc)
 		return rc;
 	pthread_rwlock_wrlock(&dev->pm.memory_lock);
-	pm_set_d0_locked(dev);
+	pm_set_d0_locked(dev, "VF Enable: a PF with VFs stays in D0");
 	/* Fix (tests/conformance/test_sriov.c, nosoftrst=off): a NoSoftRst-
 	 * PF coming out of D3hot (runtime-suspended, or put there by its
 	 * user) lost its config space on the way to D0, and the resume or

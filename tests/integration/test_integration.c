@@ -1131,8 +1131,9 @@ static void test_dma_message_based(void **state)
 	dma_over_messages(&o, 0x5000);
 }
 
-/* Masked MSI-X vector: the interrupt becomes the PBA bit, delivered on
- * unmask; the same with the function mask and with SET_IRQS MASK/UNMASK. */
+/* A client that programs the server's table: a masked MSI-X vector's
+ * interrupt becomes the PBA bit, delivered on unmask; the same with the
+ * function mask and with SET_IRQS MASK/UNMASK. */
 static void test_msix_masking(void **state)
 {
 	(void)state;
@@ -1143,6 +1144,8 @@ static void test_msix_masking(void **state)
 	for (unsigned v = 0; v < DEMO_NVEC; v++)
 		assert_int_equal(rd(c, R_BAR4, v * 16 + PCI_MSIX_ENTRY_VECTOR_CTRL, 4),
 				 PCI_MSIX_ENTRY_CTRL_MASKBIT);
+	/* programming the table (mask still set) makes its mask bits count */
+	msix_vector_ctrl(c, 0, PCI_MSIX_ENTRY_CTRL_MASKBIT);
 	int efd = new_eventfd();
 	set_irq_eventfd(c, IRQ_MSIX, 0, efd);
 	reg_wr(c, REG_INT_MASK, INT_DMA_DONE);
@@ -1167,9 +1170,10 @@ static void test_msix_masking(void **state)
 	assert_int_equal(wait_irq(efd, NULL, IRQ_TIMEOUT_MS), 1);
 	assert_int_equal(msix_pba(c), 0);
 
-	/* masking through SET_IRQS sets the table's mask bit */
+	/* masking through SET_IRQS is the client's own mask: the table's
+	 * mask bit is left as the client wrote it */
 	irq_action(c, VFIO_IRQ_SET_ACTION_MASK, IRQ_MSIX, 0);
-	assert_int_equal(rd(c, R_BAR4, PCI_MSIX_ENTRY_VECTOR_CTRL, 4), PCI_MSIX_ENTRY_CTRL_MASKBIT);
+	assert_int_equal(rd(c, R_BAR4, PCI_MSIX_ENTRY_VECTOR_CTRL, 4), 0);
 	reg_wr(c, REG_DOORBELL, 1);
 	wait_reg(c, REG_DMA_COUNT, 3);
 	expect_no_irq(efd, 200);
@@ -1313,9 +1317,8 @@ static void test_reconnect_resets(void **state)
 	assert_int_equal(cfg_rd(c, PCI_COMMAND, 2), 0);
 	set_command(c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
 	assert_int_equal(reg_rd(c, REG_SCRATCH), 0);
-	/* the old DMA map is gone: unmapping it fails, mapping it again works */
-	assert_int_equal(vfpm_client_dma_unmap(c, GUEST_IOVA, GUEST_SIZE), -ENOENT);
-	/* and the device cannot reach the old memory */
+	/* the old DMA map is gone: the device cannot reach the old memory,
+	 * and mapping the range again works (an overlap would be EEXIST) */
 	mem[0x1000] = 0x42;
 	reg_wr(c, REG_INT_MASK, 0);
 	dma_program(c, GUEST_IOVA + 0x1000, GUEST_IOVA + 0x2000, 16);
