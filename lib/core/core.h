@@ -110,6 +110,7 @@ struct dev_pm {
 	bool intx_masked_by_pm;    /* suspend masked INTx (B17) */
 	bool revoked;              /* memfd BARs truncated */
 	bool promoted;             /* V3: a guest D3hot dropped a reference */
+	bool open_ref_lent;        /* engaged || promoted dropped the open ref */
 	bool open_ref;             /* the session holds the open reference */
 	bool probe_ref;            /* idle_d3=off: a reference is kept */
 	bool model_parked;         /* model suspend() called, resume() due */

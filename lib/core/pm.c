@@ -310,12 +310,27 @@ static int set_power_state(struct vfpm_device *dev, int target, const char *caus
 	return 0;
 }
 
+/* Low power engaged (B1) and a promoted D3hot (V3) each let the device
+ * suspend while a client is connected by dropping the client's open
+ * reference. It is one reference: dropped while either holds, taken back
+ * when neither does, so the two together never drop it twice.
+ * memory_lock held for write. */
+static void open_ref_sync(struct dev_pm *pm)
+{
+	bool want = pm->engaged || pm->promoted;
+	if (want && !pm->open_ref_lent)
+		rpm_put_noidle(&pm->rpm);   /* the request's own put runs the idle */
+	else if (!want && pm->open_ref_lent)
+		rpm_get_noresume(&pm->rpm); /* a request resumed it already */
+	pm->open_ref_lent = want;
+}
+
 void pm_set_d0_locked(struct vfpm_device *dev, const char *cause)
 {
 	if (dev->pm.promoted) {
 		/* V3: back to D0 takes back the reference the D3hot dropped */
 		__atomic_store_n(&dev->pm.promoted, false, __ATOMIC_RELAXED);
-		rpm_get_noresume(&dev->pm.rpm);
+		open_ref_sync(&dev->pm);
 		set_power_state_raw(dev, dev->pm.power_state, NULL);
 		DLOG(dev, VFPM_LOG_INFO, "guest PMCSR D3hot -> D0 (%s; promotion ends)", cause);
 	}
@@ -388,7 +403,7 @@ static void lowpower_exit_locked(struct vfpm_device *dev, bool signal, const cha
 		return;
 	DLOG(dev, VFPM_LOG_INFO, "low-power exit (%s)", cause);
 	pm->engaged = false;
-	rpm_get_noresume(&pm->rpm);   /* the reference ENTRY dropped */
+	open_ref_sync(pm);   /* the reference ENTRY dropped */
 	if (pm->wake_fd >= 0) {
 		if (signal) {
 			uint64_t one = 1;
@@ -485,20 +500,19 @@ void pm_after_config_write(struct vfpm_device *dev, bool mem_changed)
 		return;
 
 	pthread_rwlock_wrlock(&pm->memory_lock);
-	bool drop_ref = false, take_ref = false;
 	if (req == VFPM_D3HOT && !pm->promoted && pm->power_state == VFPM_D0 && promotable(dev) &&
 	    !atomic_load(&dev->sriov_active)) {
 		/* V3: the guest's D3hot becomes a dropped reference; the
 		 * device suspends (perhaps to D3cold) once the request ends */
 		__atomic_store_n(&pm->promoted, true, __ATOMIC_RELAXED);
 		set_power_state_raw(dev, pm->power_state, NULL);   /* PMCSR reads D3hot */
-		drop_ref = true;
+		open_ref_sync(pm);
 		DLOG(dev, VFPM_LOG_INFO,
 		     "guest PMCSR D0 -> D3hot (promoted: the device suspends when idle)");
 	} else if (req == VFPM_D0 && pm->promoted) {
 		__atomic_store_n(&pm->promoted, false, __ATOMIC_RELAXED);
 		set_power_state_raw(dev, pm->power_state, NULL);
-		take_ref = true;
+		open_ref_sync(pm);
 		DLOG(dev, VFPM_LOG_INFO, "guest PMCSR D3hot -> D0 (promotion ends)");
 	} else if (req >= 0 && !pm->promoted) {
 		/* refused transitions are silent (B28): PowerState reads back
@@ -508,10 +522,6 @@ void pm_after_config_write(struct vfpm_device *dev, bool mem_changed)
 	if (mem_changed)
 		mmap_update(dev);
 	pthread_rwlock_unlock(&pm->memory_lock);
-	if (drop_ref)
-		rpm_put_noidle(&pm->rpm);   /* the request's own put runs the idle */
-	if (take_ref)
-		rpm_get_noresume(&pm->rpm); /* the request already resumed it */
 }
 
 /* --- V3: config space of a promoted device, served asleep --- */
@@ -582,7 +592,7 @@ int pm_feature_entry(struct vfpm_device *dev, int wake_fd)
 	pm->engaged = true;
 	pm->wake_fd = wake_fd;
 	DLOG(dev, VFPM_LOG_INFO, "low-power entry%s", wake_fd >= 0 ? " (wakeup armed)" : "");
-	rpm_put_noidle(&pm->rpm);   /* the open reference; the wrapper's put idles */
+	open_ref_sync(pm);   /* the open reference; the wrapper's put idles */
 	pthread_rwlock_unlock(&pm->memory_lock);
 	return 0;
 }
