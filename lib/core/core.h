@@ -114,7 +114,6 @@ struct dev_pm {
 	bool open_ref;             /* the session holds the open reference */
 	bool probe_ref;            /* idle_d3=off: a reference is kept */
 	bool model_parked;         /* model suspend() called, resume() due */
-	int pending_state;         /* PMCSR write to act on, or -1 (dev->lock) */
 	struct pm_settings set;
 	/* counters (memory_lock) */
 	uint64_t wakeups_signalled;
@@ -227,8 +226,6 @@ int device_create_vf(struct vfpm_device *pf, unsigned index, struct rpm_wq *wq,
 /* SR-IOV (sriov.c) */
 /* PF set-up inside device_create: total_vfs > 0 adds the capability. */
 int sriov_setup(struct vfpm_device *dev, unsigned total_vfs, struct rpm_wq *wq);
-/* After a config write: act on a VF Enable change (B33). No lock held. */
-void sriov_after_config_write(struct vfpm_device *dev);
 /* Makes the VFs follow VF Enable as the register holds it now. No lock held. */
 void sriov_sync(struct vfpm_device *dev);
 /* Removes every VF (reset, disconnect, shutdown). */
@@ -256,9 +253,9 @@ bool pm_maybe_asleep(struct vfpm_device *dev);
 int pm_config_asleep(struct vfpm_device *dev, unsigned off, void *buf, unsigned len, bool write);
 /* memory_enabled and the BAR access gate; memory_lock read-held. */
 bool pm_memory_enabled(struct vfpm_device *dev);
-/* After a config write: act on a PMCSR PowerState write and on COMMAND.MEM
- * changes (mmap revocation). No lock held. */
-void pm_after_config_write(struct vfpm_device *dev, bool mem_changed);
+/* After a config write: act on a PMCSR PowerState write (state, or -1 for
+ * none) and on COMMAND.MEM changes (mmap revocation). No lock held. */
+void pm_after_config_write(struct vfpm_device *dev, int state, bool mem_changed);
 /* BAR mappings follow memory_enabled && !engaged again / are revoked
  * (takes memory_lock). */
 void pm_sync_mappings(struct vfpm_device *dev);

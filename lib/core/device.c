@@ -214,6 +214,18 @@ VFPM_EXPORT void *vfpm_dev_bar_mem(struct vfpm_device *dev, unsigned bar)
 	return dev->bars[bar].revoked ? pm_bar_shadow(dev, bar) : dev->bars[bar].mem;
 }
 
+/* dev->lock held (a config-space hook): Initiate FLR is not stored (it
+ * reads 0); a write that sets it asks for a reset, done by the writer once
+ * dev->lock drops. */
+static void hook_devctl(void *opaque, struct pci_cfg *cfg, unsigned reg, unsigned len,
+			uint32_t old, const struct pci_access *acc)
+{
+	uint32_t covered;
+	uint32_t v = pci_access_reg_val(acc, reg, len, &covered);
+	if (covered & v & PCI_EXP_DEVCTL_BCR_FLR)
+		acc->fx->flags |= PCI_FX_FLR;
+}
+
 /* --- lifecycle --- */
 
 static int create_common(const struct vfpm_model *model, const char *name, struct vfpm_opts *opts,
@@ -328,6 +340,8 @@ static int create_common(const struct vfpm_model *model, const char *name, struc
 		}
 	}
 	irq_install_cfg_hooks(dev);
+	if (dev->pcie_cap)
+		pci_cfg_hook(&dev->cfg, dev->pcie_cap + PCI_EXP_DEVCTL, 2, hook_devctl, dev);
 	irq_reset_state(dev);
 	pci_cfg_seal(&dev->cfg);
 	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
@@ -442,16 +456,6 @@ static void device_flr(struct vfpm_device *dev)
 	pm_revoke_mappings(dev);
 	device_reset(dev, "FLR");
 	pm_request_end(dev);
-}
-
-/* Does a config write of count bytes at off set Initiate FLR? */
-static bool writes_flr(const struct vfpm_device *dev, uint64_t off, const uint8_t *buf,
-		       uint32_t count)
-{
-	if (!dev->pcie_cap)
-		return false;
-	uint64_t b = dev->pcie_cap + PCI_EXP_DEVCTL + 1;   /* the byte holding BCR_FLR */
-	return off <= b && b - off < count && (buf[b - off] & (PCI_EXP_DEVCTL_BCR_FLR >> 8));
 }
 
 void device_disconnect(struct vfpm_device *dev)
@@ -571,24 +575,27 @@ int device_region_rw(struct vfpm_device *dev, uint32_t region, uint64_t off, voi
 	if (region == VFU_PCI_CONFIG) {
 		if (off > VPCI_CFG_SIZE || count > VPCI_CFG_SIZE - off)
 			return -EINVAL;
+		struct pci_effects fx = { 0 };
 		pthread_mutex_lock(&dev->lock);
-		int rc = is_write ? pci_cfg_write(&dev->cfg, (unsigned)off, buf, count)
+		int rc = is_write ? pci_cfg_write(&dev->cfg, (unsigned)off, buf, count, &fx)
 				  : pci_cfg_read(&dev->cfg, (unsigned)off, buf, count);
 		uint16_t cmd = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
 		bool changed = cmd != dev->last_command;
 		bool mem_changed = (cmd ^ dev->last_command) & PCI_COMMAND_MEMORY;
 		dev->last_command = cmd;
 		pthread_mutex_unlock(&dev->lock);
-		/* outside dev->lock: PowerState transitions sleep and take
-		 * memory_lock; the model may raise interrupts */
+		/* The write's effects, acted on once and outside dev->lock:
+		 * PowerState transitions sleep and take memory_lock, VF Enable
+		 * creates devices, the model may raise interrupts. */
 		if (is_write) {
-			pm_after_config_write(dev, mem_changed);
-			sriov_after_config_write(dev);
+			pm_after_config_write(dev, fx.flags & PCI_FX_POWER ? fx.power_state : -1,
+					      mem_changed);
+			if (fx.flags & PCI_FX_SRIOV_CTRL)
+				sriov_sync(dev);
 		}
 		if (changed && dev->ops->command_changed)
 			dev->ops->command_changed(dev->priv, cmd);
-		/* the FLR bit itself is not writable: it always reads 0 */
-		if (!rc && is_write && writes_flr(dev, off, buf, count))
+		if (fx.flags & PCI_FX_FLR)
 			device_flr(dev);
 		return rc;
 	}

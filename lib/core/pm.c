@@ -471,9 +471,11 @@ static void hook_pmcsr(void *opaque, struct pci_cfg *cfg, unsigned reg, unsigned
 {
 	struct vfpm_device *dev = opaque;
 	/* B27: only an access that starts at PMCSR is a PowerState write */
+	(void)dev;
 	if (acc->off != reg)
 		return;
-	dev->pm.pending_state = (int)(acc->val & PCI_PM_CTRL_STATE_MASK);
+	acc->fx->flags |= PCI_FX_POWER;
+	acc->fx->power_state = (int)(acc->val & PCI_PM_CTRL_STATE_MASK);
 }
 
 /* V3: may this PMCSR write be a runtime-PM reference instead? */
@@ -489,13 +491,9 @@ static bool promotable(struct vfpm_device *dev)
 	}
 }
 
-void pm_after_config_write(struct vfpm_device *dev, bool mem_changed)
+void pm_after_config_write(struct vfpm_device *dev, int req, bool mem_changed)
 {
 	struct dev_pm *pm = &dev->pm;
-	pthread_mutex_lock(&dev->lock);
-	int req = pm->pending_state;
-	pm->pending_state = -1;
-	pthread_mutex_unlock(&dev->lock);
 	if (req < 0 && !mem_changed)
 		return;
 
@@ -567,7 +565,9 @@ int pm_config_asleep(struct vfpm_device *dev, unsigned off, void *buf, unsigned 
 		return -EAGAIN;
 	}
 	pthread_mutex_lock(&dev->lock);
-	int rc = write ? pci_cfg_write(&dev->cfg, off, buf, len) : pci_cfg_read(&dev->cfg, off, buf, len);
+	/* config_write_wakes() let through no write with effects to act on */
+	int rc = write ? pci_cfg_write(&dev->cfg, off, buf, len, NULL)
+		       : pci_cfg_read(&dev->cfg, off, buf, len);
 	if (!rc && write && pm->rt_save)
 		memcpy(pm->rt_save, dev->cfg.data, VPCI_CFG_SIZE);
 	pthread_mutex_unlock(&dev->lock);
@@ -848,7 +848,6 @@ int pm_init(struct vfpm_device *dev, struct vfpm_opts *opts, struct rpm_wq *wq)
 	pthread_rwlock_init(&pm->memory_lock, NULL);
 	rpm_init(&pm->rpm, &rt_ops, dev, wq);
 	pm->wake_fd = -1;
-	pm->pending_state = -1;
 	pm->power_state = VFPM_D0;
 	clock_gettime(CLOCK_MONOTONIC, &pm->state_since);
 	pm->set = (struct pm_settings){ .platform_d3cold = false, .d3cold_allowed = true,

@@ -14,24 +14,17 @@
 
 #include "core.h"
 
-/* Fix (tests/stress/test_sriov_stress.c): the VF Enable request used to be
- * a per-device flag that any thread's next config write could take over (a
- * PMCSR write of the PF's client, say). An enable and the disable written
- * after it could then run in the opposite order, leaving VFs with VF Enable
- * clear, and a control-plane write could return before its VFs existed.
- * Now the thread whose write touched the SR-IOV Control register is the
- * one that acts on it, and it acts on the register as it is then, under
- * sriov_lock: the VFs follow the last VF Enable written, whatever order
- * the writers get the lock in. */
-static _Thread_local struct vfpm_device *ctrl_written;
-
-/* dev->lock held (a config-space hook): this thread wrote Control. */
+/* dev->lock held (a config-space hook): the write reports that it touched
+ * Control, and the writer acts on it (sriov_sync) once dev->lock drops.
+ * The writer acts on the register as it is then, under sriov_lock, so the
+ * VFs follow the last VF Enable written whatever order the writers get the
+ * lock in, and a control-plane write returns after its VFs exist. */
 static void hook_sriov_ctrl(void *opaque, struct pci_cfg *cfg, unsigned reg, unsigned len,
 			    uint32_t old, const struct pci_access *acc)
 {
 	struct vfpm_device *dev = opaque;
 	dev->sriov_ctrl_writes++;
-	ctrl_written = dev;
+	acc->fx->flags |= PCI_FX_SRIOV_CTRL;
 }
 
 int sriov_setup(struct vfpm_device *dev, unsigned total_vfs, struct rpm_wq *wq)
@@ -161,14 +154,6 @@ void sriov_sync(struct vfpm_device *dev)
 		DLOG(dev, VFPM_LOG_INFO, "VFs disabled");
 	}
 	pthread_mutex_unlock(&dev->sriov_lock);
-}
-
-void sriov_after_config_write(struct vfpm_device *dev)
-{
-	if (!dev->sriov_cap || ctrl_written != dev)
-		return;
-	ctrl_written = NULL;
-	sriov_sync(dev);
 }
 
 void sriov_disable(struct vfpm_device *dev)

@@ -161,7 +161,8 @@ static unsigned hook_val_len(const struct pci_hook *h)
 }
 
 /* One naturally aligned access of 1, 2 or 4 bytes, as a device sees it. */
-static void write_piece(struct pci_cfg *cfg, unsigned off, unsigned len, uint32_t val)
+static void write_piece(struct pci_cfg *cfg, unsigned off, unsigned len, uint32_t val,
+			struct pci_effects *fx)
 {
 	/* A hook may register further hooks; only those present now run. */
 	unsigned nhooks = cfg->nhooks;
@@ -180,7 +181,7 @@ static void write_piece(struct pci_cfg *cfg, unsigned off, unsigned len, uint32_
 		cfg->data[o] = (uint8_t)(nb & ~(cfg->w1cmask[o] & v));
 	}
 
-	const struct pci_access acc = { .off = off, .len = len, .val = val };
+	const struct pci_access acc = { .off = off, .len = len, .val = val, .fx = fx };
 	for (unsigned i = 0; i < nhooks; i++) {
 		const struct pci_hook *h = &cfg->hooks[i];
 		if (hook_overlaps(h, off, len))
@@ -198,14 +199,19 @@ static unsigned piece_len(unsigned off, size_t left)
 	return 1;
 }
 
-int pci_cfg_write(struct pci_cfg *cfg, unsigned off, const void *buf, size_t len)
+int pci_cfg_write(struct pci_cfg *cfg, unsigned off, const void *buf, size_t len,
+		  struct pci_effects *fx)
 {
+	struct pci_effects ignored;
+	if (!fx)
+		fx = &ignored;
+	*fx = (struct pci_effects){ 0 };
 	if (!in_space(off, len) || (len && !buf))
 		return -EINVAL;
 	const uint8_t *p = buf;
 	while (len) {
 		unsigned n = piece_len(off, len);
-		write_piece(cfg, off, n, get_le(p, n));
+		write_piece(cfg, off, n, get_le(p, n), fx);
 		off += n;
 		p += n;
 		len -= n;

@@ -25,11 +25,23 @@ struct pci_perm {
 	uint32_t w1c;
 };
 
+/* What a config write asks of the device beyond the bytes it stores. Write
+ * hooks report it here; the device acts on it once, after its config lock
+ * drops, never from inside a hook. */
+struct pci_effects {
+	unsigned flags;        /* PCI_FX_* */
+	int power_state;       /* PCI_FX_POWER: the PowerState written (0..3) */
+};
+#define PCI_FX_POWER 0x1u      /* a write that starts at PMCSR (a transition) */
+#define PCI_FX_FLR 0x2u        /* DEVCTL Initiate FLR was set */
+#define PCI_FX_SRIOV_CTRL 0x4u /* the SR-IOV Control register was written */
+
 /* The raw client access that caused a write hook to run. */
 struct pci_access {
 	unsigned off;      /* access start, aligned to len */
 	unsigned len;      /* 1, 2 or 4 */
 	uint32_t val;      /* value written, before any masking, little-endian */
+	struct pci_effects *fx;   /* where the hook reports effects (never NULL) */
 };
 
 struct pci_cfg;
@@ -164,10 +176,13 @@ void pci_cfg_seal(struct pci_cfg *cfg);
 void pci_cfg_reset(struct pci_cfg *cfg);
 
 /* Config accesses of any length at any offset within 0..4095; split into
- * naturally aligned pieces of 1, 2 or 4 bytes as hardware sees them.
- * Returns 0 or -EINVAL when [off, off+len) leaves the space. */
+ * naturally aligned pieces of 1, 2 or 4 bytes as hardware sees them. A
+ * write's hooks add their effects to *fx (cleared first; fx may be NULL
+ * when the caller acts on none). Returns 0 or -EINVAL when [off, off+len)
+ * leaves the space. */
 int pci_cfg_read(const struct pci_cfg *cfg, unsigned off, void *buf, size_t len);
-int pci_cfg_write(struct pci_cfg *cfg, unsigned off, const void *buf, size_t len);
+int pci_cfg_write(struct pci_cfg *cfg, unsigned off, const void *buf, size_t len,
+		  struct pci_effects *fx);
 
 /* Little-endian accessors that bypass permissions (device-side). */
 uint8_t pci_cfg_get8(const struct pci_cfg *cfg, unsigned off);

@@ -346,6 +346,16 @@ static void flr_is_advertised_and_resets_the_function(void **state)
 	assert_int_equal(reg(REG_SCRATCH), 0);
 	assert_int_equal(reg(REG_INT_MASK), 0);
 	wait_log("dev: reset (FLR)");
+	/* a guest may write DEVCTL's upper byte alone */
+	reg_set(REG_SCRATCH, 0x0ddba11);
+	cfg_set(g_p.pcie_cap + PCI_EXP_DEVCTL + 1, 1, PCI_EXP_DEVCTL_BCR_FLR >> 8);
+	assert_int_equal(cfg(PCI_COMMAND, 2), 0);
+	mem_on();
+	assert_int_equal(reg(REG_SCRATCH), 0);
+	/* a DEVCTL write without the bit resets nothing */
+	reg_set(REG_SCRATCH, 0x0ddba11);
+	cfg_set(g_p.pcie_cap + PCI_EXP_DEVCTL, 2, cfg(g_p.pcie_cap + PCI_EXP_DEVCTL, 2));
+	assert_int_equal(reg(REG_SCRATCH), 0x0ddba11);
 	stop();
 }
 

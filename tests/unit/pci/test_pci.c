@@ -32,7 +32,7 @@ static void wr(struct pci_cfg *cfg, unsigned off, unsigned len, uint32_t v)
 	uint8_t b[4];
 	for (unsigned i = 0; i < len; i++)
 		b[i] = (uint8_t)(v >> (8 * i));
-	assert_int_equal(pci_cfg_write(cfg, off, b, len), 0);
+	assert_int_equal(pci_cfg_write(cfg, off, b, len, NULL), 0);
 }
 
 static uint32_t rd(const struct pci_cfg *cfg, unsigned off, unsigned len)
@@ -418,7 +418,7 @@ static void test_write_split(void **state)
 	assert_int_equal(pci_cfg_hook(cfg, 0x00, 8, record_hook, &rec), 0);
 	/* 3 bytes at 0x01 arrive as 1 byte at 0x01 and 2 bytes at 0x02. */
 	const uint8_t b3[3] = { 0xaa, 0xbb, 0xcc };
-	assert_int_equal(pci_cfg_write(cfg, 0x01, b3, 3), 0);
+	assert_int_equal(pci_cfg_write(cfg, 0x01, b3, 3, NULL), 0);
 	assert_int_equal(rec.ncalls, 2);
 	assert_int_equal(rec.calls[0].acc.off, 0x01);
 	assert_int_equal(rec.calls[0].acc.len, 1);
@@ -430,7 +430,7 @@ static void test_write_split(void **state)
 	/* 7 bytes at 0x01: 1 @1, 2 @2, 4 @4. */
 	rec.ncalls = 0;
 	const uint8_t b7[7] = { 1, 2, 3, PCI_COMMAND_MEMORY, 0, 0, 0 };
-	assert_int_equal(pci_cfg_write(cfg, 0x01, b7, 7), 0);
+	assert_int_equal(pci_cfg_write(cfg, 0x01, b7, 7, NULL), 0);
 	assert_int_equal(rec.ncalls, 3);
 	assert_int_equal(rec.calls[0].acc.off, 0x01);
 	assert_int_equal(rec.calls[1].acc.off, 0x02);
@@ -443,7 +443,7 @@ static void test_write_split(void **state)
 
 	/* Zero-length accesses succeed and do nothing. */
 	rec.ncalls = 0;
-	assert_int_equal(pci_cfg_write(cfg, 0, b3, 0), 0);
+	assert_int_equal(pci_cfg_write(cfg, 0, b3, 0, NULL), 0);
 	assert_int_equal(rec.ncalls, 0);
 	free(cfg);
 }
@@ -458,16 +458,16 @@ static void test_range_errors(void **state)
 	assert_int_equal(pci_cfg_read(cfg, 0xffffffffu, b, 2), -EINVAL);
 	assert_int_equal(pci_cfg_read(cfg, 4, b, SIZE_MAX), -EINVAL);
 	assert_int_equal(pci_cfg_read(cfg, 1, b, SIZE_MAX - 0), -EINVAL);
-	assert_int_equal(pci_cfg_write(cfg, 4096, b, 1), -EINVAL);
-	assert_int_equal(pci_cfg_write(cfg, 4095, b, 2), -EINVAL);
-	assert_int_equal(pci_cfg_write(cfg, 0xfffffffeu, b, 4), -EINVAL);
-	assert_int_equal(pci_cfg_write(cfg, 8, b, SIZE_MAX - 3), -EINVAL);
-	assert_int_equal(pci_cfg_write(cfg, 0, NULL, 4), -EINVAL);
+	assert_int_equal(pci_cfg_write(cfg, 4096, b, 1, NULL), -EINVAL);
+	assert_int_equal(pci_cfg_write(cfg, 4095, b, 2, NULL), -EINVAL);
+	assert_int_equal(pci_cfg_write(cfg, 0xfffffffeu, b, 4, NULL), -EINVAL);
+	assert_int_equal(pci_cfg_write(cfg, 8, b, SIZE_MAX - 3, NULL), -EINVAL);
+	assert_int_equal(pci_cfg_write(cfg, 0, NULL, 4, NULL), -EINVAL);
 	/* A rejected write changes nothing. */
 	wr(cfg, PCI_COMMAND, 2, PCI_COMMAND_IO);
 	uint8_t ones[8];
 	memset(ones, 0xff, sizeof(ones));
-	assert_int_equal(pci_cfg_write(cfg, VPCI_CFG_SIZE - 4, ones, 8), -EINVAL);
+	assert_int_equal(pci_cfg_write(cfg, VPCI_CFG_SIZE - 4, ones, 8, NULL), -EINVAL);
 	assert_int_equal(rd(cfg, PCI_COMMAND, 2), PCI_COMMAND_IO);
 
 	/* Device-side accessors ignore out-of-range offsets. */
@@ -760,6 +760,33 @@ static void test_pcie_cap(void **state)
 
 /* --- hooks --- */
 
+static void effect_hook(void *opaque, struct pci_cfg *cfg, unsigned reg, unsigned len,
+			uint32_t old, const struct pci_access *acc)
+{
+	(void)opaque, (void)cfg, (void)len, (void)old;
+	acc->fx->flags |= PCI_FX_POWER;
+	acc->fx->power_state = (int)(pci_access_reg_val(acc, reg, 1, NULL) & 3);
+}
+
+/* A write reports what its hooks asked for, and only that write: the
+ * effects start empty on every pci_cfg_write; NULL discards them. */
+static void test_write_reports_effects(void **state)
+{
+	struct pci_cfg *cfg = new_cfg();
+	assert_int_equal(pci_cfg_hook(cfg, PCI_LATENCY_TIMER, 1, effect_hook, NULL), 0);
+	struct pci_effects fx = { .flags = PCI_FX_FLR, .power_state = 9 };
+	uint8_t b[4] = { 0x10, 0x22, 0, 0 };
+	assert_int_equal(pci_cfg_write(cfg, PCI_CACHE_LINE_SIZE, b, 2, &fx), 0);
+	assert_int_equal(fx.flags, PCI_FX_POWER);
+	assert_int_equal(fx.power_state, 2);
+	assert_int_equal(pci_cfg_write(cfg, PCI_INTERRUPT_LINE, b, 1, &fx), 0);
+	assert_int_equal(fx.flags, 0);
+	assert_int_equal(pci_cfg_write(cfg, PCI_LATENCY_TIMER, b, 1, NULL), 0);
+	assert_int_equal(pci_cfg_write(cfg, 4096, b, 1, &fx), -EINVAL);
+	assert_int_equal(fx.flags, 0);
+	free(cfg);
+}
+
 static void test_hook_values(void **state)
 {
 	struct pci_cfg *cfg = new_cfg();
@@ -1039,6 +1066,7 @@ int main(void)
 		cmocka_unit_test(test_msix_cap),
 		cmocka_unit_test(test_pcie_cap),
 		cmocka_unit_test(test_hook_values),
+		cmocka_unit_test(test_write_reports_effects),
 		cmocka_unit_test(test_hook_pmcsr_access),
 		cmocka_unit_test(test_hook_virtualises),
 		cmocka_unit_test(test_reset),
