@@ -514,7 +514,7 @@ static int cmd_dma(const char *bdf, const char *mode)
 	pass(name_open);
 
 	bar_wr(&v, R_INT_STATUS, 3);
-	bar_wr(&v, R_INT_MASK, 1);
+	bar_wr(&v, R_INT_MASK, 3);  /* done and error: the interrupt does not depend on the copy */
 	bar_wr(&v, R_IRQ_VECTOR, 0);
 	bar_wr(&v, R_DMA_SRC, (uint32_t)DMA_IOVA);
 	bar_wr(&v, R_DMA_SRC + 4, (uint32_t)(DMA_IOVA >> 32));

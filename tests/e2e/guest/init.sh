@@ -16,7 +16,7 @@ stty -echo -icrnl 2>/dev/null
 
 finish() {
 	echo "E2E-DMESG-BEGIN"
-	dmesg | tail -n 60
+	dmesg | sed -n '/Run \/init as init process/,$p'
 	echo "E2E-DMESG-END"
 	echo "E2E-POWEROFF"
 	sync
@@ -24,11 +24,20 @@ finish() {
 	sleep 30
 }
 
+# e2e-guest, with a crash reported as a failure of its own
+guest() {
+	/e2e-guest "$@"
+	rc=$?
+	if [ $rc -ge 128 ]; then
+		echo "E2E: FAIL guest-program: 'e2e-guest $*' killed by signal $((rc - 128)) (guest dmesg at the end of serial.log)"
+	fi
+}
+
 echo "E2E-BOOT $(uname -r)"
 
-for m in $(cat /modules.list); do
+while read -r m; do
 	insmod "/modules/$m" || echo "E2E: FAIL guest-modules: insmod $m failed"
-done
+done </modules.list
 
 BDF=$(/e2e-guest find)
 if [ -z "$BDF" ]; then
@@ -37,13 +46,21 @@ if [ -z "$BDF" ]; then
 	finish
 fi
 D=/sys/bus/pci/devices/$BDF
-echo "E2E: info device $BDF, iommu_group $(basename "$(readlink $D/iommu_group)" 2>/dev/null)"
-/e2e-guest enum "$BDF"
-/e2e-guest hold enum
+echo "E2E: info device $BDF, iommu_group $(basename "$(readlink "$D"/iommu_group)" 2>/dev/null)"
+guest enum "$BDF"
+# DMA remapping must be on for the device (not identity-mapped): the guest's
+# IOVAs are then what QEMU's vIOMMU translates and vfpmd receives in DMA_MAP
+grp=$(basename "$(readlink "$D"/iommu_group)" 2>/dev/null)
+gtype=$(cat "/sys/kernel/iommu_groups/$grp/type" 2>/dev/null)
+case $gtype in
+DMA*) echo "E2E: PASS guest-iommu-dma" ;;
+*) echo "E2E: FAIL guest-iommu-dma: iommu group '${grp:-none}' has default domain type '${gtype:-none}', expected DMA or DMA-FQ" ;;
+esac
+guest hold enum
 
-echo vfio-pci > $D/driver_override
+echo vfio-pci > "$D"/driver_override
 echo "$BDF" > /sys/bus/pci/drivers_probe
-drv=$(basename "$(readlink $D/driver)" 2>/dev/null)
+drv=$(basename "$(readlink "$D"/driver)" 2>/dev/null)
 if [ "$drv" = vfio-pci ]; then
 	echo "E2E: PASS guest-bind-vfio-pci"
 else
@@ -51,12 +68,12 @@ else
 	finish
 fi
 # keep the device awake until the runtime-PM check
-echo on > $D/power/control
+echo on > "$D"/power/control
 
-/e2e-guest dma "$BDF" msix
-/e2e-guest dma "$BDF" intx
-/e2e-guest pm "$BDF"
-/e2e-guest flr "$BDF"
-/e2e-guest rpm "$BDF"
-/e2e-guest dirty "$BDF"
+guest dma "$BDF" msix
+guest dma "$BDF" intx
+guest pm "$BDF"
+guest flr "$BDF"
+guest rpm "$BDF"
+guest dirty "$BDF"
 finish
