@@ -198,7 +198,7 @@ struct vfpm_device {
  * PM keys (platform_d3cold, idle_d3, ...) are taken by the core. wq runs
  * its idle suspends (NULL: the device never suspends by itself). */
 int device_create(const struct vfpm_model *model, const char *name, struct vfpm_opts *opts,
-		  struct rpm_wq *wq, struct vfpm_device **out);
+		  struct rpm_wq *wq, int verbosity, struct vfpm_device **out);
 void device_destroy(struct vfpm_device *dev);
 
 /* Quiesces the model, resets it and config space, interrupts state (not

@@ -229,7 +229,7 @@ static void hook_devctl(void *opaque, struct pci_cfg *cfg, unsigned reg, unsigne
 /* --- lifecycle --- */
 
 static int create_common(const struct vfpm_model *model, const char *name, struct vfpm_opts *opts,
-			 struct rpm_wq *wq, struct vfpm_device *pf, unsigned vf_index,
+			 struct rpm_wq *wq, int verbosity, struct vfpm_device *pf, unsigned vf_index,
 			 struct vfpm_device **out)
 {
 	struct vfpm_device *dev = calloc(1, sizeof(*dev));
@@ -243,7 +243,9 @@ static int create_common(const struct vfpm_model *model, const char *name, struc
 	dev->intx_fd = dev->err_fd = dev->req_fd = -1;
 	dev->intx_unmask_fd = dev->unmask_stop_fd = -1;
 	pthread_mutex_init(&dev->irq_lock, NULL);
-	dev->verbosity = VFPM_LOG_WARN;
+	/* set before anything can log: the first idle suspend runs on the
+	 * work queue as soon as the device exists */
+	dev->verbosity = verbosity;
 	for (unsigned i = 0; i < CORE_MAX_MSI; i++)
 		dev->msi_fds[i] = -1;
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
@@ -270,7 +272,6 @@ static int create_common(const struct vfpm_model *model, const char *name, struc
 	if (pf) {
 		/* a VF runs with its PF's power settings */
 		dev->pm.set = pf->pm.set;
-		dev->verbosity = pf->verbosity;
 	}
 	/* total_vfs=N makes any model a PF (the core's key, not the model's) */
 	uint64_t total_vfs = 0;
@@ -352,9 +353,9 @@ static int create_common(const struct vfpm_model *model, const char *name, struc
 }
 
 int device_create(const struct vfpm_model *model, const char *name, struct vfpm_opts *opts,
-		  struct rpm_wq *wq, struct vfpm_device **out)
+		  struct rpm_wq *wq, int verbosity, struct vfpm_device **out)
 {
-	return create_common(model, name, opts, wq, NULL, 0, out);
+	return create_common(model, name, opts, wq, verbosity, NULL, 0, out);
 }
 
 int device_create_vf(struct vfpm_device *pf, unsigned index, struct rpm_wq *wq,
@@ -363,7 +364,7 @@ int device_create_vf(struct vfpm_device *pf, unsigned index, struct rpm_wq *wq,
 	char name[300];
 	snprintf(name, sizeof(name), "%s-vf%u", pf->name, index);
 	struct vfpm_opts none = { 0 };
-	return create_common(pf->model, name, &none, wq, pf, index, out);
+	return create_common(pf->model, name, &none, wq, pf->verbosity, pf, index, out);
 }
 
 VFPM_EXPORT bool vfpm_dev_is_vf(const struct vfpm_device *dev)

@@ -216,7 +216,8 @@ int server_add_device(struct vfpm_server *srv, const char *spec, const char **so
 	struct server_dev *sd = NULL;
 	if (!rc) {
 		sd = calloc(1, sizeof(*sd));
-		rc = sd ? device_create(model, name, &opts, srv->wq, &sd->dev) : -ENOMEM;
+		rc = sd ? device_create(model, name, &opts, srv->wq, srv->o.verbosity, &sd->dev)
+			: -ENOMEM;
 		if (rc && sd) {
 			fprintf(stderr, "vfpmd: cannot create device '%s' (%s): %s\n", name, spec,
 				strerror(-rc));
@@ -230,7 +231,6 @@ int server_add_device(struct vfpm_server *srv, const char *spec, const char **so
 		return rc;
 	}
 	free(name);
-	sd->dev->verbosity = srv->o.verbosity;
 	sd->srv = srv;
 	sd->path = path;
 	sd->lfd = -1;
@@ -679,10 +679,6 @@ static int host_create_vfs(void *ctx, struct vfpm_device *pfdev, unsigned n)
 			rc = (sd->path = strdup(path)) ? 0 : -ENOMEM;
 		if (!rc)
 			rc = device_create_vf(pfdev, made, srv->wq, &sd->dev);
-		/* Fix (TSan, tests/stress/test_sriov_stress.c): the VF's verbosity
-		 * is not set here after its threads run (its session and idle
-		 * suspend log with it at once): the VF has its PF's, which is the
-		 * server's, from device_create_vf. */
 		if (!rc)
 			rc = listen_on(sd);
 		if (!rc) {

@@ -82,7 +82,7 @@ static void setup_once(void)
 	int rc = rpm_wq_create(&g_wq);
 	if (rc)
 		die("rpm_wq_create", -rc);
-	rc = device_create(&vfpm_model_demo, "fuzz", &opts, g_wq, &g_dev);
+	rc = device_create(&vfpm_model_demo, "fuzz", &opts, g_wq, VFPM_LOG_WARN, &g_dev);
 	if (rc)
 		die("device_create", -rc);
 	/* Malformed input is the norm here: no log line per rejected message
