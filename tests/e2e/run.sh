@@ -48,7 +48,8 @@ qmin=${QEMU_VERSION#*.}; qmin=${qmin%%.*}
 if [ "$qmaj" -lt 10 ] || { [ "$qmaj" -eq 10 ] && [ "$qmin" -lt 1 ]; }; then
 	skip "$QEMU is QEMU $QEMU_VERSION; vfio-user-pci needs QEMU >= 10.1"
 fi
-"$QEMU" -device help 2>/dev/null | grep -q '"vfio-user-pci"' ||
+QEMU_DEVICES=$("$QEMU" -device help 2>/dev/null)
+grep -q '"vfio-user-pci"' <<<"$QEMU_DEVICES" ||
 	skip "$QEMU (QEMU $QEMU_VERSION) has no vfio-user-pci device (QEMU >= 10.1 built for x86_64 Linux hosts with the default CONFIG_VFIO_USER has it)"
 
 # ---------------------------------------------------------------- packages
@@ -90,10 +91,16 @@ if [ ! -x "$VFPMD" ] || [ ! -x "$VFPMCTL" ]; then die "$VFPMD or $VFPMCTL missin
 apt_download() { # PKG: fetch PKG's .deb into $WORK/debs unless present
 	local pkg=$1
 	ls "$WORK/debs/${pkg}_"*.deb >/dev/null 2>&1 && return 0
-	(cd "$WORK/debs" && apt-get download "$pkg" >"$LOGS/apt-download.log" 2>&1) ||
-		{ if [ $APT_UPDATED = 0 ] && [ "$(id -u)" -eq 0 ]; then apt-get update -qq >/dev/null 2>&1; APT_UPDATED=1
-			(cd "$WORK/debs" && apt-get download "$pkg" >"$LOGS/apt-download.log" 2>&1); else false; fi; } ||
-		die "apt-get download $pkg failed (see $LOGS/apt-download.log)"
+	if ! (cd "$WORK/debs" && apt-get download "$pkg" >"$LOGS/apt-download.log" 2>&1); then
+		# a stale package list names a version the mirror no longer has
+		if [ $APT_UPDATED = 1 ] || [ "$(id -u)" -ne 0 ]; then
+			die "apt-get download $pkg failed (see $LOGS/apt-download.log)"
+		fi
+		apt-get update -qq >/dev/null 2>&1
+		APT_UPDATED=1
+		(cd "$WORK/debs" && apt-get download "$pkg" >"$LOGS/apt-download.log" 2>&1) ||
+			die "apt-get download $pkg failed (see $LOGS/apt-download.log)"
+	fi
 }
 # the current Debian 12 kernel: what linux-image-amd64 depends on
 KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n1)
