@@ -82,18 +82,19 @@ struct vfpm_model {
 		      const struct vfpm_model_ops **ops);
 };
 
-/* --- setup calls, only inside create() --- */
+/* --- setup calls, only inside create(): elsewhere they change nothing and
+ * return -EPERM --- */
 struct vfpm_pci_ids {
 	uint16_t vendor, device;
 	uint16_t subsys_vendor, subsys_id;
 	uint32_t class_code; /* 24 bits: base, sub, prog-if */
 	uint8_t revision;
 };
-VFPM_EXPORT void vfpm_dev_set_ids(struct vfpm_device *dev, const struct vfpm_pci_ids *ids);
+VFPM_EXPORT int vfpm_dev_set_ids(struct vfpm_device *dev, const struct vfpm_pci_ids *ids);
 VFPM_EXPORT int vfpm_dev_add_bar(struct vfpm_device *dev, unsigned idx, uint64_t size,
 				 unsigned flags);
 /* Enables INTx (pin INTA). */
-VFPM_EXPORT void vfpm_dev_set_intx(struct vfpm_device *dev, bool present);
+VFPM_EXPORT int vfpm_dev_set_intx(struct vfpm_device *dev, bool present);
 /* PM capability: d1/d2 support as advertised, NoSoftRst as given. */
 VFPM_EXPORT int vfpm_dev_add_pm_cap(struct vfpm_device *dev, bool d1, bool d2,
 				    bool no_soft_reset);

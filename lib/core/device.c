@@ -47,12 +47,15 @@ VFPM_EXPORT const char *vfpm_dev_name(const struct vfpm_device *dev)
 
 /* --- setup API --- */
 
-VFPM_EXPORT void vfpm_dev_set_ids(struct vfpm_device *dev, const struct vfpm_pci_ids *ids)
+VFPM_EXPORT int vfpm_dev_set_ids(struct vfpm_device *dev, const struct vfpm_pci_ids *ids)
 {
 	if (!dev->creating)
-		return;
+		return -EPERM;
+	if (!ids)
+		return -EINVAL;
 	pci_cfg_init(&dev->cfg, ids->vendor, ids->device, ids->class_code, ids->revision,
 		     ids->subsys_vendor, ids->subsys_id);
+	return 0;
 }
 
 static bool is_pow2(uint64_t x)
@@ -63,7 +66,9 @@ static bool is_pow2(uint64_t x)
 VFPM_EXPORT int vfpm_dev_add_bar(struct vfpm_device *dev, unsigned idx, uint64_t size,
 				 unsigned flags)
 {
-	if (!dev->creating || idx >= PCI_NUM_BARS || !is_pow2(size) ||
+	if (!dev->creating)
+		return -EPERM;
+	if (idx >= PCI_NUM_BARS || !is_pow2(size) ||
 	    (flags & ~(VFPM_BAR_IO | VFPM_BAR_64 | VFPM_BAR_PREFETCH | VFPM_BAR_MEMFD)))
 		return -EINVAL;
 	if ((flags & VFPM_BAR_IO) && (flags & (VFPM_BAR_64 | VFPM_BAR_PREFETCH | VFPM_BAR_MEMFD)))
@@ -103,18 +108,21 @@ VFPM_EXPORT int vfpm_dev_add_bar(struct vfpm_device *dev, unsigned idx, uint64_t
 	return 0;
 }
 
-VFPM_EXPORT void vfpm_dev_set_intx(struct vfpm_device *dev, bool present)
+VFPM_EXPORT int vfpm_dev_set_intx(struct vfpm_device *dev, bool present)
 {
 	if (!dev->creating)
-		return;
+		return -EPERM;
 	dev->has_intx = present;
 	pci_cfg_set_intx_pin(&dev->cfg, present ? 1 : 0);
+	return 0;
 }
 
 VFPM_EXPORT int vfpm_dev_add_pm_cap(struct vfpm_device *dev, bool d1, bool d2,
 				    bool no_soft_reset)
 {
-	if (!dev->creating || dev->pm_cap)
+	if (!dev->creating)
+		return -EPERM;
+	if (dev->pm_cap)
 		return -EINVAL;
 	uint16_t pmc = (d1 ? PCI_PM_CAP_D1 : 0) | (d2 ? PCI_PM_CAP_D2 : 0) |
 		       PCI_PM_CAP_PME_D0 | PCI_PM_CAP_PME_D3hot;
@@ -127,7 +135,9 @@ VFPM_EXPORT int vfpm_dev_add_pm_cap(struct vfpm_device *dev, bool d1, bool d2,
 
 VFPM_EXPORT int vfpm_dev_add_msi_cap(struct vfpm_device *dev, unsigned nvec)
 {
-	if (!dev->creating || dev->msi_cap || !nvec || nvec > CORE_MAX_MSI || !is_pow2(nvec))
+	if (!dev->creating)
+		return -EPERM;
+	if (dev->msi_cap || !nvec || nvec > CORE_MAX_MSI || !is_pow2(nvec))
 		return -EINVAL;
 	int off = pci_cap_msi(&dev->cfg, nvec);
 	if (off < 0)
@@ -140,7 +150,9 @@ VFPM_EXPORT int vfpm_dev_add_msi_cap(struct vfpm_device *dev, unsigned nvec)
 VFPM_EXPORT int vfpm_dev_add_msix_cap(struct vfpm_device *dev, unsigned nvec, unsigned bar,
 				      uint32_t table_off, uint32_t pba_off)
 {
-	if (!dev->creating || dev->msix_cap || !nvec || nvec > CORE_MAX_MSIX ||
+	if (!dev->creating)
+		return -EPERM;
+	if (dev->msix_cap || !nvec || nvec > CORE_MAX_MSIX ||
 	    bar >= PCI_NUM_BARS || !dev->bars[bar].size || (dev->bars[bar].flags & VFPM_BAR_IO))
 		return -EINVAL;
 	uint64_t tlen = (uint64_t)nvec * 16, plen = ((nvec + 63) / 64) * 8;
@@ -169,7 +181,9 @@ VFPM_EXPORT int vfpm_dev_add_msix_cap(struct vfpm_device *dev, unsigned nvec, un
 
 VFPM_EXPORT int vfpm_dev_add_pcie_cap(struct vfpm_device *dev)
 {
-	if (!dev->creating || dev->pcie_cap)
+	if (!dev->creating)
+		return -EPERM;
+	if (dev->pcie_cap)
 		return -EINVAL;
 	int off = pci_cap_pcie(&dev->cfg);
 	if (off < 0)
@@ -181,7 +195,9 @@ VFPM_EXPORT int vfpm_dev_add_pcie_cap(struct vfpm_device *dev)
 VFPM_EXPORT int vfpm_dev_add_ext_cap(struct vfpm_device *dev, uint16_t id, uint8_t ver,
 				     const void *body, size_t len)
 {
-	if (!dev->creating || len > 1024)
+	if (!dev->creating)
+		return -EPERM;
+	if (len > 1024)
 		return -EINVAL;
 	int off = pci_cfg_add_ext_cap(&dev->cfg, id, ver, (unsigned)len + 4);
 	if (off < 0)
@@ -194,7 +210,9 @@ VFPM_EXPORT int vfpm_dev_add_ext_cap(struct vfpm_device *dev, uint16_t id, uint8
 VFPM_EXPORT int vfpm_dev_add_ioeventfd(struct vfpm_device *dev, unsigned bar, uint64_t offset,
 				       uint32_t size)
 {
-	if (!dev->creating || bar >= PCI_NUM_BARS || !dev->bars[bar].size ||
+	if (!dev->creating)
+		return -EPERM;
+	if (bar >= PCI_NUM_BARS || !dev->bars[bar].size ||
 	    dev->nioeventfds >= CORE_MAX_IOEVENTFDS || (size != 1 && size != 2 && size != 4 && size != 8) ||
 	    offset > dev->bars[bar].size - size)
 		return -EINVAL;

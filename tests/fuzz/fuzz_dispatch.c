@@ -82,12 +82,12 @@ static void setup_once(void)
 	int rc = rpm_wq_create(&g_wq);
 	if (rc)
 		die("rpm_wq_create", -rc);
-	rc = device_create(&vfpm_model_demo, "fuzz", &opts, g_wq, VFPM_LOG_WARN, &g_dev);
-	if (rc)
-		die("device_create", -rc);
 	/* Malformed input is the norm here: no log line per rejected message
 	 * unless asked for. */
-	g_dev->verbosity = getenv("FUZZ_VERBOSE") ? VFPM_LOG_DEBUG : -1;
+	rc = device_create(&vfpm_model_demo, "fuzz", &opts, g_wq,
+			   getenv("FUZZ_VERBOSE") ? CORE_VERBOSITY_MAX : -1, &g_dev);
+	if (rc)
+		die("device_create", -rc);
 	/* The PCI transition delays are plain sleeps (up to 100 ms for
 	 * D3cold); they would only slow the fuzzer down. */
 	rc = pm_set(g_dev, "pm_delays", "none");

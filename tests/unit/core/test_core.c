@@ -1,0 +1,256 @@
+/* The device core in process: a device built from a small test model,
+ * driven through the core's own entry points (no vfpmd, no socket, no
+ * sleeps). */
+#include <errno.h>
+#include <linux/pci_regs.h>
+#include <linux/vfio.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/core.h"
+
+#define NVEC 4
+#define MSIX_BAR 4
+#define PBA_OFF 0x1000
+
+struct probe {
+	struct vfpm_device *dev;
+};
+
+static struct probe g_probe;
+
+static int probe_create(struct vfpm_device *dev, const struct vfpm_opts *opts, void **priv,
+			const struct vfpm_model_ops **ops)
+{
+	static const struct vfpm_model_ops none = { 0 };
+	static const struct vfpm_pci_ids ids = { .vendor = 0x1b36, .device = 0x10ff,
+						 .class_code = 0xff0000 };
+	g_probe.dev = dev;
+	int rc = vfpm_dev_set_ids(dev, &ids);
+	if (!rc)
+		rc = vfpm_dev_set_intx(dev, true);
+	if (!rc)
+		rc = vfpm_dev_add_bar(dev, MSIX_BAR, 8192, 0);
+	if (!rc)
+		rc = vfpm_dev_add_msix_cap(dev, NVEC, MSIX_BAR, 0, PBA_OFF);
+	if (!rc)
+		rc = vfpm_dev_add_pcie_cap(dev);
+	*priv = &g_probe;
+	*ops = &none;
+	return rc;
+}
+
+static const struct vfpm_model probe_model = { .name = "probe", .create = probe_create };
+
+static struct vfpm_device *make(void)
+{
+	struct vfpm_opts opts = { 0 };
+	struct vfpm_device *dev = NULL;
+	assert_int_equal(device_create(&probe_model, "probe", &opts, NULL, -1, &dev), 0);
+	return dev;
+}
+
+/* Setup calls outside create() change nothing and say so. */
+static void setup_calls_outside_create_return_eperm(void **state)
+{
+	(void)state;
+	struct vfpm_device *dev = make();
+	uint8_t before[VPCI_CFG_SIZE];
+	memcpy(before, dev->cfg.data, sizeof(before));
+	static const struct vfpm_pci_ids ids = { .vendor = 0x8086, .device = 0x1234 };
+	static const uint8_t body[8];
+	assert_int_equal(vfpm_dev_set_ids(dev, &ids), -EPERM);
+	assert_int_equal(vfpm_dev_set_intx(dev, false), -EPERM);
+	assert_int_equal(vfpm_dev_add_bar(dev, 0, 4096, 0), -EPERM);
+	assert_int_equal(vfpm_dev_add_pm_cap(dev, false, false, true), -EPERM);
+	assert_int_equal(vfpm_dev_add_msi_cap(dev, 1), -EPERM);
+	assert_int_equal(vfpm_dev_add_msix_cap(dev, 1, MSIX_BAR, 0, PBA_OFF), -EPERM);
+	assert_int_equal(vfpm_dev_add_pcie_cap(dev), -EPERM);
+	assert_int_equal(vfpm_dev_add_ext_cap(dev, 3, 1, body, sizeof(body)), -EPERM);
+	assert_int_equal(vfpm_dev_add_ioeventfd(dev, MSIX_BAR, 0x1800, 4), -EPERM);
+	assert_memory_equal(before, dev->cfg.data, sizeof(before));
+	assert_true(dev->has_intx);
+	assert_int_equal(dev->bars[0].size, 0);
+	device_destroy(dev);
+}
+
+/* --- MSI-X delivery (docs/protocol.md) --- */
+
+static uint64_t count(int efd)
+{
+	uint64_t n = 0;
+	if (read(efd, &n, sizeof(n)) != sizeof(n))
+		return 0;
+	return n;
+}
+
+static void cfg_w16(struct vfpm_device *dev, unsigned off, uint16_t v)
+{
+	assert_int_equal(device_region_rw(dev, VFU_PCI_CONFIG, off, &v, 2, true), 0);
+}
+
+static void msix_on(struct vfpm_device *dev, bool maskall)
+{
+	cfg_w16(dev, PCI_COMMAND, PCI_COMMAND_MEMORY);
+	cfg_w16(dev, dev->msix_cap + PCI_MSIX_FLAGS,
+		PCI_MSIX_FLAGS_ENABLE | (maskall ? PCI_MSIX_FLAGS_MASKALL : 0));
+}
+
+static int set_fd(struct vfpm_device *dev, unsigned v, int fd)
+{
+	int fds[1] = { fd };
+	int rc = irq_set(dev, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+			 VFU_IRQ_MSIX, v, 1, NULL, fds, fd >= 0 ? 1 : 0);
+	return rc;
+}
+
+static int mask(struct vfpm_device *dev, unsigned v, bool on)
+{
+	return irq_set(dev,
+		       VFIO_IRQ_SET_DATA_NONE |
+			       (on ? VFIO_IRQ_SET_ACTION_MASK : VFIO_IRQ_SET_ACTION_UNMASK),
+		       VFU_IRQ_MSIX, v, 1, NULL, NULL, 0);
+}
+
+static uint64_t pba(struct vfpm_device *dev)
+{
+	uint64_t p = 0;
+	assert_int_equal(irq_msix_rw(dev, PBA_OFF, &p, 8, false), 0);
+	return p;
+}
+
+static void msix_reset_mask_bits_do_not_hold_back_a_table_emulating_client(void **state)
+{
+	(void)state;
+	struct vfpm_device *dev = make();
+	msix_on(dev, false);
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_int_equal(set_fd(dev, 1, dup(efd)), 0);
+	/* the table's mask bits are set from reset, the client never wrote it */
+	uint32_t ctrl = 0;
+	assert_int_equal(irq_msix_rw(dev, 16 + PCI_MSIX_ENTRY_VECTOR_CTRL, &ctrl, 4, false), 0);
+	assert_int_equal(ctrl, PCI_MSIX_ENTRY_CTRL_MASKBIT);
+	assert_int_equal(vfpm_dev_irq(dev, 1), 0);
+	assert_int_equal(count(efd), 1);
+	assert_int_equal(pba(dev), 0);
+	device_destroy(dev);
+	close(efd);
+}
+
+static void msix_set_irqs_mask_pends_and_unmask_delivers_once(void **state)
+{
+	(void)state;
+	struct vfpm_device *dev = make();
+	msix_on(dev, false);
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_int_equal(set_fd(dev, 0, dup(efd)), 0);
+	assert_int_equal(mask(dev, 0, true), 0);
+	assert_int_equal(vfpm_dev_irq(dev, 0), -EAGAIN);
+	assert_int_equal(vfpm_dev_irq(dev, 0), -EAGAIN);
+	assert_int_equal(count(efd), 0);
+	assert_int_equal(pba(dev), 1);
+	assert_int_equal(mask(dev, 0, false), 0);
+	assert_int_equal(count(efd), 1);
+	assert_int_equal(pba(dev), 0);
+	assert_int_equal(mask(dev, 0, false), 0);
+	assert_int_equal(count(efd), 0);
+	/* the client's mask left the table alone */
+	uint32_t ctrl = 0;
+	assert_int_equal(irq_msix_rw(dev, PCI_MSIX_ENTRY_VECTOR_CTRL, &ctrl, 4, false), 0);
+	assert_int_equal(ctrl, PCI_MSIX_ENTRY_CTRL_MASKBIT);
+	device_destroy(dev);
+	close(efd);
+}
+
+static void msix_table_mask_bits_count_once_the_client_writes_the_table(void **state)
+{
+	(void)state;
+	struct vfpm_device *dev = make();
+	msix_on(dev, false);
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_int_equal(set_fd(dev, 2, dup(efd)), 0);
+	uint32_t addr = 0xfee00000;
+	assert_int_equal(irq_msix_rw(dev, 2 * 16, &addr, 4, true), 0);   /* programs entry 2 */
+	assert_int_equal(vfpm_dev_irq(dev, 2), -EAGAIN);
+	assert_int_equal(count(efd), 0);
+	assert_int_equal(pba(dev), 1u << 2);
+	uint32_t ctrl = 0;
+	assert_int_equal(irq_msix_rw(dev, 2 * 16 + PCI_MSIX_ENTRY_VECTOR_CTRL, &ctrl, 4, true), 0);
+	assert_int_equal(count(efd), 1);
+	assert_int_equal(pba(dev), 0);
+	/* a reset puts the table back to masked and no longer written */
+	pthread_mutex_lock(&dev->req_lock);
+	device_reset(dev, "test");
+	pthread_mutex_unlock(&dev->req_lock);
+	msix_on(dev, false);
+	assert_int_equal(vfpm_dev_irq(dev, 2), 0);
+	assert_int_equal(count(efd), 1);
+	device_destroy(dev);
+	close(efd);
+}
+
+static void msix_function_mask_and_missing_eventfd_pend_until_released(void **state)
+{
+	(void)state;
+	struct vfpm_device *dev = make();
+	msix_on(dev, true);
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_int_equal(set_fd(dev, 3, dup(efd)), 0);
+	assert_int_equal(vfpm_dev_irq(dev, 3), -EAGAIN);
+	cfg_w16(dev, dev->msix_cap + PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE);
+	assert_int_equal(count(efd), 1);
+	/* no eventfd: pending, delivered when one is set */
+	assert_int_equal(set_fd(dev, 3, -1), 0);
+	assert_int_equal(vfpm_dev_irq(dev, 3), -EAGAIN);
+	assert_int_equal(pba(dev), 1u << 3);
+	assert_int_equal(set_fd(dev, 3, dup(efd)), 0);
+	assert_int_equal(count(efd), 1);
+	assert_int_equal(pba(dev), 0);
+	/* MSI-X disabled: the model's interrupt goes to INTx instead */
+	cfg_w16(dev, dev->msix_cap + PCI_MSIX_FLAGS, 0);
+	assert_int_equal(vfpm_dev_irq(dev, 3), -ENODEV);   /* no INTx eventfd */
+	assert_int_equal(count(efd), 0);
+	device_destroy(dev);
+	close(efd);
+}
+
+/* --- FLR --- */
+
+static void flr_write_resets_config_space_and_reads_back_zero(void **state)
+{
+	(void)state;
+	struct vfpm_device *dev = make();
+	pthread_mutex_lock(&dev->req_lock);
+	cfg_w16(dev, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	uint8_t line = 0x0b;
+	assert_int_equal(device_region_rw(dev, VFU_PCI_CONFIG, PCI_INTERRUPT_LINE, &line, 1, true), 0);
+	uint16_t devctl = PCI_EXP_DEVCTL_BCR_FLR | PCI_EXP_DEVCTL_RELAX_EN;
+	cfg_w16(dev, dev->pcie_cap + PCI_EXP_DEVCTL, devctl);
+	pthread_mutex_unlock(&dev->req_lock);
+	assert_int_equal(pci_cfg_get16(&dev->cfg, PCI_COMMAND), 0);
+	assert_int_equal(pci_cfg_get8(&dev->cfg, PCI_INTERRUPT_LINE), 0);
+	assert_int_equal(pci_cfg_get16(&dev->cfg, dev->pcie_cap + PCI_EXP_DEVCTL) &
+				 PCI_EXP_DEVCTL_BCR_FLR,
+			 0);
+	device_destroy(dev);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(setup_calls_outside_create_return_eperm),
+		cmocka_unit_test(msix_reset_mask_bits_do_not_hold_back_a_table_emulating_client),
+		cmocka_unit_test(msix_set_irqs_mask_pends_and_unmask_delivers_once),
+		cmocka_unit_test(msix_table_mask_bits_count_once_the_client_writes_the_table),
+		cmocka_unit_test(msix_function_mask_and_missing_eventfd_pend_until_released),
+		cmocka_unit_test(flr_write_resets_config_space_and_reads_back_zero),
+	};
+	return cmocka_run_group_tests_name("core", tests, NULL, NULL);
+}
