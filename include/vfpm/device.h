@@ -46,7 +46,9 @@ struct vfpm_model_ops {
 	 * work in flight. Called before DMA mappings are removed. */
 	void (*quiesce)(void *priv);
 	/* Runtime PM: park threads and timers (and in D3cold free buffers);
-	 * return 0 or a negative errno to refuse. */
+	 * return 0, or a negative errno to refuse: the core then calls
+	 * resume() to undo the quiesce and the device stays in D0 (a runtime
+	 * suspend counts the error and retries at the next idle). */
 	int (*suspend)(void *priv, enum vfpm_dstate target);
 	int (*resume)(void *priv);
 	/* COMMAND register changed (e.g. bus master turned off). */

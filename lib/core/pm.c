@@ -240,17 +240,30 @@ static void device_lost_state(struct vfpm_device *dev)
 	pthread_mutex_unlock(&dev->lock);
 }
 
-static void model_park(struct vfpm_device *dev, int target)
+/* Quiesces the model and asks it to suspend. A refusal (a negative errno
+ * from suspend()) is returned after resume() has undone the quiesce: the
+ * model runs on, as a driver whose runtime_suspend fails keeps its device
+ * active. */
+static int model_park(struct vfpm_device *dev, int target)
 {
 	if (dev->pm.model_parked)
-		return;
+		return 0;
 	atomic_store(&dev->dma_cancel, true);
 	if (dev->ops->quiesce)
 		dev->ops->quiesce(dev->priv);
-	if (dev->ops->suspend)
-		dev->ops->suspend(dev->priv, (enum vfpm_dstate)target);
+	int rc = dev->ops->suspend ? dev->ops->suspend(dev->priv, (enum vfpm_dstate)target) : 0;
 	atomic_store(&dev->dma_cancel, false);
+	if (rc) {
+		if (rc > 0 || rc < -4095)
+			rc = -EIO;   /* not an errno: a refusal all the same */
+		DLOG(dev, VFPM_LOG_WARN, "model refused to suspend to %s: %s", pm_state_name(target),
+		     strerror(-rc));
+		if (dev->ops->resume)
+			dev->ops->resume(dev->priv);
+		return rc;
+	}
 	dev->pm.model_parked = true;
+	return 0;
 }
 
 static void model_unpark(struct vfpm_device *dev)
@@ -288,7 +301,14 @@ static int set_power_state(struct vfpm_device *dev, int target, const char *caus
 			free(pm->pm_save);
 			pm->pm_save = cfg_snapshot(dev);
 		}
-		model_park(dev, target);   /* V1: no device work in D3hot */
+		/* V1: no device work in D3hot; a model that refuses keeps the
+		 * device in D0 (the write is silent about it, B28) */
+		int rc = model_park(dev, target);
+		if (rc) {
+			free(pm->pm_save);
+			pm->pm_save = NULL;
+			return rc;
+		}
 	}
 	transition_delay(dev, cur, target);
 	set_power_state_raw(dev, target, cause);
@@ -371,11 +391,24 @@ static int rt_suspend(void *ctx)
 	pm->rt_save = cfg_snapshot(dev);
 
 	int target = target_state(dev);
-	if (target == VFPM_D0) {
-		/* no PM capability: "suspended" in D0, the model still parks */
-		model_park(dev, VFPM_D0);
-	} else {
-		model_park(dev, target);
+	/* no PM capability: "suspended" in D0, the model still parks */
+	rc = model_park(dev, target);
+	if (rc) {
+		/* as a failing runtime_suspend: the device stays active, the
+		 * error is counted (suspend_errors) and the next idle retries */
+		pthread_mutex_lock(&dev->lock);
+		if (pm->intx_masked_by_pm) {
+			pm->intx_masked_by_pm = false;
+			dev->intx_masked = false;
+			irq_intx_update_locked(dev);
+		}
+		pthread_mutex_unlock(&dev->lock);
+		free(pm->rt_save);
+		pm->rt_save = NULL;
+		pthread_rwlock_unlock(&pm->memory_lock);
+		return rc;
+	}
+	if (target != VFPM_D0) {
 		/* As in the kernel, memory_lock covers the D0 step, not the
 		 * transition's delay: nothing can reach a device that is
 		 * suspending, and the control plane's status must not wait
@@ -814,6 +847,7 @@ struct json_object *pm_status_json(struct vfpm_device *dev)
 	pthread_mutex_lock(&pm->rpm.lock);
 	bool on = pm->rpm.power_on;
 	uint64_t susp = pm->rpm.suspends, res = pm->rpm.resumes, under = pm->rpm.underflows;
+	uint64_t susp_err = pm->rpm.suspend_errors;
 	pthread_mutex_unlock(&pm->rpm.lock);
 	json_object_object_add(st, "power_control", json_object_new_string(on ? "on" : "auto"));
 	json_object_object_add(st, "autosuspend_delay_ms",
@@ -828,6 +862,7 @@ struct json_object *pm_status_json(struct vfpm_device *dev)
 	json_object_object_add(c, "resumes", json_object_new_int64((int64_t)res));
 	json_object_object_add(c, "wakeups_signalled", json_object_new_int64((int64_t)pm->wakeups_signalled));
 	json_object_object_add(c, "usage_underflows", json_object_new_int64((int64_t)under));
+	json_object_object_add(c, "suspend_errors", json_object_new_int64((int64_t)susp_err));
 	struct json_object *r = json_object_new_object();
 	for (int i = 0; i <= VFPM_D3COLD; i++) {
 		uint64_t ns = pm->residency_ns[i] + (i == pm->power_state ? now - since : 0);

@@ -22,18 +22,45 @@
 
 struct probe {
 	struct vfpm_device *dev;
+	int refuse;          /* what suspend() returns */
+	unsigned quiesces, suspends, resumes;
 };
 
 static struct probe g_probe;
 
+static void probe_quiesce(void *priv)
+{
+	((struct probe *)priv)->quiesces++;
+}
+
+static int probe_suspend(void *priv, enum vfpm_dstate target)
+{
+	struct probe *p = priv;
+	(void)target;
+	if (p->refuse)
+		return p->refuse;
+	p->suspends++;
+	return 0;
+}
+
+static int probe_resume(void *priv)
+{
+	((struct probe *)priv)->resumes++;
+	return 0;
+}
+
 static int probe_create(struct vfpm_device *dev, const struct vfpm_opts *opts, void **priv,
 			const struct vfpm_model_ops **ops)
 {
-	static const struct vfpm_model_ops none = { 0 };
+	static const struct vfpm_model_ops ops_ = { .quiesce = probe_quiesce,
+						    .suspend = probe_suspend,
+						    .resume = probe_resume };
 	static const struct vfpm_pci_ids ids = { .vendor = 0x1b36, .device = 0x10ff,
 						 .class_code = 0xff0000 };
-	g_probe.dev = dev;
+	g_probe = (struct probe){ .dev = dev };
 	int rc = vfpm_dev_set_ids(dev, &ids);
+	if (!rc)
+		rc = vfpm_dev_add_pm_cap(dev, false, false, true);
 	if (!rc)
 		rc = vfpm_dev_set_intx(dev, true);
 	if (!rc)
@@ -43,7 +70,7 @@ static int probe_create(struct vfpm_device *dev, const struct vfpm_opts *opts, v
 	if (!rc)
 		rc = vfpm_dev_add_pcie_cap(dev);
 	*priv = &g_probe;
-	*ops = &none;
+	*ops = &ops_;
 	return rc;
 }
 
@@ -242,6 +269,63 @@ static void flr_write_resets_config_space_and_reads_back_zero(void **state)
 	device_destroy(dev);
 }
 
+/* --- a model that refuses to suspend --- */
+
+static void refused_suspend_keeps_the_device_active_and_counts_the_error(void **state)
+{
+	(void)state;
+	struct rpm_wq *wq;
+	assert_int_equal(rpm_wq_create(&wq), 0);
+	struct vfpm_opts opts = { 0 };
+	struct vfpm_device *dev = NULL;
+	assert_int_equal(opts_parse("pm_delays=none", &opts), 0);
+	assert_int_equal(device_create(&probe_model, "probe", &opts, wq, -1, &dev), 0);
+	/* the first idle suspend was accepted: wait for it, then refuse */
+	for (int i = 0; i < 5000 && rpm_status(&dev->pm.rpm) != RPM_SUSPENDED; i++)
+		usleep(1000);
+	assert_int_equal(rpm_status(&dev->pm.rpm), RPM_SUSPENDED);
+	g_probe.refuse = -EBUSY;
+	assert_int_equal(pm_request_begin(dev), 0);   /* resumes */
+	unsigned q = g_probe.quiesces, r = g_probe.resumes;
+	pm_request_end(dev);                          /* idles: the suspend is refused */
+	for (int i = 0; i < 5000 && dev->pm.rpm.suspend_errors == 0; i++)
+		usleep(1000);
+	assert_int_equal(dev->pm.rpm.suspend_errors, 1);
+	assert_int_equal(rpm_status(&dev->pm.rpm), RPM_ACTIVE);
+	assert_int_equal(dev->pm.power_state, VFPM_D0);
+	assert_false(dev->pm.model_parked);
+	/* the quiesce was undone by resume() */
+	assert_int_equal(g_probe.quiesces, q + 1);
+	assert_int_equal(g_probe.resumes, r + 1);
+	/* accepted again, the next idle suspends */
+	g_probe.refuse = 0;
+	assert_int_equal(pm_request_begin(dev), 0);
+	pm_request_end(dev);
+	for (int i = 0; i < 5000 && rpm_status(&dev->pm.rpm) != RPM_SUSPENDED; i++)
+		usleep(1000);
+	assert_int_equal(rpm_status(&dev->pm.rpm), RPM_SUSPENDED);
+	assert_int_equal(dev->pm.power_state, VFPM_D3HOT);
+	device_destroy(dev);
+	rpm_wq_destroy(wq);
+}
+
+static void refused_suspend_keeps_a_pmcsr_d3hot_in_d0(void **state)
+{
+	(void)state;
+	struct vfpm_device *dev = make();
+	g_probe.refuse = -EIO;
+	cfg_w16(dev, dev->pm_cap + PCI_PM_CTRL, 3);   /* D3hot */
+	assert_int_equal(dev->pm.power_state, VFPM_D0);
+	assert_int_equal(pci_cfg_get16(&dev->cfg, dev->pm_cap + PCI_PM_CTRL) & PCI_PM_CTRL_STATE_MASK,
+			 0);
+	assert_int_equal(g_probe.resumes, 1);   /* the quiesce undone */
+	g_probe.refuse = 0;
+	cfg_w16(dev, dev->pm_cap + PCI_PM_CTRL, 3);
+	assert_int_equal(dev->pm.power_state, VFPM_D3HOT);
+	assert_int_equal(g_probe.suspends, 1);
+	device_destroy(dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -251,6 +335,8 @@ int main(void)
 		cmocka_unit_test(msix_table_mask_bits_count_once_the_client_writes_the_table),
 		cmocka_unit_test(msix_function_mask_and_missing_eventfd_pend_until_released),
 		cmocka_unit_test(flr_write_resets_config_space_and_reads_back_zero),
+		cmocka_unit_test(refused_suspend_keeps_the_device_active_and_counts_the_error),
+		cmocka_unit_test(refused_suspend_keeps_a_pmcsr_d3hot_in_d0),
 	};
 	return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
