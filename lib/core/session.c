@@ -750,6 +750,27 @@ int session_init(struct core_session *s, struct vfpm_device *dev, int fd)
 	return 0;
 }
 
+/* A message that came with more descriptors than the server takes (they
+ * are closed, the body is gone): EINVAL. A device command still takes its
+ * PM reference first, as every invalid device request does (B13: it wakes
+ * the device and fires an armed wakeup). */
+static int reject_fd_overflow(struct core_session *s, struct wire_msg *m)
+{
+	struct vfpm_device *dev = s->dev;
+	if ((m->hdr.flags & VFU_F_TYPE_MASK) != VFU_F_TYPE_COMMAND)
+		return 0;
+	const struct cmd_desc *d = m->hdr.cmd <= VFU_CMD_MAX ? &cmds[m->hdr.cmd] : NULL;
+	bool pm = s->version_done && d && d->fn && d->device_cmd;
+	int err = -EINVAL;
+	if (pm && pm_request_begin(dev))
+		err = -EIO;
+	bool idle = pm && pm_request_end_deferred(dev);
+	int rc = send_error(s, &m->hdr, err);
+	if (idle)
+		pm_idle(dev);
+	return rc;
+}
+
 int session_run(struct core_session *s)
 {
 	int rc;
@@ -758,10 +779,7 @@ int session_run(struct core_session *s)
 		rc = wire_recv(s->fd, &m, VFPM_MAX_MSG_SIZE, VFPM_MAX_MSG_FDS);
 		if (rc == -EINVAL) {
 			/* too many descriptors: they are closed; answer and go on */
-			if ((m.hdr.flags & VFU_F_TYPE_MASK) == VFU_F_TYPE_COMMAND)
-				rc = send_error(s, &m.hdr, -EINVAL);
-			else
-				rc = 0;
+			rc = reject_fd_overflow(s, &m);
 			wire_msg_release(&m);
 			if (rc)
 				break;

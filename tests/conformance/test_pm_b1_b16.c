@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@
 
 #include "pmtest.h"
 #include "wire/proto.h"
+#include "wire/wire.h"
 
 #define WAIT_MS 5000       /* deadline for any state we wait for */
 #define TEST_ALARM_S 60    /* deadline for one whole test */
@@ -1026,6 +1028,48 @@ static void b13_any_request_wakes_even_invalid(void **state)
 	assert_int_equal(vfpm_client_request(g_c, VFU_CMD_REGION_READ, &ra, sizeof(ra), &stray, 1,
 					     rep, sizeof(rep), &rl, NULL, 0, NULL),
 			 -EINVAL);
+	expect_woken_by(efd, s0.resumes);
+
+	/* SET_IRQS with more descriptors than the server accepts (17 > 16):
+	 * refused as the message arrives, and still a wake */
+	efd = new_efd();
+	engage_wakeup_suspended(efd);
+	STATUS(s0);
+	enum { N = VFPM_MAX_MSG_FDS + 1 };
+	int many[N];
+	for (int i = 0; i < N; i++)
+		many[i] = new_efd();
+	struct {
+		struct vfu_hdr h;
+		struct vfu_irq_set is;
+	} __attribute__((packed)) req = {
+		.h = { .msg_id = 0x7ff0, .cmd = VFU_CMD_SET_IRQS, .size = sizeof(req),
+		       .flags = VFU_F_TYPE_COMMAND },
+		.is = { .argsz = sizeof(struct vfu_irq_set),
+			.flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+			.index = VFU_IRQ_MSIX, .start = 0, .count = N },
+	};
+	union {
+		char buf[CMSG_SPACE(sizeof(many))];
+		struct cmsghdr align;
+	} ctl;
+	memset(&ctl, 0, sizeof(ctl));
+	struct iovec iov = { &req, sizeof(req) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(many));
+	memcpy(CMSG_DATA(cm), many, sizeof(many));
+	int sock = vfpm_client_fd(g_c);
+	assert_int_equal(sendmsg(sock, &mh, MSG_NOSIGNAL), (ssize_t)sizeof(req));
+	struct wire_msg m;
+	assert_int_equal(wire_recv(sock, &m, 1u << 20, 0), 0);
+	assert_int_equal(m.hdr.msg_id, 0x7ff0);
+	assert_true(m.hdr.flags & VFU_F_ERROR);
+	assert_int_equal(m.hdr.error, EINVAL);
+	wire_msg_release(&m);
 	expect_woken_by(efd, s0.resumes);
 }
 
