@@ -124,12 +124,14 @@ static void bar_drop(struct core_bar *b)
 	b->shadow = NULL;
 }
 
+/* V3: a promoted device is in D3hot for its client whether or not it has
+ * really suspended (power_control=on, say): its memory does not decode. */
 bool pm_memory_enabled(struct vfpm_device *dev)
 {
 	pthread_mutex_lock(&dev->lock);
 	bool mem = pci_cfg_mem_enabled(&dev->cfg);
 	pthread_mutex_unlock(&dev->lock);
-	return dev->pm.power_state < VFPM_D3HOT && mem;
+	return dev->pm.power_state < VFPM_D3HOT && !dev->pm.promoted && mem;
 }
 
 /* memory_lock held for write: mmap_allowed = memory_enabled && !engaged */
@@ -345,14 +347,31 @@ static void open_ref_sync(struct dev_pm *pm)
 	pm->open_ref_lent = want;
 }
 
+/* V3: the guest's D3hot ends. The reference it dropped comes back, and
+ * (B30) a NoSoftRst- device resets with the config saved at the D3hot
+ * restored, also when it never really suspended. memory_lock held for
+ * write; mappings are the caller's to update. */
+static void promotion_end_locked(struct vfpm_device *dev, const char *cause)
+{
+	struct dev_pm *pm = &dev->pm;
+	__atomic_store_n(&pm->promoted, false, __ATOMIC_RELAXED);
+	if (pm->needs_pm_restore) {
+		device_lost_state(dev);
+		if (pm->pm_save)
+			cfg_restore(dev, pm->pm_save);
+		free(pm->pm_save);
+		pm->pm_save = NULL;
+	}
+	set_power_state_raw(dev, pm->power_state, NULL);   /* PMCSR reads the real state */
+	open_ref_sync(pm);
+	DLOG(dev, VFPM_LOG_INFO, "guest PMCSR D3hot -> D0 (%s; promotion ends)", cause);
+}
+
 void pm_set_d0_locked(struct vfpm_device *dev, const char *cause)
 {
 	if (dev->pm.promoted) {
-		/* V3: back to D0 takes back the reference the D3hot dropped */
-		__atomic_store_n(&dev->pm.promoted, false, __ATOMIC_RELAXED);
-		open_ref_sync(&dev->pm);
-		set_power_state_raw(dev, dev->pm.power_state, NULL);
-		DLOG(dev, VFPM_LOG_INFO, "guest PMCSR D3hot -> D0 (%s; promotion ends)", cause);
+		promotion_end_locked(dev, cause);
+		mmap_update(dev);
 	}
 	set_power_state(dev, VFPM_D0, cause);
 }
@@ -531,26 +550,32 @@ void pm_after_config_write(struct vfpm_device *dev, int req, bool mem_changed)
 		return;
 
 	pthread_rwlock_wrlock(&pm->memory_lock);
+	bool promotion_changed = false;
 	if (req == VFPM_D3HOT && !pm->promoted && pm->power_state == VFPM_D0 && promotable(dev) &&
 	    !atomic_load(&dev->sriov_active)) {
 		/* V3: the guest's D3hot becomes a dropped reference; the
-		 * device suspends (perhaps to D3cold) once the request ends */
+		 * device suspends (perhaps to D3cold) once the request ends.
+		 * Whether or not it can, the guest sees D3hot: memory does not
+		 * decode, and a NoSoftRst- device keeps the B30 snapshot. */
+		if (pm->needs_pm_restore) {
+			free(pm->pm_save);
+			pm->pm_save = cfg_snapshot(dev);
+		}
+		promotion_changed = true;
 		__atomic_store_n(&pm->promoted, true, __ATOMIC_RELAXED);
 		set_power_state_raw(dev, pm->power_state, NULL);   /* PMCSR reads D3hot */
 		open_ref_sync(pm);
 		DLOG(dev, VFPM_LOG_INFO,
 		     "guest PMCSR D0 -> D3hot (promoted: the device suspends when idle)");
 	} else if (req == VFPM_D0 && pm->promoted) {
-		__atomic_store_n(&pm->promoted, false, __ATOMIC_RELAXED);
-		set_power_state_raw(dev, pm->power_state, NULL);
-		open_ref_sync(pm);
-		DLOG(dev, VFPM_LOG_INFO, "guest PMCSR D3hot -> D0 (promotion ends)");
+		promotion_changed = true;
+		promotion_end_locked(dev, "PMCSR write");
 	} else if (req >= 0 && !pm->promoted) {
 		/* refused transitions are silent (B28): PowerState reads back
 		 * the real state */
 		set_power_state(dev, req, "PMCSR write");
 	}
-	if (mem_changed)
+	if (mem_changed || promotion_changed)
 		mmap_update(dev);
 	pthread_rwlock_unlock(&pm->memory_lock);
 }

@@ -530,6 +530,35 @@ static void promoted_config_write_that_reaches_the_model_wakes(void **state)
 	stop();
 }
 
+/* A promoted D3hot is D3hot for the guest even when the device cannot
+ * really suspend (power_control=on): memory does not decode, mappings
+ * fault, and a NoSoftRst- device resets on the way back to D0 (B24, B30). */
+static void promoted_d3hot_that_cannot_suspend_still_behaves_as_d3hot(void **state)
+{
+	(void)state;
+	start("d3hot_promotion=always,nosoftrst=off,power_control=on", NULL);
+	connect_peer();
+	mem_on();
+	reg_set(REG_SCRATCH, 0xfeedf00d);
+	cfg_set(g_p.pm_cap + PCI_PM_CTRL, 2, PCI_D3hot);
+	struct pm_status st;
+	status(&st);
+	assert_string_equal(st.power_state, "D0");   /* held active by power_control */
+	assert_string_equal(st.runtime_status, "active");
+	assert_true(st.mmap_revoked);
+	assert_int_equal(cfg(g_p.pm_cap + PCI_PM_CTRL, 2) & PCI_PM_CTRL_STATE_MASK, PCI_D3hot);
+	uint32_t v;
+	assert_int_equal(peer_bar_read(&g_p, 0, REG_SCRATCH, 4, &v), -EIO);
+	cfg_set(g_p.pm_cap + PCI_PM_CTRL, 2, PCI_D0);
+	/* NoSoftRst-: the device reset, the config saved at D3hot is back */
+	assert_int_equal(cfg(PCI_COMMAND, 2), PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	assert_int_equal(reg(REG_SCRATCH), 0);
+	status(&st);
+	assert_false(st.mmap_revoked);
+	assert_int_equal(st.underflows, 0);
+	stop();
+}
+
 /* The low-power features keep the kernel's contract (B10, B11, B13): any
  * access wakes an engaged device, promoted or not. */
 static void promoted_and_engaged_config_access_still_wakes(void **state)
@@ -631,6 +660,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(promoted_and_engaged_config_access_still_wakes, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(promoted_d3hot_that_cannot_suspend_still_behaves_as_d3hot,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			transitions_resets_and_low_power_requests_are_logged_by_default, setup, teardown),
 		cmocka_unit_test_setup_teardown(verbosity_levels_match_the_documentation, setup,
