@@ -112,7 +112,8 @@ struct dev_pm {
 	bool promoted;             /* V3: a guest D3hot dropped a reference */
 	bool open_ref_lent;        /* engaged || promoted dropped the open ref */
 	bool open_ref;             /* the session holds the open reference */
-	bool probe_ref;            /* idle_d3=off: a reference is kept */
+	bool probe_ref;            /* idle_d3=off: the probe reference is held
+				    * (req_lock; open/close and idle_d3 changes) */
 	bool model_parked;         /* model suspend() called, resume() due */
 	struct pm_settings set;
 	/* counters (memory_lock) */

@@ -696,15 +696,21 @@ void pm_idle(struct vfpm_device *dev)
 int pm_open(struct vfpm_device *dev)
 {
 	struct dev_pm *pm = &dev->pm;
+	/* §2.2: with idle_d3=off the probe reference stands for the open
+	 * one (open and close take none). req_lock: against set_idle_d3. */
+	pthread_mutex_lock(&dev->req_lock);
 	if (!pm->probe_ref) {
 		int rc = rpm_resume_and_get(&pm->rpm);
-		if (rc)
+		if (rc) {
+			pthread_mutex_unlock(&dev->req_lock);
 			return rc;
+		}
 		pm->open_ref = true;
 	}
 	pthread_rwlock_wrlock(&pm->memory_lock);
 	pm->client_connected = true;
 	pthread_rwlock_unlock(&pm->memory_lock);
+	pthread_mutex_unlock(&dev->req_lock);
 	return 0;
 }
 
@@ -737,6 +743,41 @@ void pm_close(struct vfpm_device *dev)
 static const char *const pm_keys[] = { "platform_d3cold", "d3cold_allowed", "idle_d3",
 				       "power_control",	  "autosuspend_delay_ms",
 				       "d3hot_promotion", "pm_delays",	    NULL };
+
+/* idle_d3=off holds the probe reference, as disable_idle_d3 does. While a
+ * client is connected the one reference that keeps the open device awake
+ * changes roles instead (probe <-> open), so the count never moves under
+ * the session: an open device cannot suspend behind its client's back, and
+ * its LOW_POWER_ENTRY/EXIT and close stay balanced (the kernel latches
+ * disable_idle_d3 per device for the same reason). req_lock orders it
+ * against open and close. */
+static int set_idle_d3(struct vfpm_device *dev, bool on)
+{
+	struct dev_pm *pm = &dev->pm;
+	pthread_mutex_lock(&dev->req_lock);
+	pthread_rwlock_wrlock(&pm->memory_lock);
+	bool was = pm->set.idle_d3;
+	pm->set.idle_d3 = on;
+	bool open = pm->client_connected;
+	pthread_rwlock_unlock(&pm->memory_lock);
+	if (was != on) {
+		if (open && on && pm->probe_ref) {
+			pm->probe_ref = false;
+			pm->open_ref = true;
+		} else if (open && !on && pm->open_ref) {
+			pm->open_ref = false;
+			pm->probe_ref = true;
+		} else if (!open && !on && !pm->probe_ref) {
+			pm->probe_ref = true;
+			rpm_get(&pm->rpm);
+		} else if (!open && on && pm->probe_ref) {
+			pm->probe_ref = false;
+			rpm_put(&pm->rpm);
+		}
+	}
+	pthread_mutex_unlock(&dev->req_lock);
+	return 0;
+}
 
 int pm_set(struct vfpm_device *dev, const char *key, const char *val)
 {
@@ -792,20 +833,11 @@ int pm_set(struct vfpm_device *dev, const char *key, const char *val)
 		return -ENOENT;
 	if (opts_parse_bool(val, &b))
 		return -EINVAL;
+	if (field == &pm->set.idle_d3)
+		return set_idle_d3(dev, b);
 	pthread_rwlock_wrlock(&pm->memory_lock);
-	bool was = *field;
 	*field = b;
 	pthread_rwlock_unlock(&pm->memory_lock);
-	if (field == &pm->set.idle_d3 && was != b) {
-		/* idle_d3=off keeps a reference, as disable_idle_d3 does */
-		if (!b) {
-			pm->probe_ref = true;
-			rpm_get(&pm->rpm);
-		} else {
-			pm->probe_ref = false;
-			rpm_put(&pm->rpm);
-		}
-	}
 	return 0;
 }
 
@@ -976,7 +1008,7 @@ void pm_go_idle(struct vfpm_device *dev)
 	struct dev_pm *pm = &dev->pm;
 	if (!pm->set.idle_d3) {
 		pm->probe_ref = true;
-		rpm_get_noresume(&pm->rpm);
+		rpm_get_noresume(&pm->rpm);   /* the probe reference */
 	}
 	rpm_idle(&pm->rpm);
 }
