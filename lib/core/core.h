@@ -202,9 +202,12 @@ int device_create(const struct vfpm_model *model, const char *name, struct vfpm_
 		  struct rpm_wq *wq, int verbosity, struct vfpm_device **out);
 void device_destroy(struct vfpm_device *dev);
 
-/* Quiesces the model, resets it and config space, interrupts state (not
- * their eventfds); logs the reset with its cause. Caller holds req_lock. */
-void device_reset(struct vfpm_device *dev, const char *cause);
+/* Quiesces the model and resets it and its interrupt state (not their
+ * eventfds); logs the reset with its cause. keep_config: a user's reset
+ * (DEVICE_RESET, FLR), after which config space and the MSI-X table read
+ * as before; else config returns to power-on values (close). Caller holds
+ * req_lock. */
+void device_reset(struct vfpm_device *dev, const char *cause, bool keep_config);
 /* Client went away: quiesce, drop DMA maps and eventfds, reset. */
 void device_disconnect(struct vfpm_device *dev);
 

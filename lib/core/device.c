@@ -438,7 +438,7 @@ static void device_quiesce(struct vfpm_device *dev)
 	atomic_store(&dev->dma_cancel, false);
 }
 
-void device_reset(struct vfpm_device *dev, const char *cause)
+void device_reset(struct vfpm_device *dev, const char *cause, bool keep_config)
 {
 	DLOG(dev, VFPM_LOG_INFO, "reset (%s)", cause);
 	/* the reset clears VF Enable: the VFs go away first */
@@ -451,15 +451,42 @@ void device_reset(struct vfpm_device *dev, const char *cause)
 	if (dev->ops->reset)
 		dev->ops->reset(dev->priv);
 	pthread_mutex_lock(&dev->lock);
+	/* A user's reset is pci_try_reset_function: config is saved before
+	 * and restored after, with the MSI-X table (host-side setup), so the
+	 * client sees its config unchanged and the function's own state
+	 * reset. The close reset returns everything to power-on values. */
+	uint8_t *saved = keep_config ? malloc(VPCI_CFG_SIZE) : NULL;
+	size_t tlen = (size_t)dev->msix_nvec * 16;
+	uint8_t *table = saved && tlen ? malloc(tlen) : NULL;
+	bool table_written = dev->msix_table_written;
+	if (saved)
+		memcpy(saved, dev->cfg.data, VPCI_CFG_SIZE);
+	if (table)
+		memcpy(table, dev->msix_table, tlen);
 	pci_cfg_reset(&dev->cfg);
 	irq_reset_state(dev);
+	if (saved) {
+		memcpy(dev->cfg.data, saved, VPCI_CFG_SIZE);
+		pci_cfg_set_intx_status(&dev->cfg, dev->intx_level);   /* the line dropped */
+		if (dev->sriov_cap)   /* the VFs are gone: VF Enable reads so */
+			pci_cfg_set16(&dev->cfg, dev->sriov_cap + PCI_SRIOV_CTRL,
+				      pci_cfg_get16(&dev->cfg, dev->sriov_cap + PCI_SRIOV_CTRL) &
+					      (uint16_t)~PCI_SRIOV_CTRL_VFE);
+	}
+	if (table) {
+		memcpy(dev->msix_table, table, tlen);
+		dev->msix_table_written = table_written;
+	}
+	free(table);
+	free(saved);
 	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
 	pthread_mutex_unlock(&dev->lock);
 	/* Fix: a VF Enable written before the reset may have created VFs
 	 * after sriov_disable above; VF Enable now reads 0, so they go too
 	 * (VFs never outlive a cleared VF Enable). */
 	sriov_sync(dev);
-	/* COMMAND.MEM is clear again: mappings fault until it is set */
+	/* mappings follow memory_enabled again (revoked while COMMAND.MEM
+	 * is clear after a close reset) */
 	pm_sync_mappings(dev);
 }
 
@@ -473,7 +500,7 @@ static void device_flr(struct vfpm_device *dev)
 	if (pm_request_begin(dev))
 		return;   /* logged; a device that cannot resume is not reset */
 	pm_revoke_mappings(dev);
-	device_reset(dev, "FLR");
+	device_reset(dev, "FLR", true);
 	pm_request_end(dev);
 }
 
@@ -482,7 +509,7 @@ void device_disconnect(struct vfpm_device *dev)
 	device_quiesce(dev);
 	dma_unmap_all(dev);
 	irq_release_all(dev);
-	device_reset(dev, "client disconnected");
+	device_reset(dev, "client disconnected", false);
 }
 
 /* --- regions --- */

@@ -371,7 +371,7 @@ static int h_region_write_multi(struct core_session *s, struct wire_msg *m, stru
 
 static int h_reset(struct core_session *s, struct wire_msg *m, struct reply *r)
 {
-	device_reset(s->dev, "DEVICE_RESET");
+	device_reset(s->dev, "DEVICE_RESET", true);
 	return 0;
 }
 

@@ -1163,7 +1163,9 @@ static void b30_nosoftrst_plus_keeps_state(void **state)
 /* ================================================================== */
 /* Resets and lifecycle (B31, B32) */
 
-/* B31: DEVICE_RESET in a user-set D3hot goes to D0 first, then resets. */
+/* B31: DEVICE_RESET in a user-set D3hot goes to D0 first, then resets.
+ * As vfio-pci's reset, config space is saved (in D0) and restored around
+ * it: COMMAND still decodes, the function's registers are reset. */
 static void b31_reset_in_d3hot(void **state)
 {
 	(void)state;
@@ -1174,9 +1176,8 @@ static void b31_reset_in_d3hot(void **state)
 	assert_power_state("D3hot");
 	assert_int_equal(vfpm_client_reset(g.c), 0);
 	assert_int_equal(power_state_bits(), PS_D0);
-	assert_int_equal(cfg16(PCI_COMMAND), 0);
+	assert_int_equal(cfg16(PCI_COMMAND) & PCI_COMMAND_MEMORY, PCI_COMMAND_MEMORY);
 	assert_power_state("D0");
-	mem_enable(true);
 	assert_int_equal(bar0_r32(REG_SCRATCH), 0);
 	assert_int_equal(bar0_r32(REG_ID), DEMO_ID);
 }
@@ -1190,7 +1191,8 @@ static void b31_reset_in_d3hot_nosoftrst_minus(void **state)
 	set_ps(PS_D3HOT);
 	assert_int_equal(vfpm_client_reset(g.c), 0);
 	assert_int_equal(power_state_bits(), PS_D0);
-	assert_int_equal(cfg16(PCI_COMMAND), 0);
+	/* the D0 step restored the D3hot snapshot; the reset kept it */
+	assert_int_equal(cfg16(PCI_COMMAND) & PCI_COMMAND_MEMORY, PCI_COMMAND_MEMORY);
 	assert_power_state("D0");
 }
 

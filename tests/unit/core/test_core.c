@@ -214,7 +214,7 @@ static void msix_table_mask_bits_count_once_the_client_writes_the_table(void **s
 	assert_int_equal(pba(dev), 0);
 	/* a reset puts the table back to masked and no longer written */
 	pthread_mutex_lock(&dev->req_lock);
-	device_reset(dev, "test");
+	device_reset(dev, "test", false);
 	pthread_mutex_unlock(&dev->req_lock);
 	msix_on(dev, false);
 	assert_int_equal(vfpm_dev_irq(dev, 2), 0);
@@ -250,7 +250,7 @@ static void msix_function_mask_and_missing_eventfd_pend_until_released(void **st
 
 /* --- FLR --- */
 
-static void flr_write_resets_config_space_and_reads_back_zero(void **state)
+static void flr_write_keeps_config_space_and_reads_back_zero(void **state)
 {
 	(void)state;
 	struct vfpm_device *dev = make();
@@ -261,8 +261,12 @@ static void flr_write_resets_config_space_and_reads_back_zero(void **state)
 	uint16_t devctl = PCI_EXP_DEVCTL_BCR_FLR | PCI_EXP_DEVCTL_RELAX_EN;
 	cfg_w16(dev, dev->pcie_cap + PCI_EXP_DEVCTL, devctl);
 	pthread_mutex_unlock(&dev->req_lock);
-	assert_int_equal(pci_cfg_get16(&dev->cfg, PCI_COMMAND), 0);
-	assert_int_equal(pci_cfg_get8(&dev->cfg, PCI_INTERRUPT_LINE), 0);
+	/* saved and restored around the reset, as pci_try_reset_function */
+	assert_int_equal(pci_cfg_get16(&dev->cfg, PCI_COMMAND), PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	assert_int_equal(pci_cfg_get8(&dev->cfg, PCI_INTERRUPT_LINE), 0x0b);
+	assert_int_equal(pci_cfg_get16(&dev->cfg, dev->pcie_cap + PCI_EXP_DEVCTL) &
+				 PCI_EXP_DEVCTL_RELAX_EN,
+			 PCI_EXP_DEVCTL_RELAX_EN);
 	assert_int_equal(pci_cfg_get16(&dev->cfg, dev->pcie_cap + PCI_EXP_DEVCTL) &
 				 PCI_EXP_DEVCTL_BCR_FLR,
 			 0);
@@ -334,7 +338,7 @@ int main(void)
 		cmocka_unit_test(msix_set_irqs_mask_pends_and_unmask_delivers_once),
 		cmocka_unit_test(msix_table_mask_bits_count_once_the_client_writes_the_table),
 		cmocka_unit_test(msix_function_mask_and_missing_eventfd_pend_until_released),
-		cmocka_unit_test(flr_write_resets_config_space_and_reads_back_zero),
+		cmocka_unit_test(flr_write_keeps_config_space_and_reads_back_zero),
 		cmocka_unit_test(refused_suspend_keeps_the_device_active_and_counts_the_error),
 		cmocka_unit_test(refused_suspend_keeps_a_pmcsr_d3hot_in_d0),
 	};
