@@ -836,8 +836,14 @@ int pm_set(struct vfpm_device *dev, const char *key, const char *val)
 	if (field == &pm->set.idle_d3)
 		return set_idle_d3(dev, b);
 	pthread_rwlock_wrlock(&pm->memory_lock);
+	bool was = *field;
 	*field = b;
 	pthread_rwlock_unlock(&pm->memory_lock);
+	/* As the kernel's d3cold_allowed_store: a change resumes the device
+	 * (an armed wakeup fires, B11), which then suspends again, to the
+	 * target the new setting gives. */
+	if (was != b && dev->pm_ready)   /* not while pm_init parses options */
+		rpm_resume(&pm->rpm);
 	return 0;
 }
 

@@ -1265,6 +1265,46 @@ static void b16_power_control_on_fires_wakeup(void **state)
 	assert_int_equal(s.wakeups_signalled, 1);
 }
 
+/* Changing d3cold_allowed (or platform_d3cold) resumes the device, as the
+ * kernel's d3cold_allowed_store does: an armed wakeup fires, and the device
+ * suspends again to the new target. */
+static void b16_d3cold_allowed_change_resumes_and_resuspends(void **state)
+{
+	(void)state;
+	up_and_connect("platform_d3cold=on");
+	int efd = new_efd();
+	engage_wakeup_suspended(efd);
+	struct pm_status s0, s;
+	STATUS(s0);
+	assert_string_equal(s0.power_state, "D3cold");
+	assert_int_equal(pmt_set(&g_p, NULL, "d3cold_allowed", "off"), 0);
+	assert_int_equal(pmt_eventfd_count(efd), 1);
+	STATUS(s);
+	assert_false(s.engaged);
+	assert_int_equal(s.resumes, s0.resumes + 1);
+	/* the client's open reference is back (the wakeup disengaged it):
+	 * it stays up; after it leaves the device suspends to D3hot now */
+	assert_string_equal(s.runtime_status, "active");
+	disconn();
+	wait_disconnected();
+	WAIT("suspended");
+	STATUS(s);
+	assert_string_equal(s.power_state, "D3hot");
+	/* allowed again: resumed and down to D3cold */
+	STATUS(s0);
+	assert_int_equal(pmt_set(&g_p, NULL, "d3cold_allowed", "on"), 0);
+	WAIT("suspended");
+	STATUS(s);
+	assert_int_equal(s.resumes, s0.resumes + 1);
+	assert_string_equal(s.power_state, "D3cold");
+	/* setting the same value again is no change: nothing resumes */
+	STATUS(s0);
+	assert_int_equal(pmt_set(&g_p, NULL, "d3cold_allowed", "on"), 0);
+	pmt_sleep_ms(50);
+	STATUS(s);
+	assert_int_equal(s.resumes, s0.resumes);
+}
+
 static void b16_ctl_config_access_in_d3cold_resumes_and_fires(void **state)
 {
 	(void)state;
@@ -1701,6 +1741,7 @@ int main(void)
 		T(b14_entry_after_wake_succeeds),
 		T(b15_close_while_engaged_is_silent_and_resets),
 		T(b16_power_control_on_fires_wakeup),
+		T(b16_d3cold_allowed_change_resumes_and_resuspends),
 		T(b16_ctl_config_access_in_d3cold_resumes_and_fires),
 		T(b16_ctl_config_read_in_d3hot_does_not_resume),
 		T(b35_unused_device_suspends),
