@@ -488,6 +488,25 @@ static void b19_pending_intx_delivered_once_on_resume(void **state)
 	assert_int_equal(efd_wait(efd, QUIET_MS), 0);
 }
 
+/* B19 in D3cold: the device has no power, so an assertion made while it is
+ * in D3cold is lost with its state: nothing is delivered on resume or on
+ * the client's unmask. */
+static void b19_intx_asserted_in_d3cold_is_lost(void **state)
+{
+	(void)state;
+	start("platform_d3cold=on");
+	int efd = intx_setup();
+	assert_int_equal(pmt_lp_entry(g.c), 0);
+	wait_suspended();
+	assert_power_state("D3cold");
+	inject_intx();
+	assert_int_equal(efd_wait(efd, QUIET_MS), 0);
+	assert_int_equal(cfg16(PCI_VENDOR_ID), DEMO_VENDOR);   /* resumes (B10) */
+	assert_int_equal(efd_wait(efd, QUIET_MS), 0);
+	intx_action(VFIO_IRQ_SET_ACTION_UNMASK);
+	assert_int_equal(efd_wait(efd, QUIET_MS), 0);
+}
+
 static void client_mask_preserved(const char *keys, const char *suspended_state)
 {
 	start(keys);
@@ -1495,6 +1514,7 @@ int main(void)
 		T(b17_intx_unmasked_after_resume),
 		T(b18_client_intx_mask_preserved),
 		T(b18_client_intx_mask_preserved_d3cold),
+		T(b19_intx_asserted_in_d3cold_is_lost),
 		T(b18_disintx_preserved),
 		T(b18_disintx_preserved_d3cold),
 		T(b19_pending_intx_delivered_once_on_resume),
