@@ -847,22 +847,36 @@ int pm_set(struct vfpm_device *dev, const char *key, const char *val)
 	return 0;
 }
 
+/* A host (control-plane) config access, as the PCI core's
+ * pci_config_pm_runtime_get: a reference that waits for a suspend or resume
+ * in flight (a write can no longer land between a suspend's snapshot and
+ * its D3cold and be undone by the resume), and a resume from D3cold only
+ * (B16). A PMCSR write resumes from any suspended state, so the power state
+ * and the runtime-PM state never disagree. */
 int pm_ctl_config_rw(struct vfpm_device *dev, unsigned off, void *buf, unsigned len, bool write)
 {
 	struct dev_pm *pm = &dev->pm;
-	/* B16: a host config access resumes the device only from D3cold */
-	pthread_rwlock_rdlock(&pm->memory_lock);
-	bool cold = pm->power_state == VFPM_D3COLD;
-	pthread_rwlock_unlock(&pm->memory_lock);
-	if (cold && rpm_resume_and_get(&pm->rpm))
-		return -EIO;
+	enum rpm_status st = rpm_get_settled(&pm->rpm);
+	if (st == RPM_SUSPENDED) {
+		pthread_rwlock_rdlock(&pm->memory_lock);
+		bool cold = pm->power_state == VFPM_D3COLD;
+		pthread_rwlock_unlock(&pm->memory_lock);
+		bool pmcsr = write && dev->pm_cap && off < dev->pm_cap + PCI_PM_CTRL + 2 &&
+			     dev->pm_cap + PCI_PM_CTRL < off + len;
+		if ((cold || pmcsr) && rpm_get(&pm->rpm)) {
+			rpm_put_noidle(&pm->rpm);
+			rpm_put(&pm->rpm);
+			return -EIO;
+		}
+		if (cold || pmcsr)
+			rpm_put_noidle(&pm->rpm);   /* the settled reference now holds it up */
+	}
 	/* req_lock: a write may reset the device (FLR), which is serialised
 	 * against the session's requests */
 	pthread_mutex_lock(&dev->req_lock);
 	int rc = device_region_rw(dev, VFU_PCI_CONFIG, off, buf, len, write);
 	pthread_mutex_unlock(&dev->req_lock);
-	if (cold)
-		rpm_put(&pm->rpm);
+	rpm_put(&pm->rpm);
 	return rc;
 }
 

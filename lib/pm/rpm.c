@@ -287,6 +287,23 @@ int rpm_resume_and_get(struct rpm *r)
 	return rc;
 }
 
+enum rpm_status rpm_get_settled(struct rpm *r)
+{
+	atomic_fetch_add(&r->usage, 1);
+	enum rpm_status st = rpm_status(r);
+	if (st == RPM_ACTIVE || st == RPM_SUSPENDED)
+		return st;
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		st = rpm_status(r);
+		if (st == RPM_ACTIVE || st == RPM_SUSPENDED)
+			break;
+		pthread_cond_wait(&r->cv, &r->lock);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return st;
+}
+
 void rpm_get_noresume(struct rpm *r)
 {
 	atomic_fetch_add(&r->usage, 1);

@@ -77,6 +77,10 @@ void rpm_fini(struct rpm *r);
 int rpm_get(struct rpm *r);
 /* Same, but a failure drops the reference (pm_runtime_resume_and_get). */
 int rpm_resume_and_get(struct rpm *r);
+/* Increments usage without resuming, after waiting for a suspend or resume
+ * in flight to finish; returns the settled status (ACTIVE or SUSPENDED),
+ * which the reference then holds: no suspend starts while it is held. */
+enum rpm_status rpm_get_settled(struct rpm *r);
 void rpm_get_noresume(struct rpm *r);
 /* Decrements usage; at 0 queues an idle suspend (after the autosuspend
  * delay, 0 by default). */

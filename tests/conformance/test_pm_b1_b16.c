@@ -1305,6 +1305,62 @@ static void b16_d3cold_allowed_change_resumes_and_resuspends(void **state)
 	assert_int_equal(s.resumes, s0.resumes);
 }
 
+/* A host config write racing a runtime suspend (pm_delays=pci: the D3hot
+ * delay runs with the suspend's snapshot already taken) is not lost: the
+ * access waits for the suspend, resumes the device from D3cold, and the
+ * next suspend saves the write, as pci_config_pm_runtime_get does. */
+static void b16_ctl_config_write_during_a_suspend_is_kept(void **state)
+{
+	(void)state;
+	up("platform_d3cold=on");
+	WAIT("suspended");
+	assert_int_equal(pmt_set(&g_p, NULL, "pm_delays", "pci"), 0);
+	for (uint32_t i = 1; i <= 5; i++) {
+		assert_int_equal(pmt_set(&g_p, NULL, "power_control", "on"), 0);
+		assert_int_equal(pmt_set(&g_p, NULL, "power_control", "auto"), 0);
+		/* the idle suspend starts now; the write lands during it */
+		uint32_t v = 0x40 + i;
+		assert_int_equal(pmt_ctl_config_rw(&g_p, NULL, PCI_INTERRUPT_LINE, 1, &v, true), 0);
+		WAIT("suspended");
+		v = 0;
+		assert_int_equal(pmt_ctl_config_read(&g_p, NULL, PCI_INTERRUPT_LINE, 1, &v), 0);
+		assert_int_equal(v, 0x40 + i);
+		WAIT("suspended");
+	}
+}
+
+/* A host PMCSR write to a runtime-suspended device resumes it first: the
+ * power state and the runtime status never disagree, and the model is not
+ * unparked behind the runtime-PM core. */
+static void b16_ctl_pmcsr_write_resumes_a_suspended_device(void **state)
+{
+	(void)state;
+	up("nosoftrst=off");
+	WAIT("suspended");
+	struct pm_status s0, s;
+	STATUS(s0);
+	assert_string_equal(s0.power_state, "D3hot");
+	uint32_t pm = 0;
+	assert_int_equal(pmt_ctl_config_read(&g_p, NULL, PCI_CAPABILITY_LIST, 1, &pm), 0);
+	for (uint32_t id = 0; pm; pm = id) {
+		assert_int_equal(pmt_ctl_config_read(&g_p, NULL, pm, 1, &id), 0);
+		if (id == PCI_CAP_ID_PM)
+			break;
+		assert_int_equal(pmt_ctl_config_read(&g_p, NULL, pm + 1, 1, &id), 0);
+	}
+	assert_true(pm);
+	uint32_t d0 = 0;
+	assert_int_equal(pmt_ctl_config_rw(&g_p, NULL, pm + PCI_PM_CTRL, 2, &d0, true), 0);
+	STATUS(s);
+	assert_int_equal(s.resumes, s0.resumes + 1);
+	/* after the access the device is idle again: it suspends, and the
+	 * two views agree at every step */
+	WAIT("suspended");
+	STATUS(s);
+	assert_string_equal(s.power_state, "D3hot");
+	assert_int_equal(s.underflows, 0);
+}
+
 static void b16_ctl_config_access_in_d3cold_resumes_and_fires(void **state)
 {
 	(void)state;
@@ -1743,6 +1799,8 @@ int main(void)
 		T(b16_power_control_on_fires_wakeup),
 		T(b16_d3cold_allowed_change_resumes_and_resuspends),
 		T(b16_ctl_config_access_in_d3cold_resumes_and_fires),
+		T(b16_ctl_config_write_during_a_suspend_is_kept),
+		T(b16_ctl_pmcsr_write_resumes_a_suspended_device),
 		T(b16_ctl_config_read_in_d3hot_does_not_resume),
 		T(b35_unused_device_suspends),
 		T(b35_unused_device_suspends_to_d3cold),
