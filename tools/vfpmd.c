@@ -47,6 +47,9 @@ static void usage(FILE *f)
 		"  -v, --verbose            also log each session's set-up (capabilities, DMA\n"
 		"                           maps, interrupts); -vv: also every failed request\n"
 		"  -q, --quiet              errors and warnings only\n"
+		"      --handshake-timeout MS\n"
+		"                           close a connection that sends no VERSION within MS\n"
+		"                           milliseconds (default 10000; 0: never)\n"
 		"      --list-models        list device models and their keys\n"
 		"  -h, --help               this help\n"
 		"  -V, --version            version\n"
@@ -78,6 +81,7 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "list-models", no_argument, NULL, 'L' },
+		{ "handshake-timeout", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -109,6 +113,19 @@ int main(int argc, char **argv)
 		case 'v': so.verbosity = so.verbosity < CORE_VERBOSITY_MAX ? so.verbosity + 1 : so.verbosity; break;
 		case 'q': so.verbosity = VFPM_LOG_WARN; break;
 		case 'L': list_models(); free(specs); return 0;
+		case 'H': {
+			char *end;
+			errno = 0;
+			long ms = strtol(optarg, &end, 10);
+			if (errno || *end || !*optarg || ms < 0 || ms > 3600000) {
+				fprintf(stderr, "vfpmd: --handshake-timeout '%s': expected 0..3600000 ms\n",
+					optarg);
+				free(specs);
+				return 2;
+			}
+			so.handshake_ms = ms ? (int)ms : -1;
+			break;
+		}
 		case 'h': usage(stdout); free(specs); return 0;
 		case 'V': printf("vfpmd %s\n", VFPM_VERSION); free(specs); return 0;
 		default: usage(stderr); free(specs); return 2;

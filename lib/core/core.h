@@ -320,7 +320,10 @@ struct core_session {
 	struct wire_msg dma_reply;
 	bool dma_reply_ready;
 	bool closing;
+	int handshake_ms;              /* VERSION deadline from connect (<= 0: none) */
 };
+
+#define SESSION_HANDSHAKE_MS 10000
 
 int session_init(struct core_session *s, struct vfpm_device *dev, int fd);
 /* Serves messages until EOF or an unrecoverable error; then disconnects

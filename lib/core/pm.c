@@ -73,7 +73,8 @@ static void set_power_state_raw(struct vfpm_device *dev, int state, const char *
 /* The PCI spec delays as Linux applies them (V4); none with pm_delays=none. */
 static void transition_delay(struct vfpm_device *dev, int from, int to)
 {
-	if (!dev->pm.set.pm_delays)
+	/* read without memory_lock: the delays run outside it */
+	if (!__atomic_load_n(&dev->pm.set.pm_delays, __ATOMIC_RELAXED))
 		return;
 	if (from == VFPM_D3COLD && to == VFPM_D0)
 		sleep_us(100000);
@@ -821,7 +822,7 @@ int pm_set(struct vfpm_device *dev, const char *key, const char *val)
 		if (strcmp(val, "pci") && strcmp(val, "none"))
 			return -EINVAL;
 		pthread_rwlock_wrlock(&pm->memory_lock);
-		pm->set.pm_delays = !strcmp(val, "pci");
+		__atomic_store_n(&pm->set.pm_delays, !strcmp(val, "pci"), __ATOMIC_RELAXED);
 		pthread_rwlock_unlock(&pm->memory_lock);
 		return 0;
 	}

@@ -6,6 +6,8 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -740,6 +742,7 @@ int session_init(struct core_session *s, struct vfpm_device *dev, int fd)
 	memset(s, 0, sizeof(*s));
 	s->dev = dev;
 	s->fd = fd;
+	s->handshake_ms = SESSION_HANDSHAKE_MS;
 	wire_caps_default(&s->peer);
 	pthread_mutex_init(&s->send_lock, NULL);
 	pthread_mutex_init(&s->dma_mu, NULL);
@@ -771,12 +774,53 @@ static int reject_fd_overflow(struct core_session *s, struct wire_msg *m)
 	return rc;
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Bounds the next receive by what is left of the handshake deadline (none
+ * once VERSION is done). Returns 0, or -ETIMEDOUT when it has passed. */
+static int handshake_bound(struct core_session *s, int64_t deadline, bool *bounded)
+{
+	if (s->handshake_ms <= 0 || (s->version_done && !*bounded))
+		return 0;
+	struct timeval tv = { 0, 0 };   /* 0: no timeout */
+	if (!s->version_done) {
+		int64_t left = deadline - mono_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		tv.tv_sec = (time_t)(left / 1000);
+		tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+	}
+	if (setsockopt(s->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	*bounded = !s->version_done;
+	return 0;
+}
+
 int session_run(struct core_session *s)
 {
 	int rc;
+	/* A connection that never completes VERSION must not hold the device
+	 * (a second client is refused while it is connected): the handshake
+	 * has a deadline from the connection on. */
+	int64_t deadline = mono_ms() + s->handshake_ms;
+	bool bounded = false;
 	for (;;) {
 		struct wire_msg m;
+		rc = handshake_bound(s, deadline, &bounded);
+		if (rc)
+			break;
 		rc = wire_recv(s->fd, &m, VFPM_MAX_MSG_SIZE, VFPM_MAX_MSG_FDS);
+		if ((rc == -EAGAIN || rc == -ETIMEDOUT) && !s->version_done) {
+			DLOG(s->dev, VFPM_LOG_WARN, "no VERSION within %d ms: closing the connection",
+			     s->handshake_ms);
+			rc = -ETIMEDOUT;
+			break;
+		}
 		if (rc == -EINVAL) {
 			/* too many descriptors: they are closed; answer and go on */
 			rc = reject_fd_overflow(s, &m);

@@ -464,6 +464,8 @@ static void *session_main(void *arg)
 	struct server_dev *sd = arg;
 	struct core_session s;
 	session_init(&s, sd->dev, sd->client_fd);
+	if (sd->srv->o.handshake_ms)
+		s.handshake_ms = sd->srv->o.handshake_ms;
 	DLOG(sd->dev, VFPM_LOG_INFO, "client connected");
 	int rc = session_run(&s);
 	if (rc)

@@ -13,6 +13,8 @@ struct server_opts {
 	mode_t socket_mode;   /* permission bits of socket files, default 0600 */
 	const char *ctl_path; /* control socket; NULL: <default dir>/vfpmd.ctl;
 			       * "none": no control plane */
+	int handshake_ms;     /* VERSION deadline per connection; 0: the
+			       * default (10 s), < 0: none */
 };
 
 int server_create(const struct server_opts *o, struct vfpm_server **out);

@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -590,6 +593,34 @@ static void promoted_and_engaged_config_access_still_wakes(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* A peer that never says VERSION */
+
+static void silent_connection_is_closed_at_the_handshake_deadline(void **state)
+{
+	(void)state;
+	static const char *const extra[] = { "--handshake-timeout", "300", NULL };
+	start(NULL, extra);
+	int fd = raw_connect(g_proc.sock[0]);
+	assert_true(fd >= 0);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+	assert_int_equal(poll(&pf, 1, 5000), 1);
+	char b;
+	assert_int_equal(recv(fd, &b, 1, 0), 0);   /* closed by the server */
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(ms >= 250);
+	close(fd);
+	wait_log("no VERSION within 300 ms");
+	/* the device is free again, and a client past the deadline is fine */
+	connect_peer();
+	pmt_sleep_ms(400);
+	assert_int_equal(cfg(PCI_VENDOR_ID, 2), 0x1b36);
+	stop();
+}
+
+/* ------------------------------------------------------------------ */
 /* Operators see what happens */
 
 static void transitions_resets_and_low_power_requests_are_logged_by_default(void **state)
@@ -673,6 +704,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			transitions_resets_and_low_power_requests_are_logged_by_default, setup, teardown),
+		cmocka_unit_test_setup_teardown(silent_connection_is_closed_at_the_handshake_deadline,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(verbosity_levels_match_the_documentation, setup,
 						teardown),
 	};
