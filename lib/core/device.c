@@ -481,7 +481,7 @@ void device_reset(struct vfpm_device *dev, const char *cause, bool keep_config)
 	free(saved);
 	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
 	pthread_mutex_unlock(&dev->lock);
-	/* Fix: a VF Enable written before the reset may have created VFs
+	/* A VF Enable written before the reset may have created VFs
 	 * after sriov_disable above; VF Enable now reads 0, so they go too
 	 * (VFs never outlive a cleared VF Enable). */
 	sriov_sync(dev);

@@ -84,13 +84,13 @@ static int enable_locked(struct vfpm_device *dev, unsigned n, unsigned seq)
 		return rc;
 	pthread_rwlock_wrlock(&dev->pm.memory_lock);
 	pm_set_d0_locked(dev, "VF Enable: a PF with VFs stays in D0");
-	/* Fix (tests/conformance/test_sriov.c, nosoftrst=off): a NoSoftRst-
-	 * PF coming out of D3hot (runtime-suspended, or put there by its
-	 * user) lost its config space on the way to D0, and the resume or
-	 * the D0 transition restored a snapshot taken before this VF Enable
-	 * write: VF Enable read 0 with the VFs present. The enable being
-	 * honoured stays visible -- unless Control was written again since,
-	 * in which case that writer acts on the register after us. */
+	/* A NoSoftRst- PF coming out of D3hot (runtime-suspended, or put
+	 * there by its user) loses its config space on the way to D0, and
+	 * the resume or the D0 transition restores a snapshot taken before
+	 * this VF Enable write. The enable being honoured must stay visible
+	 * (VF Enable reads 1 with the VFs present) -- unless Control was
+	 * written again since, in which case that writer acts on the
+	 * register after us. */
 	pthread_mutex_lock(&dev->lock);
 	unsigned ctrl_reg = dev->sriov_cap + PCI_SRIOV_CTRL;
 	if (dev->sriov_ctrl_writes == seq)

@@ -343,11 +343,6 @@ bool rpm_put_deferred(struct rpm *r)
 	return dec(r) == 0;
 }
 
-void rpm_put_autosuspend(struct rpm *r)
-{
-	rpm_put(r);
-}
-
 void rpm_put_noidle(struct rpm *r)
 {
 	dec(r);

@@ -91,9 +91,6 @@ void rpm_put(struct rpm *r);
 bool rpm_put_deferred(struct rpm *r);
 /* Decrements usage without an idle check. */
 void rpm_put_noidle(struct rpm *r);
-/* Decrements usage; at 0 queues a suspend after the autosuspend delay
- * even when the delay is 0 (Linux pm_runtime_put_autosuspend). */
-void rpm_put_autosuspend(struct rpm *r);
 /* Queues an idle check now (e.g. once a device is set up). */
 void rpm_idle(struct rpm *r);
 /* Resumes without taking a reference (host-side resume); the device may

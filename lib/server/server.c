@@ -58,9 +58,9 @@ struct vfpm_server {
 	struct server_dev *devs[MAX_DEVICES];
 	unsigned ndevs;
 	int stop_fd;         /* eventfd: readable once stopping */
-	/* Fix (TSan, tests/conformance/test_sriov.c): read by a PF session
+	/* VF clients get no grace period once set; read by a PF session
 	 * removing its VFs while main stops the server, so atomic */
-	atomic_bool stopping;   /* VF clients get no grace period */
+	atomic_bool stopping;
 	struct rpm_wq *wq;   /* runs every device's idle suspends */
 	pthread_mutex_t lock;   /* VF lists and refs */
 	pthread_cond_t refs_cv;
@@ -75,11 +75,10 @@ static const struct sriov_host server_sriov_host;
 
 int server_create(const struct server_opts *o, struct vfpm_server **out)
 {
-	/* Fix (bench/bench_sriov.c): a demo VF holds five descriptors (its
-	 * socket, two eventfds, an ioeventfd, its BAR memfd), so 256 VFs of
-	 * one PF need about 1300; under the usual soft limit of 1024 the
-	 * enable failed at VF 202 with EMFILE. Raise the soft limit to the
-	 * hard one, as servers holding many descriptors do (no select()). */
+	/* A demo VF holds five descriptors (its socket, two eventfds, an
+	 * ioeventfd, its BAR memfd), so 256 VFs of one PF need about 1300,
+	 * more than the usual soft limit of 1024: raise the soft limit to
+	 * the hard one, as servers holding many descriptors do (no select()). */
 	struct rlimit nofile;
 	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
 		nofile.rlim_cur = nofile.rlim_max;
@@ -453,11 +452,6 @@ static int ctl_start(struct vfpm_server *srv)
 	core_log(srv->o.verbosity, VFPM_LOG_INFO, NULL, "control socket %s", srv->ctl_path);
 	return 0;
 }
-
-struct session_arg {
-	struct server_dev *sd;
-	int fd;
-};
 
 static void *session_main(void *arg)
 {

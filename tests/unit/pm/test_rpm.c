@@ -434,21 +434,6 @@ static void test_autosuspend_delay(void **state)
 	assert_int_equal(atomic_load(&f->suspend_calls), 1);
 }
 
-static void test_autosuspend_put_autosuspend(void **state)
-{
-	struct fx *x = *state;
-	struct fake *f = &x->dev[0];
-	rpm_set_autosuspend_delay(&f->rpm, 200);
-	assert_int_equal(rpm_get(&f->rpm), 0);
-	uint64_t t0 = now_ns();
-	rpm_put_autosuspend(&f->rpm);
-	sleep_ms(80);
-	if (now_ns() - t0 < 150000000u)
-		assert_int_equal(rpm_status(&f->rpm), RPM_ACTIVE);
-	assert_true(wait_status(&f->rpm, RPM_SUSPENDED, 1000));
-	assert_true(find_ev(0, EV_SUSPEND_START) - t0 >= 195000000u);
-}
-
 static void test_autosuspend_get_cancels(void **state)
 {
 	struct fx *x = *state;
@@ -477,7 +462,7 @@ static void test_negative_delay_never_suspends(void **state)
 	assert_int_equal(rpm_get(&f->rpm), 0);
 	rpm_put(&f->rpm);
 	rpm_idle(&f->rpm);
-	rpm_put_autosuspend(&f->rpm);   /* underflow, counted, no effect */
+	rpm_put(&f->rpm);   /* underflow, counted, no effect */
 	sleep_ms(300);
 	assert_int_equal(rpm_status(&f->rpm), RPM_ACTIVE);
 	assert_int_equal(atomic_load(&f->suspend_calls), 0);
@@ -523,7 +508,7 @@ static void test_underflow(void **state)
 	assert_int_equal(rpm_usage(&f->rpm), 0);
 	assert_int_equal(ctr(&f->rpm, &f->rpm.underflows), 1);
 	rpm_put_noidle(&f->rpm);
-	rpm_put_autosuspend(&f->rpm);
+	rpm_put(&f->rpm);
 	assert_int_equal(rpm_usage(&f->rpm), 0);
 	assert_int_equal(ctr(&f->rpm, &f->rpm.underflows), 3);
 	/* the count still works normally */
@@ -744,7 +729,6 @@ int main(void)
 		T(test_get_failure_keeps_ref),
 		T(test_suspend_failure),
 		T(test_autosuspend_delay),
-		T(test_autosuspend_put_autosuspend),
 		T(test_autosuspend_get_cancels),
 		T(test_negative_delay_never_suspends),
 		T(test_power_control),
