@@ -1,6 +1,7 @@
 /* vfpmd: the vfpm device server. */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -44,6 +45,10 @@ static void usage(FILE *f)
 		"  -m, --socket-mode MODE   permission bits of socket files (octal, default 0600)\n"
 		"  -c, --ctl PATH           control socket (JSON lines; vfpmctl --ctl PATH ...);\n"
 		"                           default <dir>/vfpmd.ctl, 'none' disables it\n"
+		"      --ctl-mode MODE      permission bits of the control socket (octal;\n"
+		"                           default 0600, 0660 with --ctl-group)\n"
+		"      --ctl-group GROUP    the control socket's group: its members may change\n"
+		"                           settings; other users may only read status\n"
 		"  -v, --verbose            also log each session's set-up (capabilities, DMA\n"
 		"                           maps, interrupts); -vv: also every failed request\n"
 		"  -q, --quiet              errors and warnings only\n"
@@ -82,6 +87,8 @@ int main(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "list-models", no_argument, NULL, 'L' },
 		{ "handshake-timeout", required_argument, NULL, 'H' },
+		{ "ctl-mode", required_argument, NULL, 'M' },
+		{ "ctl-group", required_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -113,6 +120,36 @@ int main(int argc, char **argv)
 		case 'v': so.verbosity = so.verbosity < CORE_VERBOSITY_MAX ? so.verbosity + 1 : so.verbosity; break;
 		case 'q': so.verbosity = VFPM_LOG_WARN; break;
 		case 'L': list_models(); free(specs); return 0;
+		case 'M': {
+			char *end;
+			errno = 0;
+			unsigned long m = strtoul(optarg, &end, 8);
+			if (errno || *end || !*optarg || m > 0777 || !m) {
+				fprintf(stderr, "vfpmd: --ctl-mode '%s': expected octal bits like 0600\n",
+					optarg);
+				free(specs);
+				return 2;
+			}
+			so.ctl_mode = (mode_t)m;
+			break;
+		}
+		case 'G': {
+			struct group *g = getgrnam(optarg);
+			char *end;
+			errno = 0;
+			unsigned long id = strtoul(optarg, &end, 10);
+			if (g) {
+				so.ctl_group = g->gr_gid;
+			} else if (!errno && !*end && *optarg) {
+				so.ctl_group = (gid_t)id;
+			} else {
+				fprintf(stderr, "vfpmd: --ctl-group '%s': no such group\n", optarg);
+				free(specs);
+				return 2;
+			}
+			so.has_ctl_group = true;
+			break;
+		}
 		case 'H': {
 			char *end;
 			errno = 0;

@@ -94,7 +94,8 @@ static struct json_object *do_status(const struct ctl_ops *ops, void *ctx)
 	return o;
 }
 
-static struct json_object *handle(const struct ctl_ops *ops, void *ctx, const char *line)
+static struct json_object *handle(const struct ctl_ops *ops, void *ctx, const char *line,
+				  bool may_mutate)
 {
 	struct json_object *req = json_tokener_parse(line);
 	if (!req || !json_object_is_type(req, json_type_object)) {
@@ -107,6 +108,8 @@ static struct json_object *handle(const struct ctl_ops *ops, void *ctx, const ch
 		rep = error_reply(-EINVAL, "missing \"cmd\"");
 	} else if (!strcmp(cmd, "status")) {
 		rep = do_status(ops, ctx);
+	} else if (!may_mutate && strcmp(cmd, "config-read") != 0) {
+		rep = error_reply(-EPERM, "not permitted for this user (see vfpmd --ctl-group)");
 	} else {
 		const char *name = get_str(req, "device");
 		void *handle = NULL;
@@ -160,7 +163,7 @@ static struct json_object *handle(const struct ctl_ops *ops, void *ctx, const ch
 
 /* Serves one control connection until EOF, a line too long, or 30 s of
  * silence (a stuck client must not block the control plane forever). */
-void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd)
+void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutate)
 {
 	char *buf = malloc(CTL_MAX_LINE + 1);
 	size_t have = 0;
@@ -187,7 +190,7 @@ void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd)
 			continue;
 		}
 		*nl = '\0';
-		struct json_object *rep = handle(ops, ctx, buf);
+		struct json_object *rep = handle(ops, ctx, buf, may_mutate);
 		const char *out = json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PLAIN);
 		size_t len = strlen(out);
 		bool ok = send(fd, out, len, MSG_NOSIGNAL) == (ssize_t)len &&

@@ -3,6 +3,8 @@
 #ifndef VFPM_CTL_H
 #define VFPM_CTL_H
 
+#include <stdbool.h>
+
 struct vfpm_device;
 struct json_object;
 
@@ -25,6 +27,9 @@ struct ctl_ops {
 	void (*put)(void *ctx, void *handle);
 };
 
-void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd);
+/* Serves one connection. may_mutate: the peer may change things (set,
+ * config-write, inject-intx); otherwise those get EPERM and only status
+ * and config-read are served. */
+void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutate);
 
 #endif

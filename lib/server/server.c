@@ -11,6 +11,8 @@
  * device's locks; a PF's memory_lock may be held when VFs are created. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <libgen.h>
 #include <poll.h>
 #include <pthread.h>
@@ -75,6 +77,10 @@ static const struct sriov_host server_sriov_host;
 
 int server_create(const struct server_opts *o, struct vfpm_server **out)
 {
+	/* Once, before any thread: the files vfpmd creates are its own
+	 * (sockets bind owner-only, listen_path then sets their mode). */
+	mode_t um = umask(077);
+	umask(um | 077);
 	/* A demo VF holds five descriptors (its socket, two eventfds, an
 	 * ioeventfd, its BAR memfd), so 256 VFs of one PF need about 1300,
 	 * more than the usual soft limit of 1024: raise the soft limit to
@@ -123,6 +129,33 @@ const char *server_device_name(const struct vfpm_server *srv, unsigned i)
 	return i < srv->ndevs ? srv->devs[i]->dev->name : NULL;
 }
 
+/* The directory vfpmd picks by itself (/run/vfpm, $XDG_RUNTIME_DIR/vfpm,
+ * /tmp/vfpm-UID) must be ours alone: it is created 0700 when missing, and
+ * one that is a symlink, belongs to another user or is writable by others
+ * is refused (another user could plant a control socket there, or make us
+ * unlink a file of theirs at shutdown). A directory named by $VFPM_SOCKET
+ * is the user's choice and not checked. */
+static int check_private_dir(const char *d)
+{
+	struct stat st;
+	if (lstat(d, &st) < 0) {
+		if (errno != ENOENT)
+			return -errno;
+		if (mkdir(d, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		if (lstat(d, &st) < 0)
+			return -errno;
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022)) {
+		fprintf(stderr,
+			"vfpmd: %s is not a private directory of this user (a symlink, another "
+			"owner, or writable by others): refusing to use it\n",
+			d);
+		return -EPERM;
+	}
+	return 0;
+}
+
 static int default_dir(char *buf, size_t len)
 {
 	char p[sizeof(((struct sockaddr_un *)0)->sun_path) + 64];
@@ -132,7 +165,8 @@ static int default_dir(char *buf, size_t len)
 	char *d = dirname(p);
 	if (snprintf(buf, len, "%s", d) >= (int)len)
 		return -ENAMETOOLONG;
-	return 0;
+	const char *env = getenv("VFPM_SOCKET");
+	return env && *env ? 0 : check_private_dir(buf);
 }
 
 int server_add_device(struct vfpm_server *srv, const char *spec, const char **socket)
@@ -283,7 +317,12 @@ static int ensure_dir(const char *path)
 	return rc;
 }
 
-static int listen_path(const char *path, mode_t mode, int *out)
+/* Binds and listens at path with permission bits mode (and group gid
+ * unless (gid_t)-1). The process umask (at least 077, set once at start)
+ * makes the socket owner-only at bind; chmod then gives it its mode, so
+ * it is never more open than asked and the umask is never changed while
+ * other threads create sockets. */
+static int listen_path(const char *path, mode_t mode, gid_t gid, int *out)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(a.sun_path))
@@ -297,10 +336,11 @@ static int listen_path(const char *path, mode_t mode, int *out)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	/* umask decides the mode at bind(): no window with a wider mode */
-	mode_t old = umask(0777 & ~mode);
 	rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
-	umask(old);
+	if (rc == 0 && gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0)
+		rc = -1;
+	if (rc == 0 && chmod(path, mode) < 0)
+		rc = -1;
 	if (rc < 0 || listen(fd, 8) < 0) {
 		rc = -errno;
 		close(fd);
@@ -312,7 +352,7 @@ static int listen_path(const char *path, mode_t mode, int *out)
 
 static int listen_on(struct server_dev *sd)
 {
-	int rc = listen_path(sd->path, sd->srv->o.socket_mode, &sd->lfd);
+	int rc = listen_path(sd->path, sd->srv->o.socket_mode, (gid_t)-1, &sd->lfd);
 	if (!rc)
 		sd->bound = true;
 	return rc;
@@ -394,6 +434,36 @@ static const struct ctl_ops server_ctl_ops = {
 	.put = ctl_put,
 };
 
+/* Whether the peer on a control connection may change settings and config
+ * space: root, the server's own user, or (with --ctl-group) a member of
+ * that group. Others may read the status and config space. */
+static bool peer_may_mutate(const struct vfpm_server *srv, int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || len != sizeof(cr))
+		return false;
+	if (cr.uid == 0 || cr.uid == geteuid())
+		return true;
+	if (!srv->o.has_ctl_group)
+		return false;
+	if (cr.gid == srv->o.ctl_group)
+		return true;
+	/* supplementary groups, from the user database */
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	if (getpwuid_r(cr.uid, &pw, buf, sizeof(buf), &res) || !res)
+		return false;
+	gid_t groups[256];
+	int n = 256;
+	if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (groups[i] == srv->o.ctl_group)
+			return true;
+	return false;
+}
+
 static void *ctl_main(void *arg)
 {
 	struct vfpm_server *srv = arg;
@@ -409,7 +479,7 @@ static void *ctl_main(void *arg)
 		int fd = accept4(srv->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		ctl_serve_conn(&server_ctl_ops, srv, fd);
+		ctl_serve_conn(&server_ctl_ops, srv, fd, peer_may_mutate(srv, fd));
 		close(fd);
 	}
 	return NULL;
@@ -437,7 +507,11 @@ static int ctl_start(struct vfpm_server *srv)
 	srv->ctl_path = strdup(p);
 	if (!srv->ctl_path)
 		return -ENOMEM;
-	int rc = listen_path(srv->ctl_path, srv->o.socket_mode, &srv->ctl_fd);
+	/* the control socket has its own mode: --socket-mode opens device
+	 * sockets to a VMM's user, not the control of every device */
+	mode_t mode = srv->o.ctl_mode ? srv->o.ctl_mode : srv->o.has_ctl_group ? 0660 : 0600;
+	int rc = listen_path(srv->ctl_path, mode,
+			     srv->o.has_ctl_group ? srv->o.ctl_group : (gid_t)-1, &srv->ctl_fd);
 	if (rc) {
 		fprintf(stderr, "vfpmd: cannot listen on control socket %s: %s%s\n", srv->ctl_path,
 			rc == -EADDRINUSE ? "another server is listening there" : strerror(-rc),

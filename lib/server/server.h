@@ -15,6 +15,11 @@ struct server_opts {
 			       * "none": no control plane */
 	int handshake_ms;     /* VERSION deadline per connection; 0: the
 			       * default (10 s), < 0: none */
+	mode_t ctl_mode;      /* control socket's permission bits; 0: 0600,
+			       * or 0660 with ctl_group */
+	bool has_ctl_group;   /* ctl_group is set: the control socket's group,
+			       * whose members may change settings too */
+	gid_t ctl_group;
 };
 
 int server_create(const struct server_opts *o, struct vfpm_server **out);

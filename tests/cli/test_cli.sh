@@ -107,5 +107,60 @@ pid=
 [ $rc -eq 0 ] && ok "SIGTERM: exit 0" || bad "SIGTERM exit status $rc"
 [ ! -e "$dir/a.sock" ] && [ ! -e "$dir/b.sock" ] && [ ! -e "$dir/ctl" ] && ok "socket files removed" || bad "socket files left"
 
+# --- permissions: the control socket keeps its own mode; only the
+# server's user, root or --ctl-group members change settings; the default
+# directory must be private ---
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+	as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
+	pub=$(mktemp -d /tmp/vfpm-cli-pub.XXXXXX)
+	chmod 755 "$pub"
+	"$VFPMD" --ctl "$pub/ctl" --socket-mode 0666 --device "demo,name=p,socket=$pub/p.sock,pm_delays=none" \
+		2>"$dir/log2" &
+	pid=$!
+	wait_sock "$pub/ctl" && sleep 0.1
+	[ "$(stat -c %a "$pub/p.sock")" = 666 ] && [ "$(stat -c %a "$pub/ctl")" = 600 ] &&
+		ok "--socket-mode opens device sockets, not the control socket (0600)" ||
+		bad "socket modes: $(stat -c '%n %a' "$pub/p.sock" "$pub/ctl")"
+	kill "$pid"; wait "$pid"; pid=
+	"$VFPMD" --ctl "$pub/ctl" --ctl-mode 0666 --device "demo,name=p,socket=$pub/p.sock,pm_delays=none" \
+		2>"$dir/log2" &
+	pid=$!
+	wait_sock "$pub/ctl" && sleep 0.1
+	as_nobody "$VFPMCTL" --ctl "$pub/ctl" status p >"$dir/out" 2>&1 &&
+		ok "another user reads the status" || { bad "status as another user"; cat "$dir/out"; }
+	as_nobody "$VFPMCTL" --ctl "$pub/ctl" set p power_control=on >"$dir/out" 2>&1
+	[ $? -eq 1 ] && grep -q "not permitted" "$dir/out" && ok "another user may not change settings (EPERM)" ||
+		{ bad "set as another user"; cat "$dir/out"; }
+	"$VFPMCTL" --ctl "$pub/ctl" status p | grep -q "suspended" &&
+		ok "the refused set changed nothing" || bad "refused set changed the device"
+	kill "$pid"; wait "$pid"; pid=
+	"$VFPMD" --ctl "$pub/ctl" --ctl-group 65534 --device "demo,name=p,socket=$pub/p.sock,pm_delays=none" \
+		2>"$dir/log2" &
+	pid=$!
+	wait_sock "$pub/ctl" && sleep 0.1
+	[ "$(stat -c '%a %g' "$pub/ctl")" = "660 65534" ] && ok "--ctl-group: socket 0660 in that group" ||
+		bad "ctl-group socket: $(stat -c '%a %g' "$pub/ctl")"
+	as_nobody "$VFPMCTL" --ctl "$pub/ctl" set p power_control=on >"$dir/out" 2>&1 &&
+		ok "a --ctl-group member changes settings" || { bad "set as group member"; cat "$dir/out"; }
+	kill "$pid"; wait "$pid"; pid=
+	rm -rf "$pub"
+	# the default directory of a user without XDG_RUNTIME_DIR: planted by
+	# another user (root here), or a symlink, is refused
+	priv=/tmp/vfpm-65534
+	rm -rf "$priv"
+	mkdir -m 777 "$priv"
+	as_nobody env -u XDG_RUNTIME_DIR -u VFPM_SOCKET timeout 5 "$VFPMD" >"$dir/out" 2>&1
+	[ $? -eq 1 ] && grep -q "not a private directory" "$dir/out" && [ -z "$(ls -A "$priv")" ] &&
+		ok "a default directory owned by another user is refused" || { bad "planted dir"; cat "$dir/out"; }
+	rm -rf "$priv"
+	ln -s "$dir" "$priv"
+	as_nobody env -u XDG_RUNTIME_DIR -u VFPM_SOCKET timeout 5 "$VFPMD" >"$dir/out" 2>&1
+	[ $? -eq 1 ] && grep -q "not a private directory" "$dir/out" &&
+		ok "a default directory that is a symlink is refused" || { bad "symlinked dir"; cat "$dir/out"; }
+	rm -f "$priv"
+else
+	echo "ok - permissions # SKIP needs root and setpriv"
+fi
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
