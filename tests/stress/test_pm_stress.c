@@ -85,7 +85,7 @@ struct sdev {
 
 static struct vfpmd_proc proc;
 static struct sdev devs[NDEV];
-static atomic_ulong status_samples, ctl_cycles;
+static atomic_ulong status_samples, ctl_cycles, setting_changes;
 
 static int bar0_read(struct sdev *d, unsigned off, uint32_t *v)
 {
@@ -443,6 +443,35 @@ static void *control_main(void *arg)
 	return NULL;
 }
 
+/* Run-time settings changed under the clients' feet (issue: races between
+ * control-plane set and runtime suspends): idle_d3 with clients connected,
+ * d3cold_allowed (a resume that fires an armed wakeup), the autosuspend
+ * delay and the transition delays. Each is put back at the end. */
+static void *settings_main(void *arg)
+{
+	(void)arg;
+	static const struct {
+		const char *key, *a, *b;
+	} knobs[] = {
+		{ "idle_d3", "off", "on" },
+		{ "d3cold_allowed", "off", "on" },
+		{ "autosuspend_delay_ms", "3", "0" },
+		{ "pm_delays", "pci", "none" },
+	};
+	uint32_t seed = 0x27d4eb2fu;
+	while (running()) {
+		unsigned i = rnd(&seed) % NDEV, k = rnd(&seed) % 4;
+		if (!ctl_set(i, knobs[k].key, knobs[k].a))
+			break;
+		sleep_us(rnd(&seed) % 3000);
+		if (!ctl_set(i, knobs[k].key, knobs[k].b))
+			break;
+		atomic_fetch_add(&setting_changes, 1);
+		sleep_us(rnd(&seed) % 2000);
+	}
+	return NULL;
+}
+
 /* --- set-up and the test --- */
 
 static int connect_dev(struct sdev *d)
@@ -495,7 +524,7 @@ static void stress_v5(void **state)
 	}
 
 	stress_begin("pm-stress", seconds);
-	pthread_t th[2 * NDEV + 2];
+	pthread_t th[2 * NDEV + 3];
 	unsigned nth = 0;
 	for (unsigned i = 0; i < NDEV; i++) {
 		assert_int_equal(pthread_create(&th[nth++], NULL, requester_main, &devs[i]), 0);
@@ -503,6 +532,7 @@ static void stress_v5(void **state)
 	}
 	assert_int_equal(pthread_create(&th[nth++], NULL, control_main, NULL), 0);
 	assert_int_equal(pthread_create(&th[nth++], NULL, observer_main, NULL), 0);
+	assert_int_equal(pthread_create(&th[nth++], NULL, settings_main, NULL), 0);
 	/* A deadlocked vfpmd leaves client calls waiting forever: past a
 	 * generous grace, kill it so the threads see EOF and the log (with
 	 * TSan's lock-order report, if any) is still printed. */
@@ -542,8 +572,9 @@ static void stress_v5(void **state)
 		tot_susp += (uint64_t)s[i].suspends;
 		tot_res += (uint64_t)s[i].resumes;
 	}
-	fprintf(stderr, "pm-stress: %d s, status samples=%lu, control cycles=%lu\n", seconds,
-		atomic_load(&status_samples), atomic_load(&ctl_cycles));
+	fprintf(stderr, "pm-stress: %d s, status samples=%lu, control cycles=%lu, settings changed=%lu\n",
+		seconds, atomic_load(&status_samples), atomic_load(&ctl_cycles),
+		atomic_load(&setting_changes));
 	if (!src && (tot_susp == 0 || tot_res == 0))
 		stress_fail("no runtime suspend/resume happened: the stress did not stress");
 
