@@ -388,6 +388,20 @@ static int target_state(struct vfpm_device *dev)
 	return VFPM_D3HOT;
 }
 
+/* Undoes the INTx mask a suspend set (B17). B19: an assertion it held
+ * back fires once, and the line stays (auto)masked until the client
+ * unmasks. Takes dev->lock. */
+static void intx_unmask_by_pm(struct vfpm_device *dev)
+{
+	pthread_mutex_lock(&dev->lock);
+	if (dev->pm.intx_masked_by_pm) {
+		dev->pm.intx_masked_by_pm = false;
+		dev->intx_masked = false;
+		irq_intx_update_locked(dev);
+	}
+	pthread_mutex_unlock(&dev->lock);
+}
+
 static int rt_suspend(void *ctx)
 {
 	struct vfpm_device *dev = ctx;
@@ -416,13 +430,7 @@ static int rt_suspend(void *ctx)
 	if (rc) {
 		/* as a failing runtime_suspend: the device stays active, the
 		 * error is counted (suspend_errors) and the next idle retries */
-		pthread_mutex_lock(&dev->lock);
-		if (pm->intx_masked_by_pm) {
-			pm->intx_masked_by_pm = false;
-			dev->intx_masked = false;
-			irq_intx_update_locked(dev);
-		}
-		pthread_mutex_unlock(&dev->lock);
+		intx_unmask_by_pm(dev);
 		free(pm->rt_save);
 		pm->rt_save = NULL;
 		pthread_rwlock_unlock(&pm->memory_lock);
@@ -494,15 +502,7 @@ static int rt_resume(void *ctx)
 	set_power_state_raw(dev, VFPM_D0, "runtime resume");    /* B9 */
 	model_unpark(dev);
 
-	pthread_mutex_lock(&dev->lock);
-	if (pm->intx_masked_by_pm) {
-		/* B19: an assertion held back by the mask fires once, and the
-		 * line stays (auto)masked until the client unmasks */
-		pm->intx_masked_by_pm = false;
-		dev->intx_masked = false;
-		irq_intx_update_locked(dev);
-	}
-	pthread_mutex_unlock(&dev->lock);
+	intx_unmask_by_pm(dev);
 
 	/* B11: the armed wakeup fires once and disengages */
 	if (pm->engaged && pm->wake_fd >= 0)

@@ -193,6 +193,23 @@ int pmt_ctl_config_rw(struct vfpmd_proc *p, const char *name, unsigned off, unsi
 	return rc;
 }
 
+unsigned pmt_ctl_find_cap(struct vfpmd_proc *p, const char *name, uint8_t id)
+{
+	uint32_t pos = 0, v = 0;
+	if (pmt_ctl_config_rw(p, name, PCI_CAPABILITY_LIST, 1, &pos, false))
+		return 0;
+	for (int guard = 0; pos >= 0x40 && guard < 48; guard++) {
+		if (pmt_ctl_config_rw(p, name, pos, 1, &v, false))
+			return 0;
+		if (v == id)
+			return pos;
+		if (pmt_ctl_config_rw(p, name, pos + 1, 1, &v, false))
+			return 0;
+		pos = v & ~3u;
+	}
+	return 0;
+}
+
 int pmt_ctl_config_read(struct vfpmd_proc *p, const char *name, unsigned off, unsigned len,
 			uint32_t *val)
 {

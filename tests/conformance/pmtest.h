@@ -38,6 +38,9 @@ int pmt_reply_errno(struct json_object *reply);
 /* Control-plane config read (write with wr) of device name. */
 int pmt_ctl_config_rw(struct vfpmd_proc *p, const char *name, unsigned off, unsigned len,
 		      uint32_t *val, bool wr);
+/* Offset of capability id of device name, walked through the control
+ * plane's config reads (0 if absent or on error). */
+unsigned pmt_ctl_find_cap(struct vfpmd_proc *p, const char *name, uint8_t id);
 /* Control-plane config access (B16). */
 int pmt_ctl_config_read(struct vfpmd_proc *p, const char *name, unsigned off, unsigned len,
 			uint32_t *val);

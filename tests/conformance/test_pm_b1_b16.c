@@ -1340,14 +1340,7 @@ static void b16_ctl_pmcsr_write_resumes_a_suspended_device(void **state)
 	struct pm_status s0, s;
 	STATUS(s0);
 	assert_string_equal(s0.power_state, "D3hot");
-	uint32_t pm = 0;
-	assert_int_equal(pmt_ctl_config_read(&g_p, NULL, PCI_CAPABILITY_LIST, 1, &pm), 0);
-	for (uint32_t id = 0; pm; pm = id) {
-		assert_int_equal(pmt_ctl_config_read(&g_p, NULL, pm, 1, &id), 0);
-		if (id == PCI_CAP_ID_PM)
-			break;
-		assert_int_equal(pmt_ctl_config_read(&g_p, NULL, pm + 1, 1, &id), 0);
-	}
+	unsigned pm = pmt_ctl_find_cap(&g_p, NULL, PCI_CAP_ID_PM);
 	assert_true(pm);
 	uint32_t d0 = 0;
 	assert_int_equal(pmt_ctl_config_rw(&g_p, NULL, pm + PCI_PM_CTRL, 2, &d0, true), 0);

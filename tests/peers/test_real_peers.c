@@ -400,18 +400,9 @@ static void flr_on_a_suspended_device_resumes_it_for_the_reset(void **state)
 	status(&s0);
 	assert_string_equal(s0.power_state, "D3cold");
 	/* the PCIe capability's offset, read through the control plane */
-	unsigned pos = 0;
-	uint32_t v = 0;
-	assert_int_equal(pmt_ctl_config_rw(&g_proc, "dev", PCI_CAPABILITY_LIST, 1, &v, false), 0);
-	for (pos = v; pos;) {
-		assert_int_equal(pmt_ctl_config_rw(&g_proc, "dev", pos, 1, &v, false), 0);
-		if (v == PCI_CAP_ID_EXP)
-			break;
-		assert_int_equal(pmt_ctl_config_rw(&g_proc, "dev", pos + 1, 1, &v, false), 0);
-		pos = v;
-	}
+	unsigned pos = pmt_ctl_find_cap(&g_proc, "dev", PCI_CAP_ID_EXP);
 	assert_true(pos);
-	v = PCI_EXP_DEVCTL_BCR_FLR;
+	uint32_t v = PCI_EXP_DEVCTL_BCR_FLR;
 	assert_int_equal(pmt_ctl_config_rw(&g_proc, "dev", pos + PCI_EXP_DEVCTL, 2, &v, true), 0);
 	wait_log("dev: reset (FLR)");
 	assert_int_equal(pmt_wait_status(&g_proc, "dev", "suspended", WAIT_MS), 0);
