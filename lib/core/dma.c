@@ -47,8 +47,12 @@ int dma_map(struct vfpm_device *dev, const struct vfu_dma_map *m, int fd)
 		struct stat st;
 		if (fstat(fd, &st) < 0)
 			return -EINVAL;
-		if (S_ISREG(st.st_mode) &&
-		    (m->offset > (uint64_t)st.st_size || m->size > (uint64_t)st.st_size - m->offset))
+		/* Guest memory is a file (memfd, shm, hugetlbfs): a device
+		 * such as /dev/zero would give vfpmd private memory the client
+		 * could make it fill. */
+		if (!S_ISREG(st.st_mode))
+			return -EINVAL;
+		if (m->offset > (uint64_t)st.st_size || m->size > (uint64_t)st.st_size - m->offset)
 			return -EINVAL;
 	}
 

@@ -115,6 +115,23 @@ static void bar_restore(struct core_bar *b)
 	b->revoked = false;
 }
 
+/* Nothing a client did to BAR memory outlives its session: the client holds
+ * the memfd and may have grown it (pinning memory) or left data in it. The
+ * next client finds power-on contents (zeros) and the BAR's size. A reset
+ * within a session keeps BAR memory, as RAM behind a BAR keeps its bytes
+ * across a function reset. memory_lock held for write. */
+static void bar_scrub(struct core_bar *b)
+{
+	if (b->memfd < 0)
+		return;
+	free(b->shadow);
+	b->shadow = NULL;
+	if (ftruncate(b->memfd, 0) < 0)
+		return;
+	if (!b->revoked && ftruncate(b->memfd, (off_t)b->size) < 0)
+		b->revoked = true;   /* no memory for it: it reads zeros, revoked */
+}
+
 /* D3cold: the device lost power, and its BAR memory with it. */
 static void bar_drop(struct core_bar *b)
 {
@@ -730,6 +747,8 @@ void pm_close(struct vfpm_device *dev)
 	pm->client_connected = false;
 	free(pm->pm_save);
 	pm->pm_save = NULL;
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+		bar_scrub(&dev->bars[i]);
 	mmap_update(dev);
 	pthread_rwlock_unlock(&pm->memory_lock);
 	bool had_open = pm->open_ref;

@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -584,6 +585,48 @@ static void promoted_and_engaged_config_access_still_wakes(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Nothing a client does outlives it */
+
+static void bar_memory_does_not_outlive_its_client(void **state)
+{
+	(void)state;
+	start(NULL, NULL);
+	connect_peer();
+	mem_on();
+	struct vfpm_region_info ri;
+	assert_int_equal(vfpm_client_region_info(g_p.c, 2, &ri), 0);
+	assert_true(ri.fd >= 0);
+	static uint8_t pat[4096], in[4096];
+	memset(pat, 0x5c, sizeof(pat));
+	assert_int_equal(vfpm_client_region_write(g_p.c, 2, 0, pat, sizeof(pat)), 0);
+	/* the client holds the memfd: it grows it (pinning memory) */
+	assert_int_equal(ftruncate(ri.fd, 64 << 20), 0);
+	peer_close(&g_p);
+	wait_log("dev: reset (client disconnected)");
+	struct stat st;
+	for (int t = 0; t < WAIT_MS; t += 10) {   /* the scrub follows the reset */
+		assert_int_equal(fstat(ri.fd, &st), 0);
+		if (st.st_size <= (1 << 20))
+			break;
+		pmt_sleep_ms(10);
+	}
+	assert_true(st.st_size <= (1 << 20));
+	close(ri.fd);
+	/* the next client: BAR2 at its size, power-on contents */
+	connect_peer();
+	mem_on();
+	assert_int_equal(vfpm_client_region_info(g_p.c, 2, &ri), 0);
+	assert_true(ri.fd >= 0);
+	assert_int_equal(fstat(ri.fd, &st), 0);
+	assert_int_equal(st.st_size, 1 << 20);
+	close(ri.fd);
+	assert_int_equal(vfpm_client_region_read(g_p.c, 2, 0, in, sizeof(in)), 0);
+	for (size_t i = 0; i < sizeof(in); i++)
+		assert_int_equal(in[i], 0);
+	stop();
+}
+
+/* ------------------------------------------------------------------ */
 /* A peer that never says VERSION */
 
 static void silent_connection_is_closed_at_the_handshake_deadline(void **state)
@@ -697,6 +740,8 @@ int main(void)
 			transitions_resets_and_low_power_requests_are_logged_by_default, setup, teardown),
 		cmocka_unit_test_setup_teardown(silent_connection_is_closed_at_the_handshake_deadline,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(bar_memory_does_not_outlive_its_client, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(verbosity_levels_match_the_documentation, setup,
 						teardown),
 	};

@@ -881,8 +881,19 @@ static void test_descriptor_counts(void **state)
 	assert_true(ev >= 0);
 	bad_fds(fd, VFU_CMD_DMA_MAP, &dm, sizeof(dm), &ev, 1, EINVAL);
 	close(ev);
+	/* a descriptor that is no file (a pipe; /dev/zero alike): EINVAL */
+	bad_fds(fd, VFU_CMD_DMA_MAP, &dm, sizeof(dm), &p[1], 1, EINVAL);
+	int zero = open("/dev/zero", O_RDWR | O_CLOEXEC);
+	assert_true(zero >= 0);
+	bad_fds(fd, VFU_CMD_DMA_MAP, &dm, sizeof(dm), &zero, 1, EINVAL);
+	close(zero);
 	/* a write-only descriptor for a read/write map: EACCES, as mmap says */
-	bad_fds(fd, VFU_CMD_DMA_MAP, &dm, sizeof(dm), &p[1], 1, EACCES);
+	char self[64];
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", m1);
+	int wo = open(self, O_WRONLY | O_CLOEXEC);
+	assert_true(wo >= 0);
+	bad_fds(fd, VFU_CMD_DMA_MAP, &dm, sizeof(dm), &wo, 1, EACCES);
+	close(wo);
 
 	/* SET_IRQS eventfds: one per vector, eventfds only */
 	int e1 = eventfd(0, EFD_CLOEXEC), e2 = eventfd(0, EFD_CLOEXEC);
