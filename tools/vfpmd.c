@@ -55,6 +55,8 @@ static void usage(FILE *f)
 		"      --handshake-timeout MS\n"
 		"                           close a connection that sends no VERSION within MS\n"
 		"                           milliseconds (default 10000; 0: never)\n"
+		"      --send-timeout MS    close a connection whose client has not read a\n"
+		"                           message within MS milliseconds (default 10000)\n"
 		"      --list-models        list device models and their keys\n"
 		"  -h, --help               this help\n"
 		"  -V, --version            version\n"
@@ -87,6 +89,7 @@ int main(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "list-models", no_argument, NULL, 'L' },
 		{ "handshake-timeout", required_argument, NULL, 'H' },
+		{ "send-timeout", required_argument, NULL, 'T' },
 		{ "ctl-mode", required_argument, NULL, 'M' },
 		{ "ctl-group", required_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },
@@ -150,17 +153,18 @@ int main(int argc, char **argv)
 			so.has_ctl_group = true;
 			break;
 		}
-		case 'H': {
+		case 'H':
+		case 'T': {
 			char *end;
 			errno = 0;
 			long ms = strtol(optarg, &end, 10);
 			if (errno || *end || !*optarg || ms < 0 || ms > 3600000) {
-				fprintf(stderr, "vfpmd: --handshake-timeout '%s': expected 0..3600000 ms\n",
-					optarg);
+				fprintf(stderr, "vfpmd: --%s '%s': expected 0..3600000 ms\n",
+					c == 'H' ? "handshake-timeout" : "send-timeout", optarg);
 				free(specs);
 				return 2;
 			}
-			so.handshake_ms = ms ? (int)ms : -1;
+			*(c == 'H' ? &so.handshake_ms : &so.send_ms) = ms ? (int)ms : -1;
 			break;
 		}
 		case 'h': usage(stdout); free(specs); return 0;

@@ -324,6 +324,12 @@ struct core_session {
 };
 
 #define SESSION_HANDSHAKE_MS 10000
+#define SESSION_SEND_MS 10000
+
+/* Every send to the client has a deadline (ms; <= 0: none): a client that
+ * stops reading has its session torn down instead of holding the thread
+ * that sends (a session thread, or a model's worker doing message DMA). */
+int session_set_send_timeout(struct core_session *s, int ms);
 
 int session_init(struct core_session *s, struct vfpm_device *dev, int fd);
 /* Serves messages until EOF or an unrecoverable error; then disconnects

@@ -514,6 +514,12 @@ static int session_send(struct core_session *s, struct vfu_hdr *h, const void *p
 {
 	pthread_mutex_lock(&s->send_lock);
 	int rc = wire_send2(s->fd, h, p1, l1, p2, l2, fds, nfds);
+	if (rc == -ETIMEDOUT) {
+		/* the client stopped reading; part of a message may be out, so
+		 * the stream is lost: end the session (its thread sees EOF) */
+		DLOG(s->dev, VFPM_LOG_WARN, "client stopped reading (send timed out): closing");
+		shutdown(s->fd, SHUT_RDWR);
+	}
 	pthread_mutex_unlock(&s->send_lock);
 	return rc;
 }
@@ -737,12 +743,23 @@ static int reply_or_error(struct core_session *s, struct wire_msg *m, struct rep
 	return ret;
 }
 
+int session_set_send_timeout(struct core_session *s, int ms)
+{
+	struct timeval tv = { 0, 0 };
+	if (ms > 0) {
+		tv.tv_sec = ms / 1000;
+		tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	}
+	return setsockopt(s->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ? -errno : 0;
+}
+
 int session_init(struct core_session *s, struct vfpm_device *dev, int fd)
 {
 	memset(s, 0, sizeof(*s));
 	s->dev = dev;
 	s->fd = fd;
 	s->handshake_ms = SESSION_HANDSHAKE_MS;
+	session_set_send_timeout(s, SESSION_SEND_MS);   /* a socketpair in tests may refuse */
 	wire_caps_default(&s->peer);
 	pthread_mutex_init(&s->send_lock, NULL);
 	pthread_mutex_init(&s->dma_mu, NULL);

@@ -534,6 +534,8 @@ static void *session_main(void *arg)
 	session_init(&s, sd->dev, sd->client_fd);
 	if (sd->srv->o.handshake_ms)
 		s.handshake_ms = sd->srv->o.handshake_ms;
+	if (sd->srv->o.send_ms)
+		session_set_send_timeout(&s, sd->srv->o.send_ms);
 	DLOG(sd->dev, VFPM_LOG_INFO, "client connected");
 	int rc = session_run(&s);
 	if (rc)

@@ -15,6 +15,8 @@ struct server_opts {
 			       * "none": no control plane */
 	int handshake_ms;     /* VERSION deadline per connection; 0: the
 			       * default (10 s), < 0: none */
+	int send_ms;          /* deadline of each send to a client; 0: the
+			       * default (10 s), < 0: none */
 	mode_t ctl_mode;      /* control socket's permission bits; 0: 0600,
 			       * or 0660 with ctl_group */
 	bool has_ctl_group;   /* ctl_group is set: the control socket's group,

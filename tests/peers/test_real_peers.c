@@ -25,6 +25,7 @@
 #include "peer.h"
 #include "pmtest.h"
 #include "wire/proto.h"
+#include "wire/wire.h"
 
 /* demo BAR0 registers (docs/demo-device.md) */
 #define REG_SCRATCH 0x08
@@ -654,6 +655,39 @@ static void silent_connection_is_closed_at_the_handshake_deadline(void **state)
 	stop();
 }
 
+/* A client that sends requests and never reads the replies: once the
+ * socket is full the server's send has a deadline, then the session ends
+ * and the device is free for the next client. */
+static void client_that_stops_reading_is_closed_at_the_send_deadline(void **state)
+{
+	(void)state;
+	static const char *const extra[] = { "--send-timeout", "300", NULL };
+	start(NULL, extra);
+	int fd = raw_connect_negotiated(g_proc.sock[0]);
+	assert_true(fd >= 0);
+	/* 4 KiB config reads, pipelined, replies never read: megabytes */
+	struct vfu_region_access ra = { .offset = 0, .region = VFU_PCI_CONFIG, .count = 4096 };
+	int sent = 0;
+	for (uint16_t id = 1; id <= 4000; id++) {
+		struct vfu_hdr h = { .msg_id = id, .cmd = VFU_CMD_REGION_READ,
+				     .flags = VFU_F_TYPE_COMMAND };
+		struct pollfd pf = { .fd = fd, .events = POLLOUT };
+		if (poll(&pf, 1, 2000) != 1 || !(pf.revents & POLLOUT))
+			break;   /* the server stopped reading too: it is blocked in a send */
+		if (wire_send(fd, &h, &ra, sizeof(ra), NULL, 0))
+			break;   /* or it closed already */
+		sent++;
+	}
+	assert_true(sent > 0);
+	wait_log("client stopped reading (send timed out): closing");
+	wait_log("dev: reset (client disconnected)");
+	close(fd);
+	/* the device serves the next client */
+	connect_peer();
+	assert_int_equal(cfg(PCI_VENDOR_ID, 2), 0x1b36);
+	stop();
+}
+
 /* ------------------------------------------------------------------ */
 /* Operators see what happens */
 
@@ -742,6 +776,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(bar_memory_does_not_outlive_its_client, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(client_that_stops_reading_is_closed_at_the_send_deadline,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(verbosity_levels_match_the_documentation, setup,
 						teardown),
 	};
