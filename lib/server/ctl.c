@@ -161,9 +161,7 @@ static struct json_object *handle(const struct ctl_ops *ops, void *ctx, const ch
 	return rep;
 }
 
-/* Serves one control connection until EOF, a line too long, or 30 s of
- * silence (a stuck client must not block the control plane forever). */
-void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutate)
+void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutate, int stop_fd)
 {
 	char *buf = malloc(CTL_MAX_LINE + 1);
 	size_t have = 0;
@@ -180,8 +178,9 @@ void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutat
 				}
 				break;
 			}
-			struct pollfd p = { .fd = fd, .events = POLLIN };
-			if (poll(&p, 1, 30000) != 1)
+			struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
+					       { .fd = stop_fd, .events = POLLIN } };
+			if (poll(p, 2, 30000) < 1 || p[1].revents)
 				break;
 			ssize_t n = read(fd, buf + have, CTL_MAX_LINE - have);
 			if (n <= 0)

@@ -27,9 +27,11 @@ struct ctl_ops {
 	void (*put)(void *ctx, void *handle);
 };
 
-/* Serves one connection. may_mutate: the peer may change things (set,
+/* Serves one connection until EOF, a line too long, 30 s without a whole
+ * line, a reply the peer does not take (fd should have a send timeout), or
+ * stop_fd becoming readable. may_mutate: the peer may change things (set,
  * config-write, inject-intx); otherwise those get EPERM and only status
  * and config-read are served. */
-void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutate);
+void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutate, int stop_fd);
 
 #endif

@@ -33,6 +33,8 @@
 #include "vfpm/client.h"
 
 #define MAX_DEVICES 1024
+#define CTL_MAX_CONNS 32      /* control connections served at once */
+#define CTL_SEND_SECONDS 2    /* a control reply not taken by then drops the client */
 
 struct server_dev {
 	struct vfpm_server *srv;
@@ -71,6 +73,14 @@ struct vfpm_server {
 	bool ctl_bound;
 	pthread_t ctl_thread;
 	bool ctl_started;
+	/* control connections, each served by its own thread (ctl_mu) */
+	pthread_mutex_t ctl_mu;
+	struct ctl_conn {
+		pthread_t thread;
+		int fd;
+		bool used, done;
+		struct vfpm_server *srv;
+	} ctl_conns[CTL_MAX_CONNS];
 };
 
 static const struct sriov_host server_sriov_host;
@@ -98,6 +108,7 @@ int server_create(const struct server_opts *o, struct vfpm_server **out)
 	srv->o = *o;
 	srv->ctl_fd = -1;
 	pthread_mutex_init(&srv->lock, NULL);
+	pthread_mutex_init(&srv->ctl_mu, NULL);
 	pthread_cond_init(&srv->refs_cv, NULL);
 	srv->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (srv->stop_fd < 0) {
@@ -341,7 +352,7 @@ static int listen_path(const char *path, mode_t mode, gid_t gid, int *out)
 		rc = -1;
 	if (rc == 0 && chmod(path, mode) < 0)
 		rc = -1;
-	if (rc < 0 || listen(fd, 8) < 0) {
+	if (rc < 0 || listen(fd, 64) < 0) {
 		rc = -errno;
 		close(fd);
 		return rc;
@@ -464,6 +475,66 @@ static bool peer_may_mutate(const struct vfpm_server *srv, int fd)
 	return false;
 }
 
+static void *ctl_conn_main(void *arg)
+{
+	struct ctl_conn *cc = arg;
+	struct vfpm_server *srv = cc->srv;
+	ctl_serve_conn(&server_ctl_ops, srv, cc->fd, peer_may_mutate(srv, cc->fd), srv->stop_fd);
+	pthread_mutex_lock(&srv->ctl_mu);
+	cc->done = true;
+	pthread_mutex_unlock(&srv->ctl_mu);
+	return NULL;
+}
+
+/* Joins the connections that ended (all of them with all, after stop). */
+static void ctl_reap(struct vfpm_server *srv, bool all)
+{
+	for (unsigned i = 0; i < CTL_MAX_CONNS; i++) {
+		struct ctl_conn *cc = &srv->ctl_conns[i];
+		pthread_mutex_lock(&srv->ctl_mu);
+		bool join = cc->used && (cc->done || all);
+		pthread_mutex_unlock(&srv->ctl_mu);
+		if (!join)
+			continue;
+		pthread_join(cc->thread, NULL);
+		close(cc->fd);
+		pthread_mutex_lock(&srv->ctl_mu);
+		cc->used = cc->done = false;
+		pthread_mutex_unlock(&srv->ctl_mu);
+	}
+}
+
+/* A connection gets a thread of its own, so a client that is slow, silent
+ * or never reads its replies costs only its connection: replies have a
+ * send deadline, lines an idle deadline, and stop ends them all. */
+static void ctl_accept(struct vfpm_server *srv, int fd)
+{
+	struct timeval tv = { CTL_SEND_SECONDS, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	ctl_reap(srv, false);
+	struct ctl_conn *cc = NULL;
+	pthread_mutex_lock(&srv->ctl_mu);
+	for (unsigned i = 0; i < CTL_MAX_CONNS && !cc; i++)
+		if (!srv->ctl_conns[i].used)
+			cc = &srv->ctl_conns[i];
+	if (cc)
+		*cc = (struct ctl_conn){ .fd = fd, .used = true, .srv = srv };
+	pthread_mutex_unlock(&srv->ctl_mu);
+	if (cc && pthread_create(&cc->thread, NULL, ctl_conn_main, cc) == 0)
+		return;
+	static const char msg[] =
+		"{\"ok\":false,\"errno\":16,\"error\":\"too many control connections\"}\n";
+	if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* it is refused either way */
+	}
+	if (cc) {
+		pthread_mutex_lock(&srv->ctl_mu);
+		cc->used = false;
+		pthread_mutex_unlock(&srv->ctl_mu);
+	}
+	close(fd);
+}
+
 static void *ctl_main(void *arg)
 {
 	struct vfpm_server *srv = arg;
@@ -479,9 +550,9 @@ static void *ctl_main(void *arg)
 		int fd = accept4(srv->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		ctl_serve_conn(&server_ctl_ops, srv, fd, peer_may_mutate(srv, fd));
-		close(fd);
+		ctl_accept(srv, fd);
 	}
+	ctl_reap(srv, true);   /* stop_fd ends every connection's wait */
 	return NULL;
 }
 
@@ -847,6 +918,7 @@ void server_destroy(struct vfpm_server *srv)
 		free_sd(srv->devs[i]);
 	rpm_wq_destroy(srv->wq);
 	pthread_mutex_destroy(&srv->lock);
+	pthread_mutex_destroy(&srv->ctl_mu);
 	pthread_cond_destroy(&srv->refs_cv);
 	free(srv->ctl_path);
 	close(srv->stop_fd);

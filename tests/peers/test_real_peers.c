@@ -688,6 +688,41 @@ static void client_that_stops_reading_is_closed_at_the_send_deadline(void **stat
 	stop();
 }
 
+/* The control plane serves everyone: a control client that floods requests
+ * and never reads the replies, and one that connects and says nothing,
+ * delay neither another client nor the server's shutdown. */
+static void control_plane_survives_a_flooding_and_a_silent_client(void **state)
+{
+	(void)state;
+	start(NULL, NULL);
+	int flood = raw_connect(g_proc.ctl), silent = raw_connect(g_proc.ctl);
+	assert_true(flood >= 0 && silent >= 0);
+	static const char req[] = "{\"cmd\":\"status\"}\n";
+	int lines = 0;
+	for (int i = 0; i < 100000; i++) {
+		if (send(flood, req, sizeof(req) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			break;   /* its socket is full: the server is blocked on it, or dropped it */
+		lines++;
+	}
+	assert_true(lines > 0);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct pm_status st;
+	status(&st);   /* a third client is served at once */
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(ms < 1500);
+	/* shutdown is not held by either */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(vfpmd_stop(&g_proc), 0);
+	g_running = false;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_true(ms < 4000);
+	close(flood);
+	close(silent);
+}
+
 /* ------------------------------------------------------------------ */
 /* Operators see what happens */
 
@@ -777,6 +812,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(bar_memory_does_not_outlive_its_client, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(client_that_stops_reading_is_closed_at_the_send_deadline,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(control_plane_survives_a_flooding_and_a_silent_client,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(verbosity_levels_match_the_documentation, setup,
 						teardown),
