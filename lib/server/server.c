@@ -480,7 +480,9 @@ static void *ctl_conn_main(void *arg)
 	struct ctl_conn *cc = arg;
 	struct vfpm_server *srv = cc->srv;
 	ctl_serve_conn(&server_ctl_ops, srv, cc->fd, peer_may_mutate(srv, cc->fd), srv->stop_fd);
+	close(cc->fd);   /* at once: the connection is over */
 	pthread_mutex_lock(&srv->ctl_mu);
+	cc->fd = -1;
 	cc->done = true;
 	pthread_mutex_unlock(&srv->ctl_mu);
 	return NULL;
@@ -497,7 +499,6 @@ static void ctl_reap(struct vfpm_server *srv, bool all)
 		if (!join)
 			continue;
 		pthread_join(cc->thread, NULL);
-		close(cc->fd);
 		pthread_mutex_lock(&srv->ctl_mu);
 		cc->used = cc->done = false;
 		pthread_mutex_unlock(&srv->ctl_mu);
