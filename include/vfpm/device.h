@@ -4,9 +4,14 @@
  * its create() callback and then reacts to accesses through its ops table.
  * The core serves it over vfio-user; the model never sees the protocol.
  *
- * Threading: ops callbacks run on the session thread of the device (one at
- * a time), except where noted. Models may run their own worker threads and
- * call the runtime functions below from them; those are thread-safe.
+ * Threading: bar_rw and command_changed run on the device's session thread
+ * (or the control plane's, for a host config write); quiesce, suspend,
+ * resume and reset also run from the runtime-PM work queue and the control
+ * plane. Callbacks of one device never overlap. Power transitions call
+ * quiesce/suspend/resume/reset with the device's memory lock held: do not
+ * call vfpm_dev_mem_decode from them. Models may run their own worker
+ * threads and call the runtime functions below from them; those are
+ * thread-safe.
  */
 #ifndef VFPM_DEVICE_H
 #define VFPM_DEVICE_H

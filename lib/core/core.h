@@ -9,8 +9,9 @@
  *   dev->lock      config space, MSI/MSI-X tables, interrupt eventfds and
  *                  INTx state. Never held across a model callback.
  *   s->send_lock   writes to the session socket.
- * Model callbacks are called with no core lock held, so a model may call
- * any vfpm_dev_* runtime function from them.
+ * Model callbacks never run under dev->lock, dma_lock or send_lock; the
+ * power transitions call quiesce/suspend/resume/reset with memory_lock
+ * held for write (docs/device-api.md says what a model may call then).
  */
 #ifndef VFPM_CORE_H
 #define VFPM_CORE_H
