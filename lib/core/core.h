@@ -288,7 +288,13 @@ int irq_count(struct vfpm_device *dev, uint32_t index);
 int irq_set(struct vfpm_device *dev, uint32_t flags, uint32_t index, uint32_t start,
 	    uint32_t count, const uint8_t *data, int *fds, int nfds);
 void irq_release_all(struct vfpm_device *dev);
+/* dev->lock held. irq_reset_state: every interrupt state back to reset
+ * (MSI-X table masked and not written, INTx unmasked, nothing pending).
+ * irq_reset_device_state: only the device's own state (levels, pending
+ * bits); the host-side setup (MSI-X table, the client's INTx mask) stays,
+ * as across a loss of power or a user's reset. */
 void irq_reset_state(struct vfpm_device *dev);
+void irq_reset_device_state(struct vfpm_device *dev);
 int irq_msix_rw(struct vfpm_device *dev, uint64_t off, void *buf, uint32_t len, bool is_write);
 bool irq_msix_overlaps(struct vfpm_device *dev, unsigned bar, uint64_t off, uint64_t len);
 /* config-space hooks (installed at seal time) */

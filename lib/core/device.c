@@ -451,34 +451,23 @@ void device_reset(struct vfpm_device *dev, const char *cause, bool keep_config)
 	if (dev->ops->reset)
 		dev->ops->reset(dev->priv);
 	pthread_mutex_lock(&dev->lock);
-	/* A user's reset is pci_try_reset_function: config is saved before
-	 * and restored after, with the MSI-X table (host-side setup), so the
-	 * client sees its config unchanged and the function's own state
-	 * reset. The close reset returns everything to power-on values. */
-	uint8_t *saved = keep_config ? malloc(VPCI_CFG_SIZE) : NULL;
-	size_t tlen = (size_t)dev->msix_nvec * 16;
-	uint8_t *table = saved && tlen ? malloc(tlen) : NULL;
-	bool table_written = dev->msix_table_written;
-	if (saved)
-		memcpy(saved, dev->cfg.data, VPCI_CFG_SIZE);
-	if (table)
-		memcpy(table, dev->msix_table, tlen);
-	pci_cfg_reset(&dev->cfg);
-	irq_reset_state(dev);
-	if (saved) {
-		memcpy(dev->cfg.data, saved, VPCI_CFG_SIZE);
+	/* A user's reset is pci_try_reset_function: config is saved before and
+	 * restored after, with the MSI-X table (host-side setup), so the client
+	 * sees its config unchanged and only the function's own state resets:
+	 * here config space is simply left as it is. The close reset returns
+	 * everything to power-on values. */
+	if (keep_config) {
+		irq_reset_device_state(dev);
+		dev->intx_masked = false;   /* as before: a reset unmasks INTx */
 		pci_cfg_set_intx_status(&dev->cfg, dev->intx_level);   /* the line dropped */
 		if (dev->sriov_cap)   /* the VFs are gone: VF Enable reads so */
 			pci_cfg_set16(&dev->cfg, dev->sriov_cap + PCI_SRIOV_CTRL,
 				      pci_cfg_get16(&dev->cfg, dev->sriov_cap + PCI_SRIOV_CTRL) &
 					      (uint16_t)~PCI_SRIOV_CTRL_VFE);
+	} else {
+		pci_cfg_reset(&dev->cfg);
+		irq_reset_state(dev);
 	}
-	if (table) {
-		memcpy(dev->msix_table, table, tlen);
-		dev->msix_table_written = table_written;
-	}
-	free(table);
-	free(saved);
 	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
 	pthread_mutex_unlock(&dev->lock);
 	/* A VF Enable written before the reset may have created VFs

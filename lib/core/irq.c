@@ -230,12 +230,19 @@ void irq_install_cfg_hooks(struct vfpm_device *dev)
 	}
 }
 
-void irq_reset_state(struct vfpm_device *dev)
+void irq_reset_device_state(struct vfpm_device *dev)
 {
 	dev->intx_level = false;
 	dev->intx_pulse = false;
-	dev->intx_masked = false;
 	dev->msi_pending = 0;
+	if (dev->msix_cap)
+		memset(dev->msix_pba, 0, ((dev->msix_nvec + 63) / 64) * 8);
+}
+
+void irq_reset_state(struct vfpm_device *dev)
+{
+	irq_reset_device_state(dev);
+	dev->intx_masked = false;
 	if (dev->msix_cap) {
 		/* the client's SET_IRQS masks are host-side setup, like its
 		 * eventfds: they stay */
@@ -243,7 +250,6 @@ void irq_reset_state(struct vfpm_device *dev)
 		memset(dev->msix_table, 0, (size_t)dev->msix_nvec * 16);
 		for (unsigned v = 0; v < dev->msix_nvec; v++)
 			dev->msix_table[v * 16 + PCI_MSIX_ENTRY_VECTOR_CTRL] = PCI_MSIX_ENTRY_CTRL_MASKBIT;
-		memset(dev->msix_pba, 0, ((dev->msix_nvec + 63) / 64) * 8);
 	}
 }
 

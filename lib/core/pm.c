@@ -244,19 +244,7 @@ static void device_lost_state(struct vfpm_device *dev)
 	 * host-side interrupt setup (the PCI core restores MSI-X with the
 	 * config space): only the device's own interrupt state (level,
 	 * pending bits) is lost with its power. */
-	bool masked = dev->intx_masked;
-	bool table_written = dev->msix_table_written;
-	size_t tlen = (size_t)dev->msix_nvec * 16;
-	uint8_t *table = tlen ? malloc(tlen) : NULL;
-	if (table)
-		memcpy(table, dev->msix_table, tlen);
-	irq_reset_state(dev);
-	dev->intx_masked = masked;
-	dev->msix_table_written = table_written;
-	if (table) {
-		memcpy(dev->msix_table, table, tlen);
-		free(table);
-	}
+	irq_reset_device_state(dev);
 	pthread_mutex_unlock(&dev->lock);
 }
 

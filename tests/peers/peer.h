@@ -46,7 +46,7 @@ void peer_close(struct peer *p);
  * of len 1, 2 or 4 at off; an unaligned one is split as a CPU splits it). */
 int peer_cfg_read(struct peer *p, unsigned off, unsigned len, uint32_t *val);
 int peer_cfg_write(struct peer *p, unsigned off, unsigned len, uint32_t val);
-/* A whole-config-space dump as `lspci -xxxx` makes it: 4096 bytes read
+/* A whole-config-space dump as lspci's full hex dump makes it: 4096 bytes read
  * in 4-byte pieces. */
 int peer_cfg_dump(struct peer *p, uint8_t out[4096]);
 

@@ -153,13 +153,23 @@ static uint64_t pba(struct vfpm_device *dev)
 	return p;
 }
 
+/* A device with MSI-X enabled (function mask as given) and an eventfd on
+ * vector vec; *efd is the test's end of it. */
+static struct vfpm_device *msix_dev(bool maskall, unsigned vec, int *efd)
+{
+	struct vfpm_device *dev = make();
+	msix_on(dev, maskall);
+	*efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(*efd >= 0);
+	assert_int_equal(set_fd(dev, vec, dup(*efd)), 0);
+	return dev;
+}
+
 static void msix_reset_mask_bits_do_not_hold_back_a_table_emulating_client(void **state)
 {
 	(void)state;
-	struct vfpm_device *dev = make();
-	msix_on(dev, false);
-	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	assert_int_equal(set_fd(dev, 1, dup(efd)), 0);
+	int efd;
+	struct vfpm_device *dev = msix_dev(false, 1, &efd);
 	/* the table's mask bits are set from reset, the client never wrote it */
 	uint32_t ctrl = 0;
 	assert_int_equal(irq_msix_rw(dev, 16 + PCI_MSIX_ENTRY_VECTOR_CTRL, &ctrl, 4, false), 0);
@@ -174,10 +184,8 @@ static void msix_reset_mask_bits_do_not_hold_back_a_table_emulating_client(void 
 static void msix_set_irqs_mask_pends_and_unmask_delivers_once(void **state)
 {
 	(void)state;
-	struct vfpm_device *dev = make();
-	msix_on(dev, false);
-	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	assert_int_equal(set_fd(dev, 0, dup(efd)), 0);
+	int efd;
+	struct vfpm_device *dev = msix_dev(false, 0, &efd);
 	assert_int_equal(mask(dev, 0, true), 0);
 	assert_int_equal(vfpm_dev_irq(dev, 0), -EAGAIN);
 	assert_int_equal(vfpm_dev_irq(dev, 0), -EAGAIN);
@@ -199,10 +207,8 @@ static void msix_set_irqs_mask_pends_and_unmask_delivers_once(void **state)
 static void msix_table_mask_bits_count_once_the_client_writes_the_table(void **state)
 {
 	(void)state;
-	struct vfpm_device *dev = make();
-	msix_on(dev, false);
-	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	assert_int_equal(set_fd(dev, 2, dup(efd)), 0);
+	int efd;
+	struct vfpm_device *dev = msix_dev(false, 2, &efd);
 	uint32_t addr = 0xfee00000;
 	assert_int_equal(irq_msix_rw(dev, 2 * 16, &addr, 4, true), 0);   /* programs entry 2 */
 	assert_int_equal(vfpm_dev_irq(dev, 2), -EAGAIN);
@@ -226,10 +232,8 @@ static void msix_table_mask_bits_count_once_the_client_writes_the_table(void **s
 static void msix_function_mask_and_missing_eventfd_pend_until_released(void **state)
 {
 	(void)state;
-	struct vfpm_device *dev = make();
-	msix_on(dev, true);
-	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	assert_int_equal(set_fd(dev, 3, dup(efd)), 0);
+	int efd;
+	struct vfpm_device *dev = msix_dev(true, 3, &efd);
 	assert_int_equal(vfpm_dev_irq(dev, 3), -EAGAIN);
 	cfg_w16(dev, dev->msix_cap + PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE);
 	assert_int_equal(count(efd), 1);
