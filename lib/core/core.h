@@ -1,17 +1,45 @@
 /* Device core: one served device, its client session, request dispatch,
  * regions, interrupts and DMA. Internal to vfpm.
  *
- * Locks (outermost first):
- *   dev->req_lock  serialises a session's request handling against reset
- *                  and teardown done from other threads (server shutdown).
- *   dev->dma_lock  (rwlock) the DMA mapping table; read-held across every
- *                  copy through a mapping so an unmap waits for it.
- *   dev->lock      config space, MSI/MSI-X tables, interrupt eventfds and
- *                  INTx state. Never held across a model callback.
- *   s->send_lock   writes to the session socket.
- * Model callbacks never run under dev->lock, dma_lock or send_lock; the
- * power transitions call quiesce/suspend/resume/reset with memory_lock
- * held for write (docs/device-api.md says what a model may call then).
+ * Every lock in vfpm, outermost first. A thread holding one may take only
+ * locks below it; "cb" marks the locks a model callback may run under
+ * (no runtime function a model may call takes one of those).
+ *
+ *  lock                  kind    protects
+ *  srv->lock       (srv) mutex   VF lists, device references. Never held
+ *                                while any device lock is taken.
+ *  srv->ctl_mu     (srv) mutex   the control connections' list.
+ *  sd->mu          (srv) mutex   a device slot's client_fd, session_active.
+ *  dev->req_lock   cb    mutex   a session's request handling against
+ *                                resets and teardown from other threads
+ *                                (control plane, shutdown); probe/open_ref.
+ *  dev->sriov_lock cb    mutex   VF enable and disable of a PF.
+ *  pm.trans_lock   cb    mutex   every change of PM state (power state,
+ *                                engaged, promotion, snapshots, mappings);
+ *                                held across quiesce/suspend/resume/reset,
+ *                                which it keeps from overlapping.
+ *  rpm.lock        (rpm) mutex   runtime-PM status and settings (rpm.h);
+ *                                never held across a callback. Waiting rpm
+ *                                calls (rpm_get, rpm_resume, rpm_get_settled,
+ *                                rpm_set_power_on) run the resume callback,
+ *                                which takes trans_lock: never call them
+ *                                with trans_lock or anything below held.
+ *  pm.memory_lock  cb(r) rwlock  write: PM state changes (always under
+ *                                trans_lock, dropped around callbacks and
+ *                                delays); read: BAR access (held across the
+ *                                model's bar_rw) and the status view.
+ *  dev->dma_lock         rwlock  the DMA mapping table; read-held across
+ *                                every copy through a mapping.
+ *  dev->lock             mutex   config space, MSI/MSI-X tables, interrupt
+ *                                eventfds, INTx state. A leaf for the model:
+ *                                vfpm_dev_irq/intx/mem_decode take it.
+ *  dev->irq_lock         mutex   the INTx unmask thread's lifetime.
+ *  s->dma_mu             mutex   outstanding server->client requests.
+ *  s->send_lock          mutex   writes to the session socket.
+ *  wq->mu          (rpm) mutex   the work queue's list (rpm.c).
+ *
+ * A model callback is never called with memory_lock write-held, dev->lock,
+ * dma_lock, irq_lock, dma_mu, send_lock or rpm.lock held.
  */
 #ifndef VFPM_CORE_H
 #define VFPM_CORE_H
@@ -97,6 +125,10 @@ struct pm_settings {
  * core (a request's reference) -> memory_lock -> dev->lock. */
 struct dev_pm {
 	struct rpm rpm;
+	/* trans_lock: every change of the PM state below (power state,
+	 * engaged, promotion, mappings, snapshots) is made under it, and the
+	 * model's quiesce/suspend/resume/reset are called under it alone. */
+	pthread_mutex_t trans_lock;
 	/* memory_lock (rwlock): write-held for power-state changes, the
 	 * engaged flag and wakeup fd, COMMAND.MEM effects and mmap
 	 * revocation; read-held for BAR access. */
@@ -191,6 +223,11 @@ struct vfpm_device {
 	struct core_session *session;   /* for message DMA; dma_lock */
 	atomic_bool dma_cancel;         /* quiesce: abort message DMA waits */
 
+	/* the thread inside bar_rw or command_changed (set and cleared by
+	 * that thread under req_lock; read by it alone to mean anything) */
+	pthread_t access_cb_thread;
+	atomic_bool access_cb_active;
+
 	int verbosity;          /* log level threshold (VFPM_LOG_*) */
 	/* statistics */
 	atomic_ulong requests;
@@ -222,6 +259,10 @@ void device_region_desc(struct vfpm_device *dev, uint32_t region, uint64_t *size
  * the number of areas (<= max). */
 unsigned device_region_areas(struct vfpm_device *dev, uint32_t region,
 			     struct vfu_sparse_area *areas, unsigned max);
+
+/* Whether the calling thread is inside the model's bar_rw or
+ * command_changed for dev (where message DMA cannot complete). */
+bool device_in_access_callback(struct vfpm_device *dev);
 
 /* A VF of pf (index i), created like its PF with the PF's model and PM
  * settings; IDs from the PF's SR-IOV capability, no INTx. */
@@ -265,7 +306,11 @@ void pm_after_config_write(struct vfpm_device *dev, int state, bool mem_changed)
  * (takes memory_lock). */
 void pm_sync_mappings(struct vfpm_device *dev);
 void pm_revoke_mappings(struct vfpm_device *dev);
-/* memory_lock held for write: back to D0 (B31). */
+/* A PM state change: trans_lock, then memory_lock for write. */
+void pm_trans_begin(struct vfpm_device *dev);
+void pm_trans_end(struct vfpm_device *dev);
+/* Inside pm_trans_begin/end: back to D0 (B31); memory_lock is dropped
+ * around the model's callbacks and retaken. */
 void pm_set_d0_locked(struct vfpm_device *dev, const char *cause);
 /* DEVICE_FEATURE LOW_POWER_* handlers (fd: descriptor or -1, owned on
  * success). */

@@ -443,8 +443,9 @@ void device_reset(struct vfpm_device *dev, const char *cause, bool keep_config)
 	DLOG(dev, VFPM_LOG_INFO, "reset (%s)", cause);
 	/* the reset clears VF Enable: the VFs go away first */
 	sriov_disable(dev);
-	/* B31: D0 (restoring a NoSoftRst- snapshot) before the reset */
-	pthread_rwlock_wrlock(&dev->pm.memory_lock);
+	/* B31: D0 (restoring a NoSoftRst- snapshot) before the reset; the
+	 * model's quiesce and reset run under trans_lock alone */
+	pm_trans_begin(dev);
 	pm_set_d0_locked(dev, "reset");
 	pthread_rwlock_unlock(&dev->pm.memory_lock);
 	device_quiesce(dev);
@@ -470,6 +471,7 @@ void device_reset(struct vfpm_device *dev, const char *cause, bool keep_config)
 	}
 	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
 	pthread_mutex_unlock(&dev->lock);
+	pthread_mutex_unlock(&dev->pm.trans_lock);
 	/* A VF Enable written before the reset may have created VFs
 	 * after sriov_disable above; VF Enable now reads 0, so they go too
 	 * (VFs never outlive a cleared VF Enable). */
@@ -495,7 +497,9 @@ static void device_flr(struct vfpm_device *dev)
 
 void device_disconnect(struct vfpm_device *dev)
 {
+	pthread_mutex_lock(&dev->pm.trans_lock);
 	device_quiesce(dev);
+	pthread_mutex_unlock(&dev->pm.trans_lock);
 	dma_unmap_all(dev);
 	irq_release_all(dev);
 	device_reset(dev, "client disconnected", false);
@@ -559,6 +563,26 @@ unsigned device_region_areas(struct vfpm_device *dev, uint32_t region,
 	return n;
 }
 
+/* The model's access callbacks run on the thread that serves the access;
+ * message DMA asked from them could never see its reply. */
+static void access_cb_enter(struct vfpm_device *dev)
+{
+	__atomic_store_n(&dev->access_cb_thread, pthread_self(), __ATOMIC_RELAXED);
+	atomic_store(&dev->access_cb_active, true);
+}
+
+static void access_cb_exit(struct vfpm_device *dev)
+{
+	atomic_store(&dev->access_cb_active, false);
+}
+
+bool device_in_access_callback(struct vfpm_device *dev)
+{
+	return atomic_load(&dev->access_cb_active) &&
+	       pthread_equal(__atomic_load_n(&dev->access_cb_thread, __ATOMIC_RELAXED),
+			     pthread_self());
+}
+
 /* memory_lock read-held for memory BARs */
 static int bar_rw_locked(struct vfpm_device *dev, unsigned idx, uint64_t off, void *buf,
 			 uint32_t count, bool is_write)
@@ -580,7 +604,10 @@ static int bar_rw_locked(struct vfpm_device *dev, unsigned idx, uint64_t off, vo
 			memset(buf, 0, count);
 		return 0;
 	}
-	return dev->ops->bar_rw(dev->priv, idx, off, buf, count, is_write);
+	access_cb_enter(dev);
+	int rc = dev->ops->bar_rw(dev->priv, idx, off, buf, count, is_write);
+	access_cb_exit(dev);
+	return rc;
 }
 
 static int bar_rw(struct vfpm_device *dev, unsigned idx, uint64_t off, void *buf, uint32_t count,
@@ -628,8 +655,11 @@ int device_region_rw(struct vfpm_device *dev, uint32_t region, uint64_t off, voi
 			if (fx.flags & PCI_FX_SRIOV_CTRL)
 				sriov_sync(dev);
 		}
-		if (changed && dev->ops->command_changed)
+		if (changed && dev->ops->command_changed) {
+			access_cb_enter(dev);
 			dev->ops->command_changed(dev->priv, cmd);
+			access_cb_exit(dev);
+		}
 		if (fx.flags & PCI_FX_FLR)
 			device_flr(dev);
 		return rc;

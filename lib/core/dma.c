@@ -177,6 +177,9 @@ static int dma_rw(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len,
 			pthread_rwlock_unlock(&dev->dma_lock);
 			if (!s)
 				return -ENOTCONN;
+			/* the reply would be read by the thread asking */
+			if (device_in_access_callback(dev))
+				return -EDEADLK;
 			int rc = session_dma_msg(s, write, iova, p, chunk);
 			if (rc)
 				return rc;

@@ -5,9 +5,14 @@
  * mmap revocation through memfd truncation (contract §5), the request
  * wrapper (contract §3) and the control-plane view (V2).
  *
- * Locks: a request's runtime-PM reference is taken before memory_lock,
- * memory_lock before dev->lock. Model callbacks run with memory_lock
- * possibly held but never dev->lock.
+ * Locks (core.h has the whole table): trans_lock serialises every change
+ * of a device's PM state and is held across the model's callbacks, which
+ * is what keeps them from overlapping; memory_lock (write) excludes
+ * readers only while state is changed and is dropped around every model
+ * callback: mark under it, drop it, call the model, retake it, commit.
+ * No runtime function a model may call takes trans_lock, and no thread
+ * holding trans_lock waits for the runtime-PM core (rpm_get, rpm_resume):
+ * only the _noresume/_noidle calls are made under it.
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -56,7 +61,7 @@ static void set_power_state_raw(struct vfpm_device *dev, int state, const char *
 	pm->residency_ns[pm->power_state] += now - since;
 	pm->state_since.tv_sec = (time_t)(now / 1000000000ull);
 	pm->state_since.tv_nsec = (long)(now % 1000000000ull);
-	pm->power_state = state;
+	__atomic_store_n(&pm->power_state, state, __ATOMIC_RELEASE);   /* vfpm_dev_mem_decode */
 	if (dev->pm_cap) {
 		pthread_mutex_lock(&dev->lock);
 		uint16_t csr = pci_cfg_get16(&dev->cfg, dev->pm_cap + PCI_PM_CTRL);
@@ -166,25 +171,32 @@ static void mmap_update(struct vfpm_device *dev)
 
 void pm_sync_mappings(struct vfpm_device *dev)
 {
-	pthread_rwlock_wrlock(&dev->pm.memory_lock);
+	pm_trans_begin(dev);
 	mmap_update(dev);
-	pthread_rwlock_unlock(&dev->pm.memory_lock);
+	pm_trans_end(dev);
 }
 
 void pm_revoke_mappings(struct vfpm_device *dev)
 {
-	pthread_rwlock_wrlock(&dev->pm.memory_lock);
+	pm_trans_begin(dev);
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
 		bar_revoke(&dev->bars[i]);
-	pthread_rwlock_unlock(&dev->pm.memory_lock);
+	pm_trans_end(dev);
 }
 
+/* A model asks from its own threads, perhaps holding its own locks, which
+ * it also holds in callbacks a BAR access makes under memory_lock: so no
+ * memory_lock here (an order inversion with it, even between readers, is a
+ * deadlock once a writer queues). The power state and the promotion are
+ * stored atomically; COMMAND is read under dev->lock, a leaf lock. */
 VFPM_EXPORT bool vfpm_dev_mem_decode(struct vfpm_device *dev)
 {
-	pthread_rwlock_rdlock(&dev->pm.memory_lock);
-	bool on = pm_memory_enabled(dev);
-	pthread_rwlock_unlock(&dev->pm.memory_lock);
-	return on;
+	int state = __atomic_load_n(&dev->pm.power_state, __ATOMIC_ACQUIRE);
+	bool promoted = __atomic_load_n(&dev->pm.promoted, __ATOMIC_ACQUIRE);
+	pthread_mutex_lock(&dev->lock);
+	bool mem = pci_cfg_mem_enabled(&dev->cfg);
+	pthread_mutex_unlock(&dev->lock);
+	return state < VFPM_D3HOT && !promoted && mem;
 }
 
 /* The copy is made on first use, not when a resume from D3cold leaves
@@ -232,12 +244,41 @@ static void cfg_restore(struct vfpm_device *dev, const uint8_t *s)
 	pthread_mutex_unlock(&dev->lock);
 }
 
+void pm_trans_begin(struct vfpm_device *dev)
+{
+	pthread_mutex_lock(&dev->pm.trans_lock);
+	pthread_rwlock_wrlock(&dev->pm.memory_lock);
+}
+
+void pm_trans_end(struct vfpm_device *dev)
+{
+	pthread_rwlock_unlock(&dev->pm.memory_lock);
+	pthread_mutex_unlock(&dev->pm.trans_lock);
+}
+
+/* trans_lock held and memory_lock write-held: the model's callbacks run
+ * with memory_lock dropped (trans_lock keeps every other transition out)
+ * and it is retaken before returning. */
+static void mem_drop(struct vfpm_device *dev)
+{
+	pthread_rwlock_unlock(&dev->pm.memory_lock);
+}
+
+static void mem_retake(struct vfpm_device *dev)
+{
+	pthread_rwlock_wrlock(&dev->pm.memory_lock);
+}
+
 /* The device lost its state (D3cold, or D3hot->D0 with NoSoftRst-): the
- * model resets; config space returns to its power-on values. */
+ * model resets; config space returns to its power-on values. trans_lock
+ * held, memory_lock write-held (dropped for the model's reset()). */
 static void device_lost_state(struct vfpm_device *dev)
 {
-	if (dev->ops->reset)
+	if (dev->ops->reset) {
+		mem_drop(dev);
 		dev->ops->reset(dev->priv);
+		mem_retake(dev);
+	}
 	pthread_mutex_lock(&dev->lock);
 	pci_cfg_reset(&dev->cfg);
 	/* B18, B20: the client's INTx mask and the MSI-X vector table are
@@ -251,11 +292,9 @@ static void device_lost_state(struct vfpm_device *dev)
 /* Quiesces the model and asks it to suspend. A refusal (a negative errno
  * from suspend()) is returned after resume() has undone the quiesce: the
  * model runs on, as a driver whose runtime_suspend fails keeps its device
- * active. */
-static int model_park(struct vfpm_device *dev, int target)
+ * active. trans_lock held, no other core lock. */
+static int model_park_call(struct vfpm_device *dev, int target)
 {
-	if (dev->pm.model_parked)
-		return 0;
 	atomic_store(&dev->dma_cancel, true);
 	if (dev->ops->quiesce)
 		dev->ops->quiesce(dev->priv);
@@ -268,10 +307,22 @@ static int model_park(struct vfpm_device *dev, int target)
 		     strerror(-rc));
 		if (dev->ops->resume)
 			dev->ops->resume(dev->priv);
-		return rc;
 	}
-	dev->pm.model_parked = true;
-	return 0;
+	return rc;
+}
+
+/* trans_lock held, memory_lock write-held (dropped for the model's calls:
+ * model_parked is trans_lock's to change). */
+static int model_park(struct vfpm_device *dev, int target)
+{
+	if (dev->pm.model_parked)
+		return 0;
+	mem_drop(dev);
+	int rc = model_park_call(dev, target);
+	mem_retake(dev);
+	if (!rc)
+		dev->pm.model_parked = true;
+	return rc;
 }
 
 static void model_unpark(struct vfpm_device *dev)
@@ -279,13 +330,16 @@ static void model_unpark(struct vfpm_device *dev)
 	if (!dev->pm.model_parked)
 		return;
 	dev->pm.model_parked = false;
-	if (dev->ops->resume)
+	if (dev->ops->resume) {
+		mem_drop(dev);
 		dev->ops->resume(dev->priv);
+		mem_retake(dev);
+	}
 }
 
 /* The power-state change of a user (PMCSR) or of the suspend path, as
- * vfio_pci_set_power_state + pci_set_power_state decide it. memory_lock
- * held for write. Returns 0 or the errno the kernel would return
+ * vfio_pci_set_power_state + pci_set_power_state decide it. trans_lock
+ * held, memory_lock write-held (dropped for the model and the delay). Returns 0 or the errno the kernel would return
  * internally (the PMCSR write stays silent about it, B28). */
 static int set_power_state(struct vfpm_device *dev, int target, const char *cause)
 {
@@ -318,7 +372,9 @@ static int set_power_state(struct vfpm_device *dev, int target, const char *caus
 			return rc;
 		}
 	}
+	mem_drop(dev);   /* trans_lock keeps other transitions out */
 	transition_delay(dev, cur, target);
+	mem_retake(dev);
 	set_power_state_raw(dev, target, cause);
 	if (target == VFPM_D0 && cur >= VFPM_D3HOT) {
 		if (pm->needs_pm_restore) {
@@ -412,11 +468,11 @@ static int rt_suspend(void *ctx)
 	struct vfpm_device *dev = ctx;
 	struct dev_pm *pm = &dev->pm;
 
-	pthread_rwlock_wrlock(&pm->memory_lock);
+	pm_trans_begin(dev);
 	/* B8: through D0 first (restores pm_save after a user D3hot) */
 	int rc = set_power_state(dev, VFPM_D0, "runtime suspend goes through D0");
 	if (rc) {
-		pthread_rwlock_unlock(&pm->memory_lock);
+		pm_trans_end(dev);
 		return rc;
 	}
 	/* B17/B18/B20: mask INTx if it is in use and the client has not */
@@ -438,7 +494,7 @@ static int rt_suspend(void *ctx)
 		intx_unmask_by_pm(dev);
 		free(pm->rt_save);
 		pm->rt_save = NULL;
-		pthread_rwlock_unlock(&pm->memory_lock);
+		pm_trans_end(dev);
 		return rc;
 	}
 	if (target != VFPM_D0) {
@@ -446,9 +502,9 @@ static int rt_suspend(void *ctx)
 		 * transition's delay: nothing can reach a device that is
 		 * suspending, and the control plane's status must not wait
 		 * 10 ms behind it. */
-		pthread_rwlock_unlock(&pm->memory_lock);
+		mem_drop(dev);
 		transition_delay(dev, VFPM_D0, VFPM_D3HOT);
-		pthread_rwlock_wrlock(&pm->memory_lock);
+		mem_retake(dev);
 		set_power_state_raw(dev, VFPM_D3HOT, "runtime suspend");
 		if (target == VFPM_D3COLD) {
 			set_power_state_raw(dev, VFPM_D3COLD, "runtime suspend, platform removes power");
@@ -457,7 +513,7 @@ static int rt_suspend(void *ctx)
 		}
 	}
 	mmap_update(dev);
-	pthread_rwlock_unlock(&pm->memory_lock);
+	pm_trans_end(dev);
 	return 0;
 }
 
@@ -488,11 +544,11 @@ static int rt_resume(void *ctx)
 
 	/* the delay (up to 100 ms from D3cold) runs without memory_lock, as
 	 * the suspend's does */
-	pthread_rwlock_rdlock(&pm->memory_lock);
+	pm_trans_begin(dev);
 	int from = pm->power_state;
-	pthread_rwlock_unlock(&pm->memory_lock);
+	mem_drop(dev);
 	transition_delay(dev, from, VFPM_D0);
-	pthread_rwlock_wrlock(&pm->memory_lock);
+	mem_retake(dev);
 	/* Only a device that lost its state (D3cold, or D3hot with
 	 * NoSoftRst-) needs the PCI core's restore: a NoSoftRst+ device in
 	 * D3hot kept its config space, including host-side writes made while
@@ -516,7 +572,7 @@ static int rt_resume(void *ctx)
 	 * with no copy reads zeros through pm_bar_shadow, which allocates
 	 * the zeroed copy on first use (not here: see there) */
 	mmap_update(dev);
-	pthread_rwlock_unlock(&pm->memory_lock);
+	pm_trans_end(dev);
 	return 0;
 }
 
@@ -555,7 +611,7 @@ void pm_after_config_write(struct vfpm_device *dev, int req, bool mem_changed)
 	if (req < 0 && !mem_changed)
 		return;
 
-	pthread_rwlock_wrlock(&pm->memory_lock);
+	pm_trans_begin(dev);
 	bool promotion_changed = false;
 	if (req == VFPM_D3HOT && !pm->promoted && pm->power_state == VFPM_D0 && promotable(dev) &&
 	    !atomic_load(&dev->sriov_active)) {
@@ -583,7 +639,7 @@ void pm_after_config_write(struct vfpm_device *dev, int req, bool mem_changed)
 	}
 	if (mem_changed || promotion_changed)
 		mmap_update(dev);
-	pthread_rwlock_unlock(&pm->memory_lock);
+	pm_trans_end(dev);
 }
 
 /* --- V3: config space of a promoted device, served asleep --- */
@@ -623,9 +679,9 @@ int pm_config_asleep(struct vfpm_device *dev, unsigned off, void *buf, unsigned 
 	struct dev_pm *pm = &dev->pm;
 	if (write && config_write_wakes(dev, off, len))
 		return -EAGAIN;
-	pthread_rwlock_wrlock(&pm->memory_lock);
+	pm_trans_begin(dev);
 	if (!pm->promoted || pm->engaged || pm->power_state < VFPM_D3HOT) {
-		pthread_rwlock_unlock(&pm->memory_lock);
+		pm_trans_end(dev);
 		return -EAGAIN;
 	}
 	pthread_mutex_lock(&dev->lock);
@@ -635,7 +691,7 @@ int pm_config_asleep(struct vfpm_device *dev, unsigned off, void *buf, unsigned 
 	if (!rc && write && pm->rt_save)
 		memcpy(pm->rt_save, dev->cfg.data, VPCI_CFG_SIZE);
 	pthread_mutex_unlock(&dev->lock);
-	pthread_rwlock_unlock(&pm->memory_lock);
+	pm_trans_end(dev);
 	return rc;
 }
 
@@ -644,30 +700,29 @@ int pm_config_asleep(struct vfpm_device *dev, unsigned off, void *buf, unsigned 
 int pm_feature_entry(struct vfpm_device *dev, int wake_fd)
 {
 	struct dev_pm *pm = &dev->pm;
-	pthread_rwlock_wrlock(&pm->memory_lock);
+	pm_trans_begin(dev);
 	/* mappings are zapped before the engaged test, as in the kernel */
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
 		bar_revoke(&dev->bars[i]);
 	if (pm->engaged) {
 		mmap_update(dev);
-		pthread_rwlock_unlock(&pm->memory_lock);
+		pm_trans_end(dev);
 		return -EINVAL;   /* the caller closes wake_fd (B2) */
 	}
 	pm->engaged = true;
 	pm->wake_fd = wake_fd;
 	DLOG(dev, VFPM_LOG_INFO, "low-power entry%s", wake_fd >= 0 ? " (wakeup armed)" : "");
 	open_ref_sync(pm);   /* the open reference; the wrapper's put idles */
-	pthread_rwlock_unlock(&pm->memory_lock);
+	pm_trans_end(dev);
 	return 0;
 }
 
 int pm_feature_exit(struct vfpm_device *dev)
 {
-	struct dev_pm *pm = &dev->pm;
-	pthread_rwlock_wrlock(&pm->memory_lock);
+	pm_trans_begin(dev);
 	lowpower_exit_locked(dev, false, "LOW_POWER_EXIT");   /* T7: no signal */
 	mmap_update(dev);
-	pthread_rwlock_unlock(&pm->memory_lock);
+	pm_trans_end(dev);
 	return 0;   /* always 0, even when not engaged (B3) */
 }
 
@@ -725,20 +780,20 @@ int pm_open(struct vfpm_device *dev)
 void pm_close(struct vfpm_device *dev)
 {
 	struct dev_pm *pm = &dev->pm;
-	pthread_rwlock_wrlock(&pm->memory_lock);
+	pm_trans_begin(dev);
 	lowpower_exit_locked(dev, false, "client gone");   /* B15: no signal */
-	pthread_rwlock_unlock(&pm->memory_lock);
+	pm_trans_end(dev);
 
 	rpm_get(&pm->rpm);
 	device_disconnect(dev);             /* D0 first, then the reset (B31) */
-	pthread_rwlock_wrlock(&pm->memory_lock);
+	pm_trans_begin(dev);
 	pm->client_connected = false;
 	free(pm->pm_save);
 	pm->pm_save = NULL;
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
 		bar_scrub(&dev->bars[i]);
 	mmap_update(dev);
-	pthread_rwlock_unlock(&pm->memory_lock);
+	pm_trans_end(dev);
 	bool had_open = pm->open_ref;
 	pm->open_ref = false;
 	if (had_open)
@@ -966,6 +1021,7 @@ int pm_init(struct vfpm_device *dev, struct vfpm_opts *opts, struct rpm_wq *wq)
 {
 	struct dev_pm *pm = &dev->pm;
 	pthread_rwlock_init(&pm->memory_lock, NULL);
+	pthread_mutex_init(&pm->trans_lock, NULL);
 	rpm_init(&pm->rpm, &rt_ops, dev, wq);
 	pm->wake_fd = -1;
 	pm->power_state = VFPM_D0;
@@ -1050,4 +1106,5 @@ void pm_fini(struct vfpm_device *dev)
 	free(pm->pm_save);
 	free(pm->rt_save);
 	pthread_rwlock_destroy(&pm->memory_lock);
+	pthread_mutex_destroy(&pm->trans_lock);
 }

@@ -82,7 +82,7 @@ static int enable_locked(struct vfpm_device *dev, unsigned n, unsigned seq)
 	int rc = rpm_resume_and_get(&dev->pm.rpm);
 	if (rc)
 		return rc;
-	pthread_rwlock_wrlock(&dev->pm.memory_lock);
+	pm_trans_begin(dev);
 	pm_set_d0_locked(dev, "VF Enable: a PF with VFs stays in D0");
 	/* A NoSoftRst- PF coming out of D3hot (runtime-suspended, or put
 	 * there by its user) loses its config space on the way to D0, and
@@ -102,7 +102,7 @@ static int enable_locked(struct vfpm_device *dev, unsigned n, unsigned seq)
 	pthread_mutex_unlock(&dev->lock);
 	if (!still) {
 		/* cleared meanwhile: nothing to create */
-		pthread_rwlock_unlock(&dev->pm.memory_lock);
+		pm_trans_end(dev);
 		rpm_put(&dev->pm.rpm);
 		return 0;
 	}
@@ -112,7 +112,7 @@ static int enable_locked(struct vfpm_device *dev, unsigned n, unsigned seq)
 		atomic_store(&dev->sriov_active, false);
 	else
 		dev->num_vfs = n;
-	pthread_rwlock_unlock(&dev->pm.memory_lock);
+	pm_trans_end(dev);
 	if (rc)
 		rpm_put(&dev->pm.rpm);
 	return rc;
