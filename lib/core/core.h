@@ -153,6 +153,8 @@ struct dev_pm {
 	uint64_t wakeups_signalled;
 	uint64_t residency_ns[5];
 	struct timespec state_since;
+	/* residency and transition delays: the work queue's clock */
+	const struct pm_clock *clock;
 	bool client_connected;
 };
 

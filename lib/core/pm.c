@@ -33,20 +33,6 @@ const char *pm_state_name(int state)
 	return state >= 0 && state <= VFPM_D3COLD ? state_names[state] : "unknown";
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
-static void sleep_us(long us)
-{
-	struct timespec t = { us / 1000000, (us % 1000000) * 1000 };
-	while (nanosleep(&t, &t) < 0 && errno == EINTR)
-		;
-}
-
 /* memory_lock held for write. A change of state is logged with its cause
  * (NULL: only PMCSR is refreshed, the state is unchanged). */
 static void set_power_state_raw(struct vfpm_device *dev, int state, const char *cause)
@@ -55,7 +41,7 @@ static void set_power_state_raw(struct vfpm_device *dev, int state, const char *
 	if (state != pm->power_state && cause)
 		DLOG(dev, VFPM_LOG_INFO, "power %s -> %s (%s)", pm_state_name(pm->power_state),
 		     pm_state_name(state), cause);
-	uint64_t now = now_ns();
+	uint64_t now = pm_clock_now(pm->clock);
 	uint64_t since = (uint64_t)pm->state_since.tv_sec * 1000000000ull +
 			 (uint64_t)pm->state_since.tv_nsec;
 	pm->residency_ns[pm->power_state] += now - since;
@@ -82,11 +68,11 @@ static void transition_delay(struct vfpm_device *dev, int from, int to)
 	if (!__atomic_load_n(&dev->pm.set.pm_delays, __ATOMIC_RELAXED))
 		return;
 	if (from == VFPM_D3COLD && to == VFPM_D0)
-		sleep_us(100000);
+		pm_clock_sleep_us(dev->pm.clock, 100000);
 	else if (from == VFPM_D3HOT || to == VFPM_D3HOT)
-		sleep_us(10000);
+		pm_clock_sleep_us(dev->pm.clock, 10000);
 	else if (from == VFPM_D2 || to == VFPM_D2)
-		sleep_us(200);
+		pm_clock_sleep_us(dev->pm.clock, 200);
 }
 
 /* --- mmap revocation (contract §5) --- */
@@ -962,7 +948,7 @@ struct json_object *pm_status_json(struct vfpm_device *dev)
 	if (!o)
 		return NULL;
 	pthread_rwlock_rdlock(&pm->memory_lock);
-	uint64_t now = now_ns();
+	uint64_t now = pm_clock_now(pm->clock);
 	uint64_t since = (uint64_t)pm->state_since.tv_sec * 1000000000ull +
 			 (uint64_t)pm->state_since.tv_nsec;
 	json_object_object_add(o, "power_state",
@@ -1025,7 +1011,9 @@ int pm_init(struct vfpm_device *dev, struct vfpm_opts *opts, struct rpm_wq *wq)
 	rpm_init(&pm->rpm, &rt_ops, dev, wq);
 	pm->wake_fd = -1;
 	pm->power_state = VFPM_D0;
-	clock_gettime(CLOCK_MONOTONIC, &pm->state_since);
+	pm->clock = rpm_wq_clock(wq);
+	uint64_t t0 = pm_clock_now(pm->clock);
+	pm->state_since = (struct timespec){ (time_t)(t0 / 1000000000ull), (long)(t0 % 1000000000ull) };
 	pm->set = (struct pm_settings){ .platform_d3cold = false, .d3cold_allowed = true,
 					.idle_d3 = true, .pm_delays = true };
 	const char *power_control = NULL;

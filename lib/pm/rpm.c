@@ -11,6 +11,8 @@ struct rpm_wq {
 	struct rpm *head;
 	struct rpm *running;    /* entry whose suspend is being attempted */
 	bool stop;
+	bool manual;            /* no thread: rpm_wq_step runs the work */
+	const struct pm_clock *clock;
 	pthread_t thread;
 };
 
@@ -20,63 +22,63 @@ const char *rpm_status_name(enum rpm_status s)
 	return (unsigned)s < 4 ? n[s] : "unknown";
 }
 
-static void ts_add_ms(struct timespec *t, int ms)
-{
-	t->tv_sec += ms / 1000;
-	t->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (t->tv_nsec >= 1000000000L) {
-		t->tv_sec++;
-		t->tv_nsec -= 1000000000L;
-	}
-}
-
-static bool ts_le(const struct timespec *a, const struct timespec *b)
-{
-	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec <= b->tv_nsec);
-}
-
 static void try_suspend(struct rpm *r);
+
+/* wq->mu held. The link to the earliest-due entry, or NULL if empty. */
+static struct rpm **wq_earliest(struct rpm_wq *wq)
+{
+	struct rpm **pp, **best = NULL;
+	for (pp = &wq->head; *pp; pp = &(*pp)->next)
+		if (!best || (*pp)->due_ns < (*best)->due_ns)
+			best = pp;
+	return best;
+}
+
+/* wq->mu held; dropped while the suspend is attempted. */
+static void wq_run(struct rpm_wq *wq, struct rpm **link)
+{
+	struct rpm *r = *link;
+	*link = r->next;
+	r->next = NULL;
+	r->queued = false;
+	wq->running = r;
+	pthread_mutex_unlock(&wq->mu);
+	try_suspend(r);
+	pthread_mutex_lock(&wq->mu);
+	wq->running = NULL;
+	pthread_cond_broadcast(&wq->done_cv);
+}
 
 static void *wq_main(void *arg)
 {
 	struct rpm_wq *wq = arg;
 	pthread_mutex_lock(&wq->mu);
 	while (!wq->stop) {
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		struct rpm **pp, **best = NULL;
-		for (pp = &wq->head; *pp; pp = &(*pp)->next)
-			if (!best || !ts_le(&(*best)->due, &(*pp)->due))
-				best = pp;
+		uint64_t now = pm_clock_now(wq->clock);
+		struct rpm **best = wq_earliest(wq);
 		if (!best) {
 			pthread_cond_wait(&wq->cv, &wq->mu);   /* nothing queued: sleep */
 			continue;
 		}
-		if (!ts_le(&(*best)->due, &now)) {
-			struct timespec due = (*best)->due;
+		if ((*best)->due_ns > now) {
+			/* the monotonic clock's nanoseconds: the cv's clock */
+			uint64_t due_ns = (*best)->due_ns;
+			struct timespec due = { (time_t)(due_ns / 1000000000u),
+						(long)(due_ns % 1000000000u) };
 			pthread_cond_timedwait(&wq->cv, &wq->mu, &due);
 			continue;
 		}
-		struct rpm *r = *best;
-		*best = r->next;
-		r->next = NULL;
-		r->queued = false;
-		wq->running = r;
-		pthread_mutex_unlock(&wq->mu);
-		try_suspend(r);
-		pthread_mutex_lock(&wq->mu);
-		wq->running = NULL;
-		pthread_cond_broadcast(&wq->done_cv);
+		wq_run(wq, best);
 	}
 	pthread_mutex_unlock(&wq->mu);
 	return NULL;
 }
 
-int rpm_wq_create(struct rpm_wq **out)
+static struct rpm_wq *wq_alloc(const struct pm_clock *clock, bool manual)
 {
 	struct rpm_wq *wq = calloc(1, sizeof(*wq));
 	if (!wq)
-		return -ENOMEM;
+		return NULL;
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -84,14 +86,40 @@ int rpm_wq_create(struct rpm_wq **out)
 	pthread_cond_init(&wq->cv, &ca);
 	pthread_cond_init(&wq->done_cv, NULL);
 	pthread_condattr_destroy(&ca);
+	wq->clock = clock;
+	wq->manual = manual;
+	return wq;
+}
+
+static void wq_free(struct rpm_wq *wq)
+{
+	pthread_mutex_destroy(&wq->mu);
+	pthread_cond_destroy(&wq->cv);
+	pthread_cond_destroy(&wq->done_cv);
+	free(wq);
+}
+
+int rpm_wq_create(struct rpm_wq **out)
+{
+	struct rpm_wq *wq = wq_alloc(&pm_clock_monotonic, false);
+	if (!wq)
+		return -ENOMEM;
 	int rc = pthread_create(&wq->thread, NULL, wq_main, wq);
 	if (rc) {
-		pthread_mutex_destroy(&wq->mu);
-		pthread_cond_destroy(&wq->cv);
-		pthread_cond_destroy(&wq->done_cv);
-		free(wq);
+		wq_free(wq);
 		return -rc;
 	}
+	*out = wq;
+	return 0;
+}
+
+int rpm_wq_create_manual(struct rpm_wq **out, const struct pm_clock *clock)
+{
+	if (!clock)
+		return -EINVAL;
+	struct rpm_wq *wq = wq_alloc(clock, true);
+	if (!wq)
+		return -ENOMEM;
 	*out = wq;
 	return 0;
 }
@@ -100,15 +128,46 @@ void rpm_wq_destroy(struct rpm_wq *wq)
 {
 	if (!wq)
 		return;
+	if (!wq->manual) {
+		pthread_mutex_lock(&wq->mu);
+		wq->stop = true;
+		pthread_cond_broadcast(&wq->cv);
+		pthread_mutex_unlock(&wq->mu);
+		pthread_join(wq->thread, NULL);
+	}
+	wq_free(wq);
+}
+
+int rpm_wq_step(struct rpm_wq *wq)
+{
+	if (!wq->manual)
+		return -EINVAL;
+	int ran = 0;
 	pthread_mutex_lock(&wq->mu);
-	wq->stop = true;
-	pthread_cond_broadcast(&wq->cv);
+	for (;;) {
+		struct rpm **best = wq_earliest(wq);
+		if (!best || (*best)->due_ns > pm_clock_now(wq->clock))
+			break;
+		wq_run(wq, best);
+		ran++;
+	}
 	pthread_mutex_unlock(&wq->mu);
-	pthread_join(wq->thread, NULL);
-	pthread_mutex_destroy(&wq->mu);
-	pthread_cond_destroy(&wq->cv);
-	pthread_cond_destroy(&wq->done_cv);
-	free(wq);
+	return ran;
+}
+
+bool rpm_wq_next_due(struct rpm_wq *wq, uint64_t *due_ns)
+{
+	pthread_mutex_lock(&wq->mu);
+	struct rpm **best = wq_earliest(wq);
+	if (best)
+		*due_ns = (*best)->due_ns;
+	pthread_mutex_unlock(&wq->mu);
+	return best != NULL;
+}
+
+const struct pm_clock *rpm_wq_clock(const struct rpm_wq *wq)
+{
+	return wq ? wq->clock : &pm_clock_monotonic;
 }
 
 static void wq_queue(struct rpm *r, int delay_ms)
@@ -118,8 +177,8 @@ static void wq_queue(struct rpm *r, int delay_ms)
 		return;
 	pthread_mutex_lock(&wq->mu);
 	if (!r->dead) {
-		clock_gettime(CLOCK_MONOTONIC, &r->due);
-		ts_add_ms(&r->due, delay_ms);   /* a new idle restarts the delay */
+		/* a new idle restarts the delay */
+		r->due_ns = pm_clock_now(wq->clock) + (uint64_t)delay_ms * 1000000u;
 		if (!r->queued) {
 			r->queued = true;
 			r->next = wq->head;

@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "pm/clock.h"
+
 enum rpm_status { RPM_ACTIVE = 0, RPM_SUSPENDING, RPM_SUSPENDED, RPM_RESUMING };
 
 struct rpm;
@@ -50,7 +52,7 @@ struct rpm {
 	bool power_on;              /* power_control=on holds a reference */
 	int autosuspend_delay_ms;   /* < 0: never autosuspend (as Linux) */
 	bool queued;                /* an idle check is in the work queue */
-	struct timespec due;        /* when the queued check may suspend */
+	uint64_t due_ns;            /* when the queued check may suspend (wq's clock) */
 	struct rpm *next;           /* work queue list */
 	struct rpm *suppliers[RPM_MAX_SUPPLIERS];
 	unsigned nsuppliers;
@@ -61,9 +63,22 @@ struct rpm {
 };
 
 /* One worker thread that runs queued idle suspends (Linux's pm_wq). It
- * blocks with no timeout when nothing is queued. */
+ * blocks with no timeout when nothing is queued. Due times are on the
+ * monotonic clock. */
 int rpm_wq_create(struct rpm_wq **out);
+/* A queue with no thread, for tests: queued idle suspends run only when
+ * the caller steps the queue, and their due times are read on clock. */
+int rpm_wq_create_manual(struct rpm_wq **out, const struct pm_clock *clock);
 void rpm_wq_destroy(struct rpm_wq *wq);
+/* Manual queue: runs, on the calling thread, every queued idle suspend
+ * whose due time has come on the queue's clock (also those queued while
+ * it runs, once due), earliest first. Returns how many ran, or -EINVAL
+ * on a threaded queue. */
+int rpm_wq_step(struct rpm_wq *wq);
+/* Whether anything is queued; if so *due_ns is the earliest due time. */
+bool rpm_wq_next_due(struct rpm_wq *wq, uint64_t *due_ns);
+/* The clock of wq's due times: the monotonic clock for NULL. */
+const struct pm_clock *rpm_wq_clock(const struct rpm_wq *wq);
 
 /* Initial state: ACTIVE, usage 0, power_control auto, delay 0. The
  * caller decides when to allow the first idle suspend (rpm_idle). */

@@ -862,94 +862,96 @@ static void test_bar2_mmap(void **state)
 /* ------------------------------------------------------------------ */
 /* DMA and interrupts */
 
-/* One copy by the demo engine, finished by MSI-X vector 0. */
-static void test_dma_msix(void **state)
-{
-	(void)state;
-	struct vfpm_client *c = connect_default();
-	int mfd;
-	uint8_t *mem = guest_mem(&mfd, GUEST_SIZE);
-	const uint32_t len = 0x10000;
-	fill(mem + 0x1000, len, 3);
-	assert_int_equal(vfpm_client_dma_map(c, mfd, 0, GUEST_IOVA, GUEST_SIZE, DMA_FLAGS_RW, NULL),
-			 0);
+/* One DMA copy by the demo engine, completed through each interrupt type
+ * a client can pick (irq_cases): the same body programs and checks the
+ * copy, and each type adds its own set-up, what it does with a second
+ * completion (another edge, an automasked line, a masked vector) and its
+ * tear-down. */
 
-	set_command(c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+struct irq_run {
+	struct vfpm_client *c;
+	uint8_t *mem;
+	uint32_t len;
+	unsigned msi;    /* MSI capability offset */
+	int efd;         /* the eventfd the completion signals */
+	int other;       /* MSI: vector 0's eventfd, which must stay quiet; else -1 */
+};
+
+struct irq_case {
+	const char *spec;    /* a device of its own, or NULL for the group's demo */
+	uint32_t index;      /* IRQ_MSIX, IRQ_INTX or IRQ_MSI */
+	uint32_t len;
+	unsigned seed;
+	void (*enable)(struct irq_run *r);
+	void (*first_done)(struct irq_run *r);
+	void (*more)(struct irq_run *r);
+	void (*disable)(struct irq_run *r);
+};
+
+/* MSI-X vector 0, with table entry 0 as a guest would program it. */
+static void msix_enable(struct irq_run *r)
+{
+	struct vfpm_client *c = r->c;
 	msix_control(c, true, false);
-	/* table entry 0: address/data as a guest would program them, unmasked */
 	wr(c, R_BAR4, 0, 0xfee00000u, 4);
 	wr(c, R_BAR4, 4, 0, 4);
 	wr(c, R_BAR4, 8, 0x4021, 4);
 	assert_int_equal(rd(c, R_BAR4, 8, 4), 0x4021);
 	msix_vector_ctrl(c, 0, 0);
-	int efd = new_eventfd();
-	set_irq_eventfd(c, IRQ_MSIX, 0, efd);
-
-	reg_wr(c, REG_INT_MASK, INT_DMA_DONE);
+	r->efd = new_eventfd();
+	set_irq_eventfd(c, IRQ_MSIX, 0, r->efd);
 	reg_wr(c, REG_IRQ_VECTOR, 0);
-	dma_program(c, GUEST_IOVA + 0x1000, GUEST_IOVA + 0x100000, len);
-	reg_wr(c, REG_DOORBELL, 1);
-
-	assert_int_equal(wait_irq(efd, NULL, IRQ_TIMEOUT_MS), 1);
-	assert_memory_equal(mem + 0x100000, mem + 0x1000, len);
-	assert_int_equal(mem[0x100000 + len], 0);   /* not one byte more */
-	assert_int_equal(reg_rd(c, REG_DMA_COUNT), 1);
-	assert_int_equal(reg_rd(c, REG_STATUS), STATUS_DONE);
-	assert_int_equal(reg_rd(c, REG_DMA_RESULT), 0);
-	assert_int_equal(reg_rd(c, REG_INT_STATUS), INT_DMA_DONE);
-	assert_int_equal(msix_pba(c), 0);
-	expect_no_irq(efd, 100);
-
-	/* a second job: another edge */
-	fill(mem + 0x1000, len, 77);
-	reg_wr(c, REG_DOORBELL, 1);
-	assert_int_equal(wait_irq(efd, NULL, IRQ_TIMEOUT_MS), 1);
-	assert_memory_equal(mem + 0x100000, mem + 0x1000, len);
-	assert_int_equal(reg_rd(c, REG_DMA_COUNT), 2);
-
-	irq_disable(c, IRQ_MSIX);
-	assert_int_equal(vfpm_client_dma_unmap(c, GUEST_IOVA, GUEST_SIZE), 0);
-	close(efd);
-	munmap(mem, GUEST_SIZE);
-	close(mfd);
-	cl_close(c);
 }
 
-/* The same copy with INTx: level-triggered and automasked. */
-static void test_dma_intx(void **state)
+static void msix_first_done(struct irq_run *r)
 {
-	(void)state;
-	struct vfpm_client *c = connect_default();
-	int mfd;
-	uint8_t *mem = guest_mem(&mfd, GUEST_SIZE);
-	const uint32_t len = 0x2000;
-	fill(mem + 0x1000, len, 5);
-	assert_int_equal(vfpm_client_dma_map(c, mfd, 0, GUEST_IOVA, GUEST_SIZE, DMA_FLAGS_RW, NULL),
-			 0);
-	set_command(c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);   /* MSI-X stays off */
-	int efd = new_eventfd();
-	set_irq_eventfd(c, IRQ_INTX, 0, efd);
-	reg_wr(c, REG_INT_MASK, INT_DMA_DONE);
-	dma_program(c, GUEST_IOVA + 0x1000, GUEST_IOVA + 0x100000, len);
+	assert_int_equal(r->mem[0x100000 + r->len], 0);   /* not one byte more */
+	assert_int_equal(reg_rd(r->c, REG_DMA_RESULT), 0);
+	assert_int_equal(msix_pba(r->c), 0);
+	expect_no_irq(r->efd, 100);
+}
 
-	/* job 1: the line rises, the eventfd fires, STATUS.INTERRUPT is set */
-	reg_wr(c, REG_DOORBELL, 1);
-	assert_int_equal(wait_irq(efd, NULL, IRQ_TIMEOUT_MS), 1);
-	assert_memory_equal(mem + 0x100000, mem + 0x1000, len);
-	assert_int_equal(reg_rd(c, REG_DMA_COUNT), 1);
-	assert_int_equal(reg_rd(c, REG_STATUS), STATUS_DONE);
-	assert_int_equal(reg_rd(c, REG_INT_STATUS), INT_DMA_DONE);
+/* a second job: another edge */
+static void msix_more(struct irq_run *r)
+{
+	fill(r->mem + 0x1000, r->len, 77);
+	reg_wr(r->c, REG_DOORBELL, 1);
+	assert_int_equal(wait_irq(r->efd, NULL, IRQ_TIMEOUT_MS), 1);
+	assert_memory_equal(r->mem + 0x100000, r->mem + 0x1000, r->len);
+	assert_int_equal(reg_rd(r->c, REG_DMA_COUNT), 2);
+}
+
+static void msix_disable(struct irq_run *r)
+{
+	irq_disable(r->c, IRQ_MSIX);
+}
+
+/* INTx: level-triggered and automasked; MSI-X stays off. */
+static void intx_enable(struct irq_run *r)
+{
+	r->efd = new_eventfd();
+	set_irq_eventfd(r->c, IRQ_INTX, 0, r->efd);
+}
+
+/* the line rose with STATUS.INTERRUPT; the guest clears the cause (line
+ * drops), then unmasks: no event */
+static void intx_first_done(struct irq_run *r)
+{
+	struct vfpm_client *c = r->c;
 	assert_true(cfg_rd(c, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);
-	/* the guest clears the cause (line drops), then unmasks: no event */
 	reg_wr(c, REG_INT_STATUS, INT_DMA_DONE);
 	assert_int_equal(reg_rd(c, REG_INT_STATUS), 0);
 	assert_false(cfg_rd(c, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);
 	irq_action(c, VFIO_IRQ_SET_ACTION_UNMASK, IRQ_INTX, 0);
-	expect_no_irq(efd, 100);
+	expect_no_irq(r->efd, 100);
+}
 
+static void intx_more(struct irq_run *r)
+{
+	struct vfpm_client *c = r->c;
 	/* job 2 after the unmask: fires again */
 	reg_wr(c, REG_DOORBELL, 1);
-	assert_int_equal(wait_irq(efd, NULL, IRQ_TIMEOUT_MS), 1);
+	assert_int_equal(wait_irq(r->efd, NULL, IRQ_TIMEOUT_MS), 1);
 	assert_int_equal(reg_rd(c, REG_DMA_COUNT), 2);
 	reg_wr(c, REG_INT_STATUS, INT_DMA_DONE);
 
@@ -957,78 +959,118 @@ static void test_dma_intx(void **state)
 	reg_wr(c, REG_DOORBELL, 1);
 	wait_reg(c, REG_DMA_COUNT, 3);
 	assert_int_equal(reg_rd(c, REG_INT_STATUS), INT_DMA_DONE);
-	expect_no_irq(efd, 200);   /* (the line rises just after DMA_COUNT) */
+	expect_no_irq(r->efd, 200);   /* (the line rises just after DMA_COUNT) */
 	assert_true(cfg_rd(c, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);
 	irq_action(c, VFIO_IRQ_SET_ACTION_UNMASK, IRQ_INTX, 0);
-	assert_int_equal(wait_irq(efd, NULL, IRQ_TIMEOUT_MS), 1);
+	assert_int_equal(wait_irq(r->efd, NULL, IRQ_TIMEOUT_MS), 1);
 	reg_wr(c, REG_INT_STATUS, INT_DMA_DONE);
 	irq_action(c, VFIO_IRQ_SET_ACTION_UNMASK, IRQ_INTX, 0);
-	expect_no_irq(efd, 100);
+	expect_no_irq(r->efd, 100);
+}
 
-	irq_disable(c, IRQ_INTX);
-	assert_int_equal(vfpm_client_dma_unmap(c, GUEST_IOVA, GUEST_SIZE), 0);
-	close(efd);
-	munmap(mem, GUEST_SIZE);
-	close(mfd);
-	cl_close(c);
+static void intx_disable(struct irq_run *r)
+{
+	irq_disable(r->c, IRQ_INTX);
 }
 
 /* MSI (demo with msi_vectors=4, MSI-X left off): completion on the vector
- * IRQ_VECTOR names, only vectors the MME field enables, per-vector masking
- * with the pending bit, and delivery on unmask. */
-static void test_dma_msi(void **state)
+ * IRQ_VECTOR names, only vectors the MME field enables. */
+static void msi_enable(struct irq_run *r)
 {
-	(void)state;
-	const char *specs[] = { "demo,name=msi,msi_vectors=4,pm_delays=none", NULL };
-	struct vfpmd_proc *p = extra_start(specs, NULL);
-	struct vfpm_client *c = cl_connect(p->sock[0], NULL);
+	struct vfpm_client *c = r->c;
 	struct vfpm_irq_info ii;
 	assert_int_equal(vfpm_client_irq_info(c, IRQ_MSI, &ii), 0);
 	assert_int_equal(ii.count, 4);
-	unsigned msi = find_cap(c, PCI_CAP_ID_MSI);
-	assert_true(msi != 0);
-	uint16_t flags = (uint16_t)cfg_rd(c, msi + PCI_MSI_FLAGS, 2);
+	r->msi = find_cap(c, PCI_CAP_ID_MSI);
+	assert_true(r->msi != 0);
+	uint16_t flags = (uint16_t)cfg_rd(c, r->msi + PCI_MSI_FLAGS, 2);
 	assert_int_equal((flags & PCI_MSI_FLAGS_QMASK) >> 1, 2);   /* 4 vectors capable */
 	assert_true(flags & PCI_MSI_FLAGS_MASKBIT);
+	/* enable MSI with 2 vectors (MME = 1) */
+	cfg_wr(c, r->msi + PCI_MSI_FLAGS, PCI_MSI_FLAGS_ENABLE | (1u << 4), 2);
+	r->other = new_eventfd();
+	r->efd = new_eventfd();
+	set_irq_eventfd(c, IRQ_MSI, 0, r->other);
+	set_irq_eventfd(c, IRQ_MSI, 1, r->efd);
+	reg_wr(c, REG_IRQ_VECTOR, 1);
+}
 
+static void msi_first_done(struct irq_run *r)
+{
+	expect_no_irq(r->other, 50);   /* vector 1 only */
+	assert_false(cfg_rd(r->c, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);   /* not INTx */
+}
+
+/* per-vector masking: the completion goes pending, fires on unmask */
+static void msi_more(struct irq_run *r)
+{
+	struct vfpm_client *c = r->c;
+	cfg_wr(c, r->msi + PCI_MSI_MASK_64, 1u << 1, 4);
+	reg_wr(c, REG_DOORBELL, 1);
+	wait_reg(c, REG_DMA_COUNT, 2);
+	expect_no_irq(r->efd, 150);
+	assert_int_equal(cfg_rd(c, r->msi + PCI_MSI_PENDING_64, 4) & 2, 2);
+	cfg_wr(c, r->msi + PCI_MSI_MASK_64, 0, 4);
+	assert_int_equal(wait_irq(r->efd, NULL, IRQ_TIMEOUT_MS), 1);
+	assert_int_equal(cfg_rd(c, r->msi + PCI_MSI_PENDING_64, 4) & 2, 0);
+}
+
+/* MSI off, its eventfds released */
+static void msi_disable(struct irq_run *r)
+{
+	irq_disable(r->c, IRQ_MSI);
+	cfg_wr(r->c, r->msi + PCI_MSI_FLAGS, 0, 2);
+}
+
+static const struct irq_case irq_cases[] = {
+	{ NULL, IRQ_MSIX, 0x10000, 3, msix_enable, msix_first_done, msix_more, msix_disable },
+	{ NULL, IRQ_INTX, 0x2000, 5, intx_enable, intx_first_done, intx_more, intx_disable },
+	{ "demo,name=msi,msi_vectors=4,pm_delays=none", IRQ_MSI, 0x200, 9, msi_enable,
+	  msi_first_done, msi_more, msi_disable },
+};
+
+static void test_dma_irq(void **state)
+{
+	const struct irq_case *k = *state;
+	struct vfpmd_proc *p = NULL;
+	struct irq_run r = { .len = k->len, .efd = -1, .other = -1 };
+	if (k->spec) {
+		const char *specs[] = { k->spec, NULL };
+		p = extra_start(specs, NULL);
+		r.c = cl_connect(p->sock[0], NULL);
+	} else {
+		r.c = connect_default();
+	}
+	struct vfpm_client *c = r.c;
 	int mfd;
-	uint8_t *mem = guest_mem(&mfd, GUEST_SIZE);
+	r.mem = guest_mem(&mfd, GUEST_SIZE);
+	fill(r.mem + 0x1000, r.len, k->seed);
 	assert_int_equal(vfpm_client_dma_map(c, mfd, 0, GUEST_IOVA, GUEST_SIZE, DMA_FLAGS_RW, NULL),
 			 0);
 	set_command(c, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
-	/* enable MSI with 2 vectors (MME = 1) */
-	cfg_wr(c, msi + PCI_MSI_FLAGS, PCI_MSI_FLAGS_ENABLE | (1u << 4), 2);
-	int e0 = new_eventfd(), e1 = new_eventfd();
-	set_irq_eventfd(c, IRQ_MSI, 0, e0);
-	set_irq_eventfd(c, IRQ_MSI, 1, e1);
+	k->enable(&r);
 	reg_wr(c, REG_INT_MASK, INT_DMA_DONE);
-	reg_wr(c, REG_IRQ_VECTOR, 1);
-	dma_program(c, GUEST_IOVA + 0x1000, GUEST_IOVA + 0x100000, 0x200);
-	reg_wr(c, REG_DOORBELL, 1);
-	assert_int_equal(wait_irq(e1, NULL, IRQ_TIMEOUT_MS), 1);   /* vector 1 */
-	expect_no_irq(e0, 50);
-	assert_false(cfg_rd(c, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);   /* not INTx */
+	dma_program(c, GUEST_IOVA + 0x1000, GUEST_IOVA + 0x100000, r.len);
 
-	/* mask vector 1: the completion goes pending, fires on unmask */
-	cfg_wr(c, msi + PCI_MSI_MASK_64, 1u << 1, 4);
 	reg_wr(c, REG_DOORBELL, 1);
-	wait_reg(c, REG_DMA_COUNT, 2);
-	expect_no_irq(e1, 150);
-	assert_int_equal(cfg_rd(c, msi + PCI_MSI_PENDING_64, 4) & 2, 2);
-	cfg_wr(c, msi + PCI_MSI_MASK_64, 0, 4);
-	assert_int_equal(wait_irq(e1, NULL, IRQ_TIMEOUT_MS), 1);
-	assert_int_equal(cfg_rd(c, msi + PCI_MSI_PENDING_64, 4) & 2, 0);
+	assert_int_equal(wait_irq(r.efd, NULL, IRQ_TIMEOUT_MS), 1);
+	assert_memory_equal(r.mem + 0x100000, r.mem + 0x1000, r.len);
+	assert_int_equal(reg_rd(c, REG_DMA_COUNT), 1);
+	assert_int_equal(reg_rd(c, REG_STATUS), STATUS_DONE);
+	assert_int_equal(reg_rd(c, REG_INT_STATUS), INT_DMA_DONE);
+	k->first_done(&r);
+	k->more(&r);
 
-	/* tear down: MSI off, its eventfds released */
-	irq_disable(c, IRQ_MSI);
-	cfg_wr(c, msi + PCI_MSI_FLAGS, 0, 2);
-	close(e0);
-	close(e1);
+	k->disable(&r);
+	close(r.efd);
+	if (r.other >= 0)
+		close(r.other);
 	assert_int_equal(vfpm_client_dma_unmap(c, GUEST_IOVA, GUEST_SIZE), 0);
-	munmap(mem, GUEST_SIZE);
+	munmap(r.mem, GUEST_SIZE);
 	close(mfd);
 	cl_close(c);
-	assert_int_equal(extra_stop(p), 0);
+	if (p)
+		assert_int_equal(extra_stop(p), 0);
 }
 
 /* INTx unmask through an eventfd (SET_IRQS EVENTFD|UNMASK), as the
@@ -1548,10 +1590,10 @@ int main(void)
 		T(test_bar_sizing),
 		T(test_bar0_registers),
 		T(test_bar2_mmap),
-		T(test_dma_msix),
-		T(test_dma_intx),
+		{ "test_dma_irq(msix)", test_dma_irq, test_setup, test_teardown, (void *)&irq_cases[0] },
+		{ "test_dma_irq(intx)", test_dma_irq, test_setup, test_teardown, (void *)&irq_cases[1] },
 		T(test_intx_unmask_eventfd),
-		T(test_dma_msi),
+		{ "test_dma_irq(msi)", test_dma_irq, test_setup, test_teardown, (void *)&irq_cases[2] },
 		T(test_dma_message_based),
 		T(test_msix_masking),
 		T(test_write_multi),

@@ -1,6 +1,6 @@
 /* The device core in process: a device built from a small test model,
  * driven through the core's own entry points (no vfpmd, no socket, no
- * sleeps). */
+ * sleeps: idle suspends run when the test steps a manual work queue). */
 #include <errno.h>
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "core/core.h"
+#include "fake_clock.h"
 
 #define NVEC 4
 #define MSIX_BAR 4
@@ -282,22 +283,21 @@ static void flr_write_keeps_config_space_and_reads_back_zero(void **state)
 static void refused_suspend_keeps_the_device_active_and_counts_the_error(void **state)
 {
 	(void)state;
+	struct fake_clock clk;
+	fake_clock_init(&clk);
 	struct rpm_wq *wq;
-	assert_int_equal(rpm_wq_create(&wq), 0);
+	assert_int_equal(rpm_wq_create_manual(&wq, &clk.clock), 0);
 	struct vfpm_opts opts = { 0 };
 	struct vfpm_device *dev = NULL;
-	assert_int_equal(opts_parse("pm_delays=none", &opts), 0);
 	assert_int_equal(device_create(&probe_model, "probe", &opts, wq, -1, &dev), 0);
-	/* the first idle suspend was accepted: wait for it, then refuse */
-	for (int i = 0; i < 5000 && rpm_status(&dev->pm.rpm) != RPM_SUSPENDED; i++)
-		usleep(1000);
+	/* the first idle suspend is accepted; then refuse */
+	assert_int_equal(rpm_wq_step(wq), 1);
 	assert_int_equal(rpm_status(&dev->pm.rpm), RPM_SUSPENDED);
 	g_probe.refuse = -EBUSY;
 	assert_int_equal(pm_request_begin(dev), 0);   /* resumes */
 	unsigned q = g_probe.quiesces, r = g_probe.resumes;
 	pm_request_end(dev);                          /* idles: the suspend is refused */
-	for (int i = 0; i < 5000 && dev->pm.rpm.suspend_errors == 0; i++)
-		usleep(1000);
+	assert_int_equal(rpm_wq_step(wq), 1);
 	assert_int_equal(dev->pm.rpm.suspend_errors, 1);
 	assert_int_equal(rpm_status(&dev->pm.rpm), RPM_ACTIVE);
 	assert_int_equal(dev->pm.power_state, VFPM_D0);
@@ -305,12 +305,13 @@ static void refused_suspend_keeps_the_device_active_and_counts_the_error(void **
 	/* the quiesce was undone by resume() */
 	assert_int_equal(g_probe.quiesces, q + 1);
 	assert_int_equal(g_probe.resumes, r + 1);
+	/* not retried by itself: the next idle does */
+	assert_int_equal(rpm_wq_step(wq), 0);
 	/* accepted again, the next idle suspends */
 	g_probe.refuse = 0;
 	assert_int_equal(pm_request_begin(dev), 0);
 	pm_request_end(dev);
-	for (int i = 0; i < 5000 && rpm_status(&dev->pm.rpm) != RPM_SUSPENDED; i++)
-		usleep(1000);
+	assert_int_equal(rpm_wq_step(wq), 1);
 	assert_int_equal(rpm_status(&dev->pm.rpm), RPM_SUSPENDED);
 	assert_int_equal(dev->pm.power_state, VFPM_D3HOT);
 	device_destroy(dev);
@@ -320,7 +321,10 @@ static void refused_suspend_keeps_the_device_active_and_counts_the_error(void **
 static void refused_suspend_keeps_a_pmcsr_d3hot_in_d0(void **state)
 {
 	(void)state;
-	struct vfpm_device *dev = make();
+	struct vfpm_opts opts = { 0 };
+	struct vfpm_device *dev = NULL;
+	assert_int_equal(opts_parse("pm_delays=none", &opts), 0);   /* no real 10 ms sleep */
+	assert_int_equal(device_create(&probe_model, "probe", &opts, NULL, -1, &dev), 0);
 	g_probe.refuse = -EIO;
 	cfg_w16(dev, dev->pm_cap + PCI_PM_CTRL, 3);   /* D3hot */
 	assert_int_equal(dev->pm.power_state, VFPM_D0);

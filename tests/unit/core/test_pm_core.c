@@ -1,0 +1,845 @@
+/* Device power management in process, deterministic: a device built from
+ * a probe model, on a stepped work queue (rpm_wq_create_manual) and a fake
+ * clock (tests/common/fake_clock.h). An idle suspend happens only when the
+ * test steps the queue, an autosuspend delay passes only when the test
+ * advances the clock, and a PCI transition delay advances the clock by
+ * exactly its length instead of sleeping. "Nothing happened" is a step
+ * that runs nothing and a state that did not move -- never a wait.
+ *
+ * The session's part is played by the calls it makes: pm_open/pm_close
+ * for connect and disconnect, pm_request_begin/end around each request,
+ * pm_feature_entry/exit for DEVICE_FEATURE, device_region_rw for region
+ * access. Behaviour ids (B*) are those of the kernel spec. */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <linux/pci_regs.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/core.h"
+#include "fake_clock.h"
+
+#define MS 1000000ull   /* ns */
+
+/* PMCSR PowerState values */
+enum { PS_D0 = 0, PS_D1 = 1, PS_D2 = 2, PS_D3HOT = 3 };
+
+/* --- the probe model: counts its callbacks --- */
+
+struct probe {
+	unsigned quiesces, suspends, resumes, resets;
+	enum vfpm_dstate last_target;
+};
+
+static void probe_quiesce(void *priv)
+{
+	((struct probe *)priv)->quiesces++;
+}
+
+static int probe_suspend(void *priv, enum vfpm_dstate target)
+{
+	struct probe *p = priv;
+	p->suspends++;
+	p->last_target = target;
+	return 0;
+}
+
+static int probe_resume(void *priv)
+{
+	((struct probe *)priv)->resumes++;
+	return 0;
+}
+
+static void probe_reset(void *priv)
+{
+	((struct probe *)priv)->resets++;
+}
+
+static void probe_destroy(void *priv)
+{
+	free(priv);
+}
+
+static const struct vfpm_model_ops probe_ops = { .quiesce = probe_quiesce,
+						 .suspend = probe_suspend,
+						 .resume = probe_resume,
+						 .reset = probe_reset,
+						 .destroy = probe_destroy };
+
+static const char *const probe_keys[] = { "nosoftrst", "d1", NULL };
+
+/* nosoftrst (default on) and d1 (default off) shape the PM capability. */
+static int probe_create(struct vfpm_device *dev, const struct vfpm_opts *opts, void **priv,
+			const struct vfpm_model_ops **ops)
+{
+	static const struct vfpm_pci_ids ids = { .vendor = 0x1b36, .device = 0x10fe,
+						 .class_code = 0xff0000 };
+	bool nosoftrst, d1;
+	int rc = vfpm_opts_bool(opts, "nosoftrst", true, &nosoftrst);
+	if (rc && rc != -ENOENT)
+		return rc;
+	rc = vfpm_opts_bool(opts, "d1", false, &d1);
+	if (rc && rc != -ENOENT)
+		return rc;
+	struct probe *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	rc = vfpm_dev_set_ids(dev, &ids);
+	if (!rc)
+		rc = vfpm_dev_add_pm_cap(dev, d1, false, nosoftrst);
+	if (!rc)
+		rc = vfpm_dev_set_intx(dev, true);
+	if (!rc)
+		rc = vfpm_dev_add_bar(dev, 0, 4096, VFPM_BAR_MEMFD);
+	if (!rc)
+		rc = vfpm_dev_add_pcie_cap(dev);
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	*priv = p;
+	*ops = &probe_ops;
+	return 0;
+}
+
+static const struct vfpm_model probe_model = { .name = "pmprobe",
+					       .keys = probe_keys,
+					       .create = probe_create };
+
+/* --- fixture --- */
+
+struct fx {
+	struct fake_clock clk;
+	struct rpm_wq *wq;
+	struct vfpm_device *dev;
+	struct probe *p;
+	bool open;
+};
+
+static struct fx *fx_make(const char *options)
+{
+	struct fx *x = calloc(1, sizeof(*x));
+	assert_non_null(x);
+	fake_clock_init(&x->clk);
+	assert_int_equal(rpm_wq_create_manual(&x->wq, &x->clk.clock), 0);
+	struct vfpm_opts o = { 0 };
+	if (options)
+		assert_int_equal(opts_parse(options, &o), 0);
+	assert_int_equal(device_create(&probe_model, "pmprobe", &o, x->wq, -1, &x->dev), 0);
+	x->p = x->dev->priv;
+	return x;
+}
+
+static void fx_close(struct fx *x)
+{
+	pthread_mutex_lock(&x->dev->req_lock);
+	pm_close(x->dev);
+	pthread_mutex_unlock(&x->dev->req_lock);
+	x->open = false;
+}
+
+static void fx_free(struct fx *x)
+{
+	if (x->open)
+		fx_close(x);
+	device_destroy(x->dev);
+	rpm_wq_destroy(x->wq);
+	free(x);
+}
+
+static int step(struct fx *x)
+{
+	return rpm_wq_step(x->wq);
+}
+
+static uint64_t now(struct fx *x)
+{
+	return fake_clock_now_ns(&x->clk.clock);
+}
+
+static enum rpm_status rst(struct fx *x)
+{
+	return rpm_status(&x->dev->pm.rpm);
+}
+
+static int usage(struct fx *x)
+{
+	return rpm_usage(&x->dev->pm.rpm);
+}
+
+/* A client connects to a device that suspended while unused (B35). */
+static void fx_open_suspended(struct fx *x)
+{
+	assert_int_equal(step(x), 1);
+	assert_int_equal(rst(x), RPM_SUSPENDED);
+	assert_int_equal(pm_open(x->dev), 0);
+	x->open = true;
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	assert_int_equal(usage(x), 1);
+	assert_int_equal(step(x), 0);   /* an open device does not idle */
+}
+
+static uint16_t cfg_r16(struct vfpm_device *dev, unsigned off)
+{
+	uint16_t v = 0;
+	assert_int_equal(device_region_rw(dev, VFU_PCI_CONFIG, off, &v, 2, false), 0);
+	return v;
+}
+
+static void cfg_w16(struct vfpm_device *dev, unsigned off, uint16_t v)
+{
+	assert_int_equal(device_region_rw(dev, VFU_PCI_CONFIG, off, &v, 2, true), 0);
+}
+
+static void cfg_w8(struct vfpm_device *dev, unsigned off, uint8_t v)
+{
+	assert_int_equal(device_region_rw(dev, VFU_PCI_CONFIG, off, &v, 1, true), 0);
+}
+
+static unsigned pmcsr(struct vfpm_device *dev)
+{
+	return dev->pm_cap + PCI_PM_CTRL;
+}
+
+static unsigned power_bits(struct vfpm_device *dev)
+{
+	return cfg_r16(dev, pmcsr(dev)) & PCI_PM_CTRL_STATE_MASK;
+}
+
+static int bar0_read(struct vfpm_device *dev)
+{
+	uint32_t v;
+	return device_region_rw(dev, 0, 0, &v, 4, false);
+}
+
+/* The eventfd's count, consumed (0 when nothing was signalled). */
+static uint64_t efd_count(int efd)
+{
+	uint64_t n = 0;
+	if (read(efd, &n, sizeof(n)) != sizeof(n))
+		return 0;
+	return n;
+}
+
+static int new_efd(void)
+{
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(efd >= 0);
+	return efd;
+}
+
+static int64_t status_counter(struct vfpm_device *dev, const char *group, const char *key)
+{
+	struct json_object *o = pm_status_json(dev), *c, *g = NULL, *v;
+	assert_non_null(o);
+	assert_true(json_object_object_get_ex(o, "counters", &c));
+	if (group)
+		assert_true(json_object_object_get_ex(c, group, &g));
+	assert_true(json_object_object_get_ex(group ? g : c, key, &v));
+	int64_t n = json_object_get_int64(v);
+	json_object_put(o);
+	return n;
+}
+
+/* --- the request wrapper (contract §3, B7, B35) --- */
+
+static void request_resumes_and_holds_and_only_a_step_suspends(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make(NULL);
+	/* created idle: the suspend is queued, not done */
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	assert_int_equal(x->p->suspends, 0);
+	assert_int_equal(step(x), 1);
+	assert_int_equal(rst(x), RPM_SUSPENDED);
+	assert_int_equal(x->dev->pm.power_state, VFPM_D3HOT);
+	assert_int_equal(x->p->quiesces, 1);
+	assert_int_equal(x->p->suspends, 1);
+	assert_int_equal(x->p->last_target, VFPM_D3HOT);
+
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	assert_int_equal(usage(x), 1);
+	assert_int_equal(x->dev->pm.power_state, VFPM_D0);
+	assert_int_equal(x->p->resumes, 1);
+	/* held: however long nothing happens */
+	fake_clock_advance_ms(&x->clk, 3600 * 1000);
+	assert_int_equal(step(x), 0);
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	/* nested: the inner end leaves the outer reference */
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(usage(x), 2);
+	pm_request_end(x->dev);
+	assert_int_equal(usage(x), 1);
+	uint64_t due;
+	assert_false(rpm_wq_next_due(x->wq, &due));
+	assert_int_equal(step(x), 0);
+	/* the last end queues the idle suspend; it runs at the step */
+	pm_request_end(x->dev);
+	assert_int_equal(usage(x), 0);
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	assert_true(rpm_wq_next_due(x->wq, &due));
+	assert_int_equal(due, now(x));
+	assert_int_equal(step(x), 1);
+	assert_int_equal(rst(x), RPM_SUSPENDED);
+	assert_int_equal(x->p->suspends, 2);
+	assert_int_equal(x->dev->pm.rpm.resumes, 1);
+	assert_int_equal(x->dev->pm.rpm.suspends, 2);
+	fx_free(x);
+}
+
+static void autosuspend_delay_counts_from_the_last_request(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make("autosuspend_delay_ms=200");
+	uint64_t t0 = now(x), due;
+	assert_true(rpm_wq_next_due(x->wq, &due));
+	assert_int_equal(due, t0 + 200 * MS);
+	assert_int_equal(step(x), 0);
+	fake_clock_advance_ms(&x->clk, 199);
+	assert_int_equal(step(x), 0);
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	assert_int_equal(x->p->suspends, 0);
+	fake_clock_advance_ms(&x->clk, 1);
+	assert_int_equal(step(x), 1);
+	assert_int_equal(rst(x), RPM_SUSPENDED);
+
+	/* a request at t1; another at t1+100 restarts the delay */
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	pm_request_end(x->dev);
+	fake_clock_advance_ms(&x->clk, 100);
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(x->p->resumes, 1);   /* still active: no second resume */
+	pm_request_end(x->dev);
+	uint64_t t2 = now(x);
+	fake_clock_advance_ms(&x->clk, 199);   /* past the first end's due time */
+	assert_int_equal(step(x), 0);
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	fake_clock_advance_ms(&x->clk, 1);
+	assert_int_equal(now(x), t2 + 200 * MS);
+	assert_int_equal(step(x), 1);
+	assert_int_equal(rst(x), RPM_SUSPENDED);
+	assert_int_equal(x->p->suspends, 2);
+	fx_free(x);
+}
+
+static void deferred_end_leaves_the_idle_to_pm_idle(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make(NULL);
+	assert_int_equal(step(x), 1);
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_false(pm_request_end_deferred(x->dev));   /* not the last */
+	assert_true(pm_request_end_deferred(x->dev));
+	uint64_t due;
+	assert_false(rpm_wq_next_due(x->wq, &due));
+	assert_int_equal(step(x), 0);
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	pm_idle(x->dev);
+	assert_int_equal(step(x), 1);
+	assert_int_equal(rst(x), RPM_SUSPENDED);
+	fx_free(x);
+}
+
+/* The transition delays run on the clock: D-state residency and the
+ * delays are exact. */
+static void transition_delays_and_residency_follow_the_clock(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make(NULL);   /* pm_delays=pci (the default) */
+	fake_clock_advance_ms(&x->clk, 5);
+	assert_int_equal(step(x), 1);   /* D0 -> D3hot: 10 ms */
+	assert_int_equal(atomic_load(&x->clk.slept), 10 * MS);
+	fake_clock_advance_ms(&x->clk, 1000);
+	assert_int_equal(status_counter(x->dev, "residency_ms", "D0"), 15);
+	assert_int_equal(status_counter(x->dev, "residency_ms", "D3hot"), 1000);
+	assert_int_equal(pm_request_begin(x->dev), 0);   /* D3hot -> D0: 10 ms */
+	assert_int_equal(atomic_load(&x->clk.slept), 20 * MS);
+	assert_int_equal(status_counter(x->dev, "residency_ms", "D3hot"), 1010);
+	assert_int_equal(status_counter(x->dev, "residency_ms", "D0"), 15);
+	assert_int_equal(status_counter(x->dev, NULL, "suspends"), 1);
+	assert_int_equal(status_counter(x->dev, NULL, "resumes"), 1);
+	pm_request_end(x->dev);
+	fx_free(x);
+
+	/* D3cold: 100 ms on the way back (V4) */
+	x = fx_make("platform_d3cold=on");
+	assert_int_equal(step(x), 1);
+	assert_int_equal(x->dev->pm.power_state, VFPM_D3COLD);
+	assert_int_equal(x->p->last_target, VFPM_D3COLD);
+	assert_int_equal(atomic_load(&x->clk.slept), 10 * MS);
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(atomic_load(&x->clk.slept), 110 * MS);
+	assert_int_equal(x->dev->pm.power_state, VFPM_D0);
+	assert_int_equal(x->p->resets, 1);   /* the power loss reset it */
+	pm_request_end(x->dev);
+	fx_free(x);
+
+	/* pm_delays=none: no time passes */
+	x = fx_make("pm_delays=none");
+	assert_int_equal(step(x), 1);
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(atomic_load(&x->clk.slept), 0);
+	pm_request_end(x->dev);
+	fx_free(x);
+}
+
+/* --- low-power features (B1-B16) --- */
+
+static void b1_b7_b10_entry_suspends_after_the_request_and_reenters(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make(NULL);
+	fx_open_suspended(x);
+	cfg_w16(x->dev, PCI_COMMAND, PCI_COMMAND_MEMORY);
+	assert_false(x->dev->bars[0].revoked);
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(pm_feature_entry(x->dev, -1), 0);
+	assert_true(x->dev->pm.engaged);
+	assert_int_equal(usage(x), 1);   /* the open reference is lent, B7 */
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	assert_true(x->dev->bars[0].revoked);   /* B22 */
+	pm_request_end(x->dev);
+	assert_int_equal(usage(x), 0);
+	assert_int_equal(rst(x), RPM_ACTIVE);   /* not before the step */
+	assert_int_equal(step(x), 1);
+	assert_int_equal(rst(x), RPM_SUSPENDED);   /* B1 */
+	assert_int_equal(x->dev->pm.power_state, VFPM_D3HOT);
+	/* B10: an access resumes, stays engaged, and suspends again */
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	assert_true(x->dev->pm.engaged);
+	assert_int_equal(bar0_read(x->dev), 0);   /* B23: region access works */
+	assert_true(x->dev->bars[0].revoked);     /* B21: mmaps still fault */
+	pm_request_end(x->dev);
+	assert_int_equal(step(x), 1);
+	assert_int_equal(rst(x), RPM_SUSPENDED);
+	assert_int_equal(x->p->suspends, 3);
+	/* B4: EXIT gives the open reference back once */
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(pm_feature_exit(x->dev), 0);
+	assert_false(x->dev->pm.engaged);
+	assert_int_equal(usage(x), 2);
+	assert_int_equal(pm_feature_exit(x->dev), 0);   /* B3 */
+	assert_int_equal(usage(x), 2);
+	pm_request_end(x->dev);
+	assert_int_equal(usage(x), 1);
+	assert_int_equal(step(x), 0);
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	assert_false(x->dev->bars[0].revoked);
+	fx_free(x);
+}
+
+static void b2_second_entry_is_einval_and_changes_nothing(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make(NULL);
+	fx_open_suspended(x);
+	int efd = new_efd();
+	int first = dup(efd), second = dup(efd);
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(pm_feature_entry(x->dev, first), 0);
+	assert_int_equal(pm_feature_entry(x->dev, second), -EINVAL);
+	assert_int_equal(pm_feature_entry(x->dev, -1), -EINVAL);
+	close(second);   /* not retained: the caller closes it */
+	assert_int_equal(x->dev->pm.wake_fd, first);
+	assert_true(x->dev->pm.engaged);
+	assert_int_equal(usage(x), 1);   /* the open reference dropped once */
+	pm_request_end(x->dev);
+	assert_int_equal(usage(x), 0);
+	assert_int_equal(step(x), 1);
+	assert_int_equal(rst(x), RPM_SUSPENDED);
+	assert_int_equal(efd_count(efd), 0);
+	fx_free(x);
+	close(efd);
+}
+
+static void b11_b14_wakeup_fires_once_then_entry_rearms(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make(NULL);
+	fx_open_suspended(x);
+	int efd = new_efd();
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(pm_feature_entry(x->dev, dup(efd)), 0);
+	pm_request_end(x->dev);
+	assert_int_equal(step(x), 1);
+	assert_int_equal(rst(x), RPM_SUSPENDED);
+	assert_int_equal(efd_count(efd), 0);   /* suspending does not signal */
+	/* B11: the next access wakes the device: one signal, disengaged */
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(efd_count(efd), 1);
+	assert_false(x->dev->pm.engaged);
+	assert_int_equal(x->dev->pm.wake_fd, -1);
+	assert_int_equal(x->dev->pm.wakeups_signalled, 1);
+	assert_int_equal(usage(x), 2);   /* the request's and the open one, back */
+	/* B14: ENTRY after a wake succeeds and re-arms */
+	assert_int_equal(pm_feature_entry(x->dev, dup(efd)), 0);
+	assert_true(x->dev->pm.engaged);
+	assert_int_equal(usage(x), 1);
+	pm_request_end(x->dev);
+	assert_int_equal(step(x), 1);
+	assert_int_equal(rst(x), RPM_SUSPENDED);
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(efd_count(efd), 1);
+	assert_int_equal(x->dev->pm.wakeups_signalled, 2);
+	/* B11: stays active afterwards, and a later EXIT does nothing */
+	pm_request_end(x->dev);
+	assert_int_equal(step(x), 0);
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(pm_feature_exit(x->dev), 0);
+	pm_request_end(x->dev);
+	assert_int_equal(usage(x), 1);
+	assert_int_equal(efd_count(efd), 0);
+	fx_free(x);
+	close(efd);
+}
+
+static void b12_no_signal_without_a_real_suspend(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make(NULL);
+	fx_open_suspended(x);
+	assert_int_equal(pm_set(x->dev, "power_control", "on"), 0);
+	int efd = new_efd();
+	int fd = dup(efd);
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(pm_feature_entry(x->dev, fd), 0);
+	pm_request_end(x->dev);
+	assert_int_equal(usage(x), 1);   /* power_control=on's */
+	fake_clock_advance_ms(&x->clk, 1000);
+	assert_int_equal(step(x), 0);
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(efd_count(efd), 0);
+	assert_true(x->dev->pm.engaged);
+	assert_int_equal(pm_feature_exit(x->dev), 0);
+	pm_request_end(x->dev);
+	assert_int_equal(efd_count(efd), 0);   /* EXIT releases it silently */
+	assert_int_equal(x->dev->pm.wake_fd, -1);
+	assert_int_equal(x->dev->pm.wakeups_signalled, 0);
+	assert_int_equal(fcntl(fd, F_GETFD), -1);   /* closed by the core */
+	assert_int_equal(errno, EBADF);
+	fx_free(x);
+	close(efd);
+}
+
+static void b15_close_while_engaged_does_not_signal_and_goes_idle(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make(NULL);
+	fx_open_suspended(x);
+	int efd = new_efd();
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(pm_feature_entry(x->dev, dup(efd)), 0);
+	pm_request_end(x->dev);
+	assert_int_equal(step(x), 1);
+	assert_int_equal(rst(x), RPM_SUSPENDED);
+	unsigned resets = x->p->resets;
+	fx_close(x);
+	assert_int_equal(efd_count(efd), 0);
+	assert_false(x->dev->pm.engaged);
+	assert_int_equal(x->dev->pm.wake_fd, -1);
+	assert_int_equal(x->p->resets, resets + 1);   /* resumed, then reset */
+	assert_int_equal(usage(x), 0);
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	assert_int_equal(step(x), 1);                 /* then idle (B35) */
+	assert_int_equal(rst(x), RPM_SUSPENDED);
+	fx_free(x);
+	close(efd);
+}
+
+static void b16_power_control_on_fires_an_armed_wakeup(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make(NULL);
+	fx_open_suspended(x);
+	int efd = new_efd();
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(pm_feature_entry(x->dev, dup(efd)), 0);
+	pm_request_end(x->dev);
+	assert_int_equal(step(x), 1);
+	assert_int_equal(pm_set(x->dev, "power_control", "on"), 0);
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	assert_int_equal(efd_count(efd), 1);
+	assert_false(x->dev->pm.engaged);
+	assert_int_equal(pm_set(x->dev, "power_control", "auto"), 0);
+	assert_int_equal(usage(x), 1);   /* the open reference is back */
+	assert_int_equal(step(x), 0);
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	fx_free(x);
+	close(efd);
+}
+
+/* --- PMCSR (B26-B30) --- */
+
+static void pmcsr_d0_d3hot_d0_parks_the_model_and_gates_memory(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make(NULL);
+	fx_open_suspended(x);
+	unsigned sus = x->p->suspends, res = x->p->resumes;
+	cfg_w16(x->dev, PCI_COMMAND, PCI_COMMAND_MEMORY);
+	assert_int_equal(bar0_read(x->dev), 0);
+	uint64_t t = now(x);
+	cfg_w16(x->dev, pmcsr(x->dev), PS_D3HOT);
+	assert_int_equal(x->dev->pm.power_state, VFPM_D3HOT);
+	assert_int_equal(power_bits(x->dev), PS_D3HOT);
+	assert_int_equal(x->p->suspends, sus + 1);
+	assert_int_equal(now(x), t + 10 * MS);   /* the D3hot delay, on the clock */
+	assert_int_equal(bar0_read(x->dev), -EIO);   /* B24 */
+	assert_true(x->dev->bars[0].revoked);        /* B29 */
+	assert_int_equal(rst(x), RPM_ACTIVE);   /* a user D3hot is not a runtime suspend */
+	assert_int_equal(usage(x), 1);
+	/* B29: the current state again is a no-op, with no delay */
+	cfg_w16(x->dev, pmcsr(x->dev), PS_D3HOT);
+	assert_int_equal(now(x), t + 10 * MS);
+	assert_int_equal(x->p->suspends, sus + 1);
+	cfg_w16(x->dev, pmcsr(x->dev), PS_D0);
+	assert_int_equal(x->dev->pm.power_state, VFPM_D0);
+	assert_int_equal(power_bits(x->dev), PS_D0);
+	assert_int_equal(x->p->resumes, res + 1);
+	assert_int_equal(now(x), t + 20 * MS);
+	assert_int_equal(bar0_read(x->dev), 0);
+	assert_false(x->dev->bars[0].revoked);
+	assert_int_equal(x->p->resets, 0);   /* NoSoftRst+: kept its state */
+	fx_free(x);
+}
+
+static void b30_nosoftrst_minus_resets_and_restores_config(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make("nosoftrst=off");
+	fx_open_suspended(x);
+	unsigned resets = x->p->resets;
+	cfg_w16(x->dev, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	cfg_w8(x->dev, PCI_INTERRUPT_LINE, 0x0b);
+	uint8_t before[VPCI_CFG_SIZE];
+	memcpy(before, x->dev->cfg.data, sizeof(before));
+	cfg_w16(x->dev, pmcsr(x->dev), PS_D3HOT);
+	assert_int_equal(x->dev->pm.power_state, VFPM_D3HOT);
+	assert_int_equal(x->p->resets, resets);
+	cfg_w16(x->dev, pmcsr(x->dev), PS_D0);
+	assert_int_equal(x->dev->pm.power_state, VFPM_D0);
+	assert_int_equal(x->p->resets, resets + 1);   /* the device reset itself */
+	assert_int_equal(cfg_r16(x->dev, PCI_COMMAND), PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	assert_memory_equal(before, x->dev->cfg.data, sizeof(before));   /* restored */
+	assert_null(x->dev->pm.pm_save);
+	fx_free(x);
+}
+
+static void b27_b28_invalid_transitions_are_ignored(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make(NULL);   /* no D1, no D2 */
+	fx_open_suspended(x);
+	uint64_t t = now(x);
+	unsigned sus = x->p->suspends;
+	cfg_w16(x->dev, pmcsr(x->dev), PS_D1);
+	cfg_w16(x->dev, pmcsr(x->dev), PS_D2);
+	assert_int_equal(x->dev->pm.power_state, VFPM_D0);
+	assert_int_equal(power_bits(x->dev), PS_D0);
+	/* B27: a write that starts past PMCSR is no PowerState write */
+	cfg_w8(x->dev, pmcsr(x->dev) + 1, PS_D3HOT);
+	assert_int_equal(x->dev->pm.power_state, VFPM_D0);
+	assert_int_equal(x->p->suspends, sus);
+	assert_int_equal(now(x), t);
+	fx_free(x);
+
+	x = fx_make("d1=on");
+	fx_open_suspended(x);
+	sus = x->p->suspends;
+	cfg_w16(x->dev, pmcsr(x->dev), PS_D1);   /* supported: no model park */
+	assert_int_equal(x->dev->pm.power_state, VFPM_D1);
+	assert_int_equal(power_bits(x->dev), PS_D1);
+	assert_int_equal(x->p->suspends, sus);
+	cfg_w16(x->dev, pmcsr(x->dev), PS_D3HOT);
+	assert_int_equal(x->p->suspends, sus + 1);
+	cfg_w16(x->dev, pmcsr(x->dev), PS_D1);   /* D3hot -> D1: -EINVAL inside */
+	assert_int_equal(x->dev->pm.power_state, VFPM_D3HOT);
+	assert_int_equal(power_bits(x->dev), PS_D3HOT);
+	cfg_w16(x->dev, pmcsr(x->dev), PS_D2);   /* unsupported: -EIO inside */
+	assert_int_equal(power_bits(x->dev), PS_D3HOT);
+	cfg_w16(x->dev, pmcsr(x->dev), PS_D0);
+	assert_int_equal(power_bits(x->dev), PS_D0);
+	assert_int_equal(x->p->resumes, 2);   /* the open's and this D0's */
+	fx_free(x);
+}
+
+/* --- resets --- */
+
+static void reset_from_d3hot_goes_to_d0_and_keeps_config(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make(NULL);
+	fx_open_suspended(x);
+	cfg_w16(x->dev, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	cfg_w8(x->dev, PCI_INTERRUPT_LINE, 0x0b);
+	uint8_t before[VPCI_CFG_SIZE];
+	memcpy(before, x->dev->cfg.data, sizeof(before));
+	cfg_w16(x->dev, pmcsr(x->dev), PS_D3HOT);
+	unsigned res = x->p->resumes;
+	pthread_mutex_lock(&x->dev->req_lock);
+	device_reset(x->dev, "test", true);
+	pthread_mutex_unlock(&x->dev->req_lock);
+	assert_int_equal(x->dev->pm.power_state, VFPM_D0);   /* B31: D0 first */
+	assert_int_equal(x->p->resumes, res + 1);
+	assert_int_equal(x->p->resets, 1);
+	assert_memory_equal(before, x->dev->cfg.data, sizeof(before));
+	assert_int_equal(usage(x), 1);
+	assert_int_equal(step(x), 0);
+	fx_free(x);
+}
+
+static void disconnect_returns_config_to_power_on_values(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make(NULL);
+	uint8_t power_on[VPCI_CFG_SIZE];
+	memcpy(power_on, x->dev->cfg.data, sizeof(power_on));
+	fx_open_suspended(x);
+	cfg_w16(x->dev, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	cfg_w8(x->dev, PCI_INTERRUPT_LINE, 0x0b);
+	cfg_w16(x->dev, x->dev->pcie_cap + PCI_EXP_DEVCTL, PCI_EXP_DEVCTL_RELAX_EN);
+	cfg_w16(x->dev, pmcsr(x->dev), PS_D3HOT);
+	assert_memory_not_equal(power_on, x->dev->cfg.data, sizeof(power_on));
+	pthread_mutex_lock(&x->dev->req_lock);
+	device_disconnect(x->dev);
+	pthread_mutex_unlock(&x->dev->req_lock);
+	assert_int_equal(x->dev->pm.power_state, VFPM_D0);
+	assert_int_equal(x->p->resets, 1);
+	assert_memory_equal(power_on, x->dev->cfg.data, sizeof(power_on));
+	assert_true(x->dev->bars[0].revoked);   /* COMMAND.MEM is off again */
+	fx_free(x);
+}
+
+/* --- SR-IOV (B33, B34, B36) --- */
+
+struct vf_host {
+	struct rpm_wq *wq;
+	struct vfpm_device *vfs[4];
+	unsigned n, creates, destroys;
+};
+
+static int host_create_vfs(void *ctx, struct vfpm_device *pf, unsigned n)
+{
+	struct vf_host *h = ctx;
+	if (n > 4)
+		return -ENOSPC;
+	for (unsigned i = 0; i < n; i++) {
+		int rc = device_create_vf(pf, i, h->wq, &h->vfs[i]);
+		if (rc) {
+			while (i--)
+				device_destroy(h->vfs[i]);
+			return rc;
+		}
+	}
+	h->n = n;
+	h->creates++;
+	return 0;
+}
+
+static void host_destroy_vfs(void *ctx, struct vfpm_device *pf)
+{
+	struct vf_host *h = ctx;
+	(void)pf;
+	for (unsigned i = 0; i < h->n; i++)
+		device_destroy(h->vfs[i]);
+	h->n = 0;
+	h->destroys++;
+}
+
+static const struct sriov_host stub_host = { .create_vfs = host_create_vfs,
+					     .destroy_vfs = host_destroy_vfs };
+
+static void b33_b34_b36_pf_with_vfs_stays_in_d0_and_vfs_suspend_alone(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make("total_vfs=2");
+	struct vf_host h = { .wq = x->wq };
+	x->dev->host = &stub_host;
+	x->dev->host_ctx = &h;
+	struct vfpm_device *pf = x->dev;
+	assert_true(pf->sriov_cap != 0);
+	assert_int_equal(step(x), 1);
+	assert_int_equal(rst(x), RPM_SUSPENDED);
+	unsigned sus = x->p->suspends;
+
+	cfg_w16(pf, pf->sriov_cap + PCI_SRIOV_NUM_VF, 2);
+	cfg_w16(pf, pf->sriov_cap + PCI_SRIOV_CTRL, PCI_SRIOV_CTRL_VFE);
+	assert_int_equal(h.creates, 1);
+	assert_int_equal(h.n, 2);
+	assert_int_equal(pf->num_vfs, 2);
+	/* B33: the PF resumed and is held */
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	assert_int_equal(usage(x), 1);
+	assert_int_equal(pf->pm.power_state, VFPM_D0);
+	/* B36: the VFs suspend on their own; the PF does not */
+	assert_int_equal(step(x), 2);
+	for (unsigned i = 0; i < 2; i++) {
+		assert_int_equal(rpm_status(&h.vfs[i]->pm.rpm), RPM_SUSPENDED);
+		assert_true(h.vfs[i]->is_vf);
+	}
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	/* B34: PMCSR D3hot is refused, silently */
+	cfg_w16(pf, pmcsr(pf), PS_D3HOT);
+	assert_int_equal(pf->pm.power_state, VFPM_D0);
+	assert_int_equal(power_bits(pf), PS_D0);
+	assert_int_equal(x->p->suspends, sus);
+	/* B34: ENTRY on the PF succeeds but never suspends it */
+	assert_int_equal(pm_open(pf), 0);
+	x->open = true;
+	assert_int_equal(pm_request_begin(pf), 0);
+	assert_int_equal(pm_feature_entry(pf, -1), 0);
+	assert_true(pf->pm.engaged);
+	pm_request_end(pf);
+	fake_clock_advance_ms(&x->clk, 3600 * 1000);
+	assert_int_equal(step(x), 0);
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	assert_int_equal(pm_request_begin(pf), 0);
+	assert_int_equal(pm_feature_exit(pf), 0);
+	pm_request_end(pf);
+	fx_close(x);
+	/* the close's reset cleared VF Enable: the VFs went, the PF idles */
+	assert_int_equal(h.destroys, 1);
+	assert_int_equal(pf->num_vfs, 0);
+	assert_int_equal(usage(x), 0);
+	assert_int_equal(step(x), 1);
+	assert_int_equal(rst(x), RPM_SUSPENDED);
+	assert_int_equal(pf->pm.power_state, VFPM_D3HOT);
+	fx_free(x);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(request_resumes_and_holds_and_only_a_step_suspends),
+		cmocka_unit_test(autosuspend_delay_counts_from_the_last_request),
+		cmocka_unit_test(deferred_end_leaves_the_idle_to_pm_idle),
+		cmocka_unit_test(transition_delays_and_residency_follow_the_clock),
+		cmocka_unit_test(b1_b7_b10_entry_suspends_after_the_request_and_reenters),
+		cmocka_unit_test(b2_second_entry_is_einval_and_changes_nothing),
+		cmocka_unit_test(b11_b14_wakeup_fires_once_then_entry_rearms),
+		cmocka_unit_test(b12_no_signal_without_a_real_suspend),
+		cmocka_unit_test(b15_close_while_engaged_does_not_signal_and_goes_idle),
+		cmocka_unit_test(b16_power_control_on_fires_an_armed_wakeup),
+		cmocka_unit_test(pmcsr_d0_d3hot_d0_parks_the_model_and_gates_memory),
+		cmocka_unit_test(b30_nosoftrst_minus_resets_and_restores_config),
+		cmocka_unit_test(b27_b28_invalid_transitions_are_ignored),
+		cmocka_unit_test(reset_from_d3hot_goes_to_d0_and_keeps_config),
+		cmocka_unit_test(disconnect_returns_config_to_power_on_values),
+		cmocka_unit_test(b33_b34_b36_pf_with_vfs_stays_in_d0_and_vfs_suspend_alone),
+	};
+	return cmocka_run_group_tests_name("pm-core", tests, NULL, NULL);
+}
