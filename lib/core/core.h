@@ -8,10 +8,13 @@
  *                  copy through a mapping so an unmap waits for it.
  *   dev->lock      config space, MSI/MSI-X tables, interrupt eventfds and
  *                  INTx state. Never held across a model callback.
- *   s->send_lock   writes to the session socket.
- * Model callbacks never run under dev->lock, dma_lock or send_lock; the
- * power transitions call quiesce/suspend/resume/reset with memory_lock
- * held for write (docs/device-api.md says what a model may call then).
+ *   dev->chan.send_lock  writes to the session socket (a leaf).
+ *   dev->chan.mu   the channel's table of server->client requests (a
+ *                  leaf; never held with send_lock).
+ * Model callbacks never run under dev->lock, dma_lock or the channel's
+ * locks; the power transitions call quiesce/suspend/resume/reset with
+ * memory_lock held for write (docs/device-api.md says what a model may
+ * call then).
  */
 #ifndef VFPM_CORE_H
 #define VFPM_CORE_H
@@ -21,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/channel.h"
 #include "pci/pci.h"
 #include "pm/rpm.h"
 #include "vfpm/device.h"
@@ -124,9 +128,6 @@ struct dev_pm {
 	bool client_connected;
 };
 
-/* Message DMA through the session (server -> client commands). */
-int session_dma_msg(struct core_session *s, bool write, uint64_t addr, void *buf, size_t len);
-
 struct vfpm_device {
 	char *name;
 	const struct vfpm_model *model;
@@ -188,8 +189,8 @@ struct vfpm_device {
 	pthread_rwlock_t dma_lock;
 	struct dma_map_ent *maps;
 	size_t nmaps;
-	struct core_session *session;   /* for message DMA; dma_lock */
-	atomic_bool dma_cancel;         /* quiesce: abort message DMA waits */
+	/* the client link: sends, and message DMA's requests in flight */
+	struct channel chan;
 
 	int verbosity;          /* log level threshold (VFPM_LOG_*) */
 	/* statistics */
@@ -317,16 +318,6 @@ struct core_session {
 	int fd;
 	bool version_done;
 	struct wire_caps peer;         /* what the client can receive */
-	pthread_mutex_t send_lock;
-	/* outstanding server->client request (message DMA) */
-	pthread_mutex_t dma_mu;
-	pthread_cond_t dma_cv;
-	uint16_t dma_next_id;
-	bool dma_waiting;
-	uint16_t dma_wait_id;
-	struct wire_msg dma_reply;
-	bool dma_reply_ready;
-	bool closing;
 	int handshake_ms;              /* VERSION deadline from connect (<= 0: none) */
 };
 

@@ -256,11 +256,11 @@ static int model_park(struct vfpm_device *dev, int target)
 {
 	if (dev->pm.model_parked)
 		return 0;
-	atomic_store(&dev->dma_cancel, true);
+	channel_cancel_begin(&dev->chan);
 	if (dev->ops->quiesce)
 		dev->ops->quiesce(dev->priv);
 	int rc = dev->ops->suspend ? dev->ops->suspend(dev->priv, (enum vfpm_dstate)target) : 0;
-	atomic_store(&dev->dma_cancel, false);
+	channel_cancel_end(&dev->chan);
 	if (rc) {
 		if (rc > 0 || rc < -4095)
 			rc = -EIO;   /* not an errno: a refusal all the same */
