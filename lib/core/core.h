@@ -34,12 +34,13 @@
  *                                eventfds, INTx state. A leaf for the model:
  *                                vfpm_dev_irq/intx/mem_decode take it.
  *  dev->irq_lock         mutex   the INTx unmask thread's lifetime.
- *  s->dma_mu             mutex   outstanding server->client requests.
- *  s->send_lock          mutex   writes to the session socket.
+ *  dev->chan.mu          mutex   the channel's table of server->client
+ *                                requests (a leaf; never with send_lock).
+ *  dev->chan.send_lock   mutex   writes to the session socket (a leaf).
  *  wq->mu          (rpm) mutex   the work queue's list (rpm.c).
  *
  * A model callback is never called with memory_lock write-held, dev->lock,
- * dma_lock, irq_lock, dma_mu, send_lock or rpm.lock held.
+ * dma_lock, irq_lock, the channel's locks or rpm.lock held.
  */
 #ifndef VFPM_CORE_H
 #define VFPM_CORE_H
@@ -49,6 +50,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/channel.h"
 #include "pci/pci.h"
 #include "pm/rpm.h"
 #include "vfpm/device.h"
@@ -158,9 +160,6 @@ struct dev_pm {
 	bool client_connected;
 };
 
-/* Message DMA through the session (server -> client commands). */
-int session_dma_msg(struct core_session *s, bool write, uint64_t addr, void *buf, size_t len);
-
 struct vfpm_device {
 	char *name;
 	const struct vfpm_model *model;
@@ -222,8 +221,8 @@ struct vfpm_device {
 	pthread_rwlock_t dma_lock;
 	struct dma_map_ent *maps;
 	size_t nmaps;
-	struct core_session *session;   /* for message DMA; dma_lock */
-	atomic_bool dma_cancel;         /* quiesce: abort message DMA waits */
+	/* the client link: sends, and message DMA's requests in flight */
+	struct channel chan;
 
 	/* the thread inside bar_rw or command_changed (set and cleared by
 	 * that thread under req_lock; read by it alone to mean anything) */
@@ -364,16 +363,6 @@ struct core_session {
 	int fd;
 	bool version_done;
 	struct wire_caps peer;         /* what the client can receive */
-	pthread_mutex_t send_lock;
-	/* outstanding server->client request (message DMA) */
-	pthread_mutex_t dma_mu;
-	pthread_cond_t dma_cv;
-	uint16_t dma_next_id;
-	bool dma_waiting;
-	uint16_t dma_wait_id;
-	struct wire_msg dma_reply;
-	bool dma_reply_ready;
-	bool closing;
 	int handshake_ms;              /* VERSION deadline from connect (<= 0: none) */
 };
 

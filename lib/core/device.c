@@ -272,6 +272,7 @@ static int create_common(const struct vfpm_model *model, const char *name, struc
 	pthread_mutex_init(&dev->lock, NULL);
 	pthread_mutex_init(&dev->sriov_lock, NULL);
 	pthread_rwlock_init(&dev->dma_lock, NULL);
+	channel_init(&dev->chan, dev);
 	dev->is_vf = pf != NULL;
 	dev->pf = pf;
 	dev->vf_index = vf_index;
@@ -423,19 +424,20 @@ void device_destroy(struct vfpm_device *dev)
 	pthread_mutex_destroy(&dev->sriov_lock);
 	pthread_mutex_destroy(&dev->irq_lock);
 	pthread_rwlock_destroy(&dev->dma_lock);
+	channel_destroy(&dev->chan);
 	free(dev->name);
 	free(dev);
 }
 
 /* Stops device-initiated work. A model thread waiting for a message-DMA
- * reply is cancelled: the session thread that would read that reply is the
- * one waiting here. */
+ * reply is cancelled: the session thread that would read that reply may be
+ * the one waiting here. */
 static void device_quiesce(struct vfpm_device *dev)
 {
-	atomic_store(&dev->dma_cancel, true);
+	channel_cancel_begin(&dev->chan);
 	if (dev->ops->quiesce)
 		dev->ops->quiesce(dev->priv);
-	atomic_store(&dev->dma_cancel, false);
+	channel_cancel_end(&dev->chan);
 }
 
 void device_reset(struct vfpm_device *dev, const char *cause, bool keep_config)

@@ -137,7 +137,7 @@ void dma_unmap_all(struct vfpm_device *dev)
 }
 
 /* Copies len bytes between buf and guest memory at iova, one mapping at a
- * time. Message-based mappings go through the session, outside dma_lock
+ * time. Message-based mappings go through the channel, outside dma_lock
  * (the session thread that reads the reply may need the lock itself). */
 static int dma_rw(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len, bool write)
 {
@@ -173,14 +173,13 @@ static int dma_rw(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len,
 			if (rc)
 				return rc;
 		} else {
-			struct core_session *s = dev->session;
 			pthread_rwlock_unlock(&dev->dma_lock);
-			if (!s)
-				return -ENOTCONN;
-			/* the reply would be read by the thread asking */
+			/* from the model's access callback on the control plane's
+			 * thread, the session thread may be waiting for that very
+			 * request to end (req_lock) before it reads the reply */
 			if (device_in_access_callback(dev))
 				return -EDEADLK;
-			int rc = session_dma_msg(s, write, iova, p, chunk);
+			int rc = channel_dma(&dev->chan, write, iova, p, chunk);
 			if (rc)
 				return rc;
 		}

@@ -281,11 +281,11 @@ static void device_lost_state(struct vfpm_device *dev)
  * active. trans_lock held, no other core lock. */
 static int model_park_call(struct vfpm_device *dev, int target)
 {
-	atomic_store(&dev->dma_cancel, true);
+	channel_cancel_begin(&dev->chan);
 	if (dev->ops->quiesce)
 		dev->ops->quiesce(dev->priv);
 	int rc = dev->ops->suspend ? dev->ops->suspend(dev->priv, (enum vfpm_dstate)target) : 0;
-	atomic_store(&dev->dma_cancel, false);
+	channel_cancel_end(&dev->chan);
 	if (rc) {
 		if (rc > 0 || rc < -4095)
 			rc = -EIO;   /* not an errno: a refusal all the same */

@@ -90,6 +90,7 @@ static int h_version(struct core_session *s, struct wire_msg *m, struct reply *r
 	if (!rc) {
 		s->version_done = true;
 		s->peer.write_multiple = mine.write_multiple;
+		channel_set_max_xfer(&s->dev->chan, offered.max_data_xfer_size);
 		DLOG(s->dev, CORE_LOG_VERBOSE,
 		     "session: version 0.%u, client max_data_xfer_size %u, max_msg_fds %u%s",
 		     out.minor, offered.max_data_xfer_size, offered.max_msg_fds,
@@ -509,19 +510,12 @@ static const struct cmd_desc cmds[VFU_CMD_MAX + 1] = {
 
 /* --- sending --- */
 
+/* Replies go out through the device's channel, which serialises them
+ * with the requests of message DMA sent from other threads. */
 static int session_send(struct core_session *s, struct vfu_hdr *h, const void *p1, size_t l1,
 			const void *p2, size_t l2, const int *fds, int nfds)
 {
-	pthread_mutex_lock(&s->send_lock);
-	int rc = wire_send2(s->fd, h, p1, l1, p2, l2, fds, nfds);
-	if (rc == -ETIMEDOUT) {
-		/* the client stopped reading; part of a message may be out, so
-		 * the stream is lost: end the session (its thread sees EOF) */
-		DLOG(s->dev, VFPM_LOG_WARN, "client stopped reading (send timed out): closing");
-		shutdown(s->fd, SHUT_RDWR);
-	}
-	pthread_mutex_unlock(&s->send_lock);
-	return rc;
+	return channel_send(&s->dev->chan, h, p1, l1, p2, l2, fds, nfds);
 }
 
 static int send_error(struct core_session *s, const struct vfu_hdr *req, int err)
@@ -531,112 +525,6 @@ static int send_error(struct core_session *s, const struct vfu_hdr *req, int err
 	struct vfu_hdr h = { .msg_id = req->msg_id, .cmd = req->cmd,
 			     .flags = VFU_F_TYPE_REPLY | VFU_F_ERROR, .error = (uint32_t)-err };
 	return session_send(s, &h, NULL, 0, NULL, 0, NULL, 0);
-}
-
-/* --- server -> client DMA --- */
-
-static void route_reply(struct core_session *s, struct wire_msg *m)
-{
-	pthread_mutex_lock(&s->dma_mu);
-	if (s->dma_waiting && !s->dma_reply_ready && m->hdr.msg_id == s->dma_wait_id) {
-		s->dma_reply = *m;
-		memset(m, 0, sizeof(*m));
-		s->dma_reply_ready = true;
-		pthread_cond_broadcast(&s->dma_cv);
-	} else {
-		DLOG(s->dev, VFPM_LOG_WARN, "dropping unexpected reply id %u", m->hdr.msg_id);
-	}
-	pthread_mutex_unlock(&s->dma_mu);
-}
-
-static int dma_msg_one(struct core_session *s, bool write, uint64_t addr, void *buf, size_t len)
-{
-	struct vfu_dma_access req = { .addr = addr, .count = len };
-	struct vfu_hdr h = { .cmd = write ? VFU_CMD_DMA_WRITE : VFU_CMD_DMA_READ,
-			     .flags = VFU_F_TYPE_COMMAND };
-	int rc;
-	pthread_mutex_lock(&s->dma_mu);
-	while (s->dma_waiting && !s->closing)
-		pthread_cond_wait(&s->dma_cv, &s->dma_mu);
-	if (s->closing) {
-		pthread_mutex_unlock(&s->dma_mu);
-		return -ENOTCONN;
-	}
-	h.msg_id = s->dma_next_id++;
-	s->dma_waiting = true;
-	s->dma_wait_id = h.msg_id;
-	s->dma_reply_ready = false;
-	pthread_mutex_unlock(&s->dma_mu);
-
-	rc = session_send(s, &h, &req, sizeof(req), write ? buf : NULL, write ? len : 0, NULL, 0);
-
-	pthread_mutex_lock(&s->dma_mu);
-	struct timespec deadline;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += 10;  /* a client that never answers must not wedge the device */
-	while (!rc && !s->dma_reply_ready && !s->closing) {
-		if (atomic_load(&s->dev->dma_cancel)) {
-			rc = -ECANCELED;
-			break;
-		}
-		struct timespec slice;
-		clock_gettime(CLOCK_REALTIME, &slice);
-		slice.tv_nsec += 50 * 1000000;
-		if (slice.tv_nsec >= 1000000000) {
-			slice.tv_sec++;
-			slice.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&s->dma_cv, &s->dma_mu, &slice);
-		if (slice.tv_sec > deadline.tv_sec)
-			rc = -ETIMEDOUT;
-	}
-	if (!rc && !s->dma_reply_ready)
-		rc = -ENOTCONN;
-	struct wire_msg rep = s->dma_reply;
-	bool got = s->dma_reply_ready;
-	memset(&s->dma_reply, 0, sizeof(s->dma_reply));
-	s->dma_reply_ready = false;
-	s->dma_waiting = false;
-	pthread_cond_broadcast(&s->dma_cv);
-	pthread_mutex_unlock(&s->dma_mu);
-
-	if (!rc && got) {
-		if (rep.hdr.flags & VFU_F_ERROR)
-			rc = rep.hdr.error && rep.hdr.error < 4096 ? -(int)rep.hdr.error : -EIO;
-		else if (!write) {
-			struct vfu_dma_access a;
-			if (rep.len < sizeof(a) + len)
-				rc = -EPROTO;
-			else {
-				memcpy(&a, rep.payload, sizeof(a));
-				if (a.addr != addr || a.count != len)
-					rc = -EPROTO;
-				else
-					memcpy(buf, rep.payload + sizeof(a), len);
-			}
-		}
-		/* A DMA_WRITE reply may be a bare header (QEMU) or echo the
-		 * 16-byte address and count (spec): both are accepted. */
-	}
-	if (got)
-		wire_msg_release(&rep);
-	return rc;
-}
-
-int session_dma_msg(struct core_session *s, bool write, uint64_t addr, void *buf, size_t len)
-{
-	uint32_t lim = s->peer.max_data_xfer_size ? s->peer.max_data_xfer_size : 4096;
-	uint8_t *p = buf;
-	while (len) {
-		size_t n = len < lim ? len : lim;
-		int rc = dma_msg_one(s, write, addr, p, n);
-		if (rc)
-			return rc;
-		p += n;
-		addr += n;
-		len -= n;
-	}
-	return 0;
 }
 
 /* --- dispatch --- */
@@ -651,8 +539,7 @@ int session_dispatch(struct core_session *s, struct wire_msg *m)
 	bool idle = false;
 
 	if (type == VFU_F_TYPE_REPLY) {
-		route_reply(s, m);
-		wire_msg_release(m);
+		channel_deliver(&dev->chan, m);   /* a reply to message DMA */
 		return 0;
 	}
 	const struct cmd_desc *d = m->hdr.cmd <= VFU_CMD_MAX ? &cmds[m->hdr.cmd] : NULL;
@@ -761,13 +648,7 @@ int session_init(struct core_session *s, struct vfpm_device *dev, int fd)
 	s->handshake_ms = SESSION_HANDSHAKE_MS;
 	session_set_send_timeout(s, SESSION_SEND_MS);   /* a socketpair in tests may refuse */
 	wire_caps_default(&s->peer);
-	pthread_mutex_init(&s->send_lock, NULL);
-	pthread_mutex_init(&s->dma_mu, NULL);
-	pthread_cond_init(&s->dma_cv, NULL);
-	pthread_rwlock_wrlock(&dev->dma_lock);
-	dev->session = s;
-	pthread_rwlock_unlock(&dev->dma_lock);
-	return 0;
+	return channel_attach(&dev->chan, fd);
 }
 
 /* A message that came with more descriptors than the server takes (they
@@ -826,6 +707,7 @@ int session_run(struct core_session *s)
 	 * has a deadline from the connection on. */
 	int64_t deadline = mono_ms() + s->handshake_ms;
 	bool bounded = false;
+	channel_set_reader(&s->dev->chan);
 	for (;;) {
 		struct wire_msg m;
 		rc = handshake_bound(s, deadline, &bounded);
@@ -852,6 +734,9 @@ int session_run(struct core_session *s)
 		if (rc)
 			break;
 	}
+	/* Nobody reads replies any more: a device thread waiting for one
+	 * fails now (ENOTCONN) rather than at its deadline. */
+	channel_hangup(&s->dev->chan);
 	if (rc == -ECONNRESET)
 		rc = 0;
 	return rc;
@@ -860,11 +745,9 @@ int session_run(struct core_session *s)
 void session_fini(struct core_session *s)
 {
 	struct vfpm_device *dev = s->dev;
-	/* Wake any device thread waiting on a DMA reply: none will come. */
-	pthread_mutex_lock(&s->dma_mu);
-	s->closing = true;
-	pthread_cond_broadcast(&s->dma_cv);
-	pthread_mutex_unlock(&s->dma_mu);
+	/* Wake any device thread waiting on a DMA reply: none will come
+	 * (the model's quiesce in pm_close may wait for that thread). */
+	channel_hangup(&dev->chan);
 	pthread_mutex_lock(&dev->req_lock);
 	/* A connection that never finished VERSION never opened the device
 	 * and could not configure anything (every other command needs
@@ -874,14 +757,5 @@ void session_fini(struct core_session *s)
 	if (s->version_done)
 		pm_close(dev);   /* T2/T10: silent exit, D0, reset, idle */
 	pthread_mutex_unlock(&dev->req_lock);
-	pthread_rwlock_wrlock(&dev->dma_lock);
-	dev->session = NULL;
-	pthread_rwlock_unlock(&dev->dma_lock);
-	pthread_mutex_lock(&s->dma_mu);
-	if (s->dma_reply_ready)
-		wire_msg_release(&s->dma_reply);
-	pthread_mutex_unlock(&s->dma_mu);
-	pthread_mutex_destroy(&s->send_lock);
-	pthread_mutex_destroy(&s->dma_mu);
-	pthread_cond_destroy(&s->dma_cv);
+	channel_detach(&dev->chan);
 }
