@@ -384,7 +384,7 @@ static int demo_create(struct vfpm_device *dev, const struct vfpm_opts *opts, vo
 	/* a VF is the same engine with a smaller RAM BAR: 256 of them stay
 	 * cheap (and the memory is only touched when used) */
 	if (vfpm_dev_is_vf(dev))
-		bar2 = 64 * 1024;
+		bar2 = 64 * 1024;   /* as demo_vf_bars says */
 
 	struct demo *d = calloc(1, sizeof(*d));
 	if (!d)
@@ -435,9 +435,18 @@ fail:
 	return rc;
 }
 
+/* What demo_create declares for a VF: BAR0 registers, the 64 KiB RAM BAR2,
+ * BAR4 holding MSI-X (the capability of a PF is built from this). */
+static const struct vfpm_vf_bar demo_vf_bars[6] = {
+	[0] = { 4096, 0 },
+	[2] = { 64 * 1024, VFPM_BAR_64 | VFPM_BAR_PREFETCH | VFPM_BAR_MEMFD },
+	[4] = { 8192, 0 },
+};
+
 const struct vfpm_model vfpm_model_demo = {
 	.name = "demo",
 	.summary = "DMA copy engine with MSI-X, INTx, PM and PCIe capabilities",
 	.keys = demo_keys,
 	.create = demo_create,
+	.vf_bars = demo_vf_bars,
 };

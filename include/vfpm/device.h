@@ -81,6 +81,12 @@ VFPM_EXPORT int vfpm_opts_bool(const struct vfpm_opts *o, const char *key, bool 
 VFPM_EXPORT int vfpm_opts_u64(const struct vfpm_opts *o, const char *key, uint64_t def,
 			      uint64_t min, uint64_t max, uint64_t *out);
 
+/* One BAR as a model declares it for its VFs (see vfpm_model.vf_bars). */
+struct vfpm_vf_bar {
+	uint64_t size;    /* 0: no BAR at this index (or the upper half of a 64-bit BAR) */
+	unsigned flags;   /* VFPM_BAR_64, VFPM_BAR_PREFETCH, VFPM_BAR_MEMFD; never VFPM_BAR_IO */
+};
+
 struct vfpm_model {
 	const char *name;
 	const char *summary;
@@ -91,6 +97,12 @@ struct vfpm_model {
 	 * its private state and ops. Returns 0 or a negative errno. */
 	int (*create)(struct vfpm_device *dev, const struct vfpm_opts *opts, void **priv,
 		      const struct vfpm_model_ops **ops);
+	/* SR-IOV: the six BARs (index 0..5) that create() declares for a VF
+	 * (vfpm_dev_is_vf true, no options). The PF's SR-IOV capability is
+	 * built from this table, without creating a VF; every VF created is
+	 * checked against it. NULL: the model cannot be a PF (total_vfs is
+	 * refused). */
+	const struct vfpm_vf_bar *vf_bars;
 };
 
 /* --- setup calls, only inside create(): elsewhere they change nothing and

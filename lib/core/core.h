@@ -6,8 +6,6 @@
  * (no runtime function a model may call takes one of those).
  *
  *  lock                  kind    protects
- *  srv->lock       (srv) mutex   VF lists, device references. Never held
- *                                while any device lock is taken.
  *  srv->ctl_mu     (srv) mutex   the control connections' list.
  *  sd->mu          (srv) mutex   a device slot's client_fd, session_active.
  *  dev->req_lock   cb    mutex   a session's request handling against
@@ -34,6 +32,10 @@
  *                                eventfds, INTx state. A leaf for the model:
  *                                vfpm_dev_irq/intx/mem_decode take it.
  *  dev->irq_lock         mutex   the INTx unmask thread's lifetime.
+ *  srv->lock       (srv) mutex   VF lists, device references. No device
+ *                                lock is ever taken under it; it is taken
+ *                                under a PF's trans_lock and memory_lock
+ *                                while its VFs are created.
  *  dev->chan.mu          mutex   the channel's table of server->client
  *                                requests (a leaf; never with send_lock).
  *  dev->chan.send_lock   mutex   writes to the session socket (a leaf).
@@ -48,6 +50,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <linux/pci_regs.h>
 #include <stdint.h>
 
 #include "core/channel.h"
@@ -101,12 +104,16 @@ struct dma_map_ent {
 struct core_session;
 struct vfpm_device;
 
-/* What the server does for a PF's VF Enable (sriov.c calls it). */
+/* What the server does for a PF's VF Enable (sriov.c calls it, with the
+ * PF's sriov_lock held). */
 struct sriov_host {
 	/* Creates and starts serving VFs 0..n-1 of pf; all or nothing. */
 	int (*create_vfs)(void *ctx, struct vfpm_device *pf, unsigned n);
 	/* Stops serving and destroys every VF of pf. */
 	void (*destroy_vfs)(void *ctx, struct vfpm_device *pf);
+	/* Brings every VF's BAR mappings in line with its memory decode
+	 * (the PF's VF MSE changed). */
+	void (*sync_vfs)(void *ctx, struct vfpm_device *pf);
 };
 
 #define VFPM_MAX_VFS 256
@@ -206,7 +213,6 @@ struct vfpm_device {
 	unsigned sriov_cap;          /* PF: offset of the SR-IOV capability */
 	unsigned total_vfs;
 	unsigned num_vfs;            /* VFs that exist now (sriov_lock) */
-	unsigned sriov_ctrl_writes;  /* writes to the SR-IOV Control register (dev->lock) */
 	pthread_mutex_t sriov_lock;  /* serialises VF enable and disable */
 	bool is_vf;
 	struct vfpm_device *pf;      /* VF: its PF */
@@ -253,6 +259,10 @@ void device_disconnect(struct vfpm_device *dev);
 /* Region access (config, BARs, ROM). Returns 0 or -errno. */
 int device_region_rw(struct vfpm_device *dev, uint32_t region, uint64_t off, void *buf,
 		     uint32_t count, bool is_write);
+/* A host (control-plane) config access: raw, as setpci (the SR-IOV
+ * capability is writable as on hardware). Returns 0 or -errno. */
+int device_host_config_rw(struct vfpm_device *dev, unsigned off, void *buf, unsigned len,
+			  bool is_write);
 /* Region size and VFIO_REGION_INFO_FLAG_* flags (size 0 for absent). */
 void device_region_desc(struct vfpm_device *dev, uint32_t region, uint64_t *size,
 			uint32_t *flags);
@@ -271,12 +281,34 @@ int device_create_vf(struct vfpm_device *pf, unsigned index, struct rpm_wq *wq,
 		     struct vfpm_device **out);
 
 /* SR-IOV (sriov.c) */
-/* PF set-up inside device_create: total_vfs > 0 adds the capability. */
+/* PF set-up inside device_create: total_vfs > 0 adds the capability, its
+ * VF BARs from the model's vf_bars table. */
 int sriov_setup(struct vfpm_device *dev, unsigned total_vfs, struct rpm_wq *wq);
-/* Makes the VFs follow VF Enable as the register holds it now. No lock held. */
+/* A VF just created declares the BARs its model's vf_bars table says. */
+bool sriov_vf_layout_ok(const struct vfpm_device *vf);
+/* The host's sriov_numvfs (vfpmctl set PF sriov_numvfs=N): 0 removes the
+ * VFs; -ENOENT (not a PF), -ERANGE (N > TotalVFs), -EBUSY (N -> M, both
+ * non-zero), or an error creating them. No lock held. */
+int sriov_configure(struct vfpm_device *dev, unsigned n);
+/* Makes the VFs follow VF Enable as the register holds it now (after a
+ * host config write of Control). No lock held. */
 void sriov_sync(struct vfpm_device *dev);
-/* Removes every VF (reset, disconnect, shutdown). */
+/* Removes every VF (PF destroyed, server stopping). */
 void sriov_disable(struct vfpm_device *dev);
+/* A VF's memory decode: the VF MSE bit of its PF (takes pf->lock). */
+bool sriov_vf_mse(struct vfpm_device *pf);
+/* The SR-IOV capability is host state that resets and config restores
+ * keep: save it before, restore it after (dev->lock held; no-ops on a
+ * device that is not a PF). */
+struct sriov_keep {
+	uint8_t bytes[PCI_EXT_CAP_SRIOV_SIZEOF];
+};
+void sriov_keep_save(const struct vfpm_device *dev, struct sriov_keep *k);
+void sriov_keep_restore(struct vfpm_device *dev, const struct sriov_keep *k);
+/* A client's config write: bytes inside the SR-IOV capability are dropped
+ * (read-only to the client, as vfio-pci presents it). dev->lock held. */
+int device_cfg_client_write_locked(struct vfpm_device *dev, unsigned off, const void *buf,
+				   unsigned len, struct pci_effects *fx);
 
 /* power management (pm.c) */
 int pm_init(struct vfpm_device *dev, struct vfpm_opts *opts, struct rpm_wq *wq);

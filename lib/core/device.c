@@ -348,6 +348,14 @@ static int create_common(const struct vfpm_model *model, const char *name, struc
 		pci_cfg_set16(&dev->cfg, PCI_SUBSYSTEM_ID, ssid);
 		dev->has_intx = false;
 		pci_cfg_set_intx_pin(&dev->cfg, 0);
+		/* the PF's capability was built from the model's vf_bars */
+		if (!sriov_vf_layout_ok(dev)) {
+			core_log(VFPM_LOG_ERR, VFPM_LOG_ERR, name,
+				 "model %s created a VF whose BARs differ from its vf_bars table",
+				 model->name);
+			device_destroy(dev);
+			return -EINVAL;
+		}
 	}
 	pm_start(dev);
 	if (total_vfs) {
@@ -443,10 +451,11 @@ static void device_quiesce(struct vfpm_device *dev)
 void device_reset(struct vfpm_device *dev, const char *cause, bool keep_config)
 {
 	DLOG(dev, VFPM_LOG_INFO, "reset (%s)", cause);
-	/* the reset clears VF Enable: the VFs go away first */
-	sriov_disable(dev);
-	/* B31: D0 (restoring a NoSoftRst- snapshot) before the reset; the
-	 * model's quiesce and reset run under trans_lock alone */
+	/* VFs and the SR-IOV capability are the host's: a reset of the PF
+	 * keeps them (the PCI core restores its SR-IOV state after a reset),
+	 * so they outlive the PF's client. B31: D0 (restoring a NoSoftRst-
+	 * snapshot) before the reset; the model's quiesce and reset run under
+	 * trans_lock alone */
 	pm_trans_begin(dev);
 	pm_set_d0_locked(dev, "reset");
 	pthread_rwlock_unlock(&dev->pm.memory_lock);
@@ -463,21 +472,16 @@ void device_reset(struct vfpm_device *dev, const char *cause, bool keep_config)
 		irq_reset_device_state(dev);
 		dev->intx_masked = false;   /* as before: a reset unmasks INTx */
 		pci_cfg_set_intx_status(&dev->cfg, dev->intx_level);   /* the line dropped */
-		if (dev->sriov_cap)   /* the VFs are gone: VF Enable reads so */
-			pci_cfg_set16(&dev->cfg, dev->sriov_cap + PCI_SRIOV_CTRL,
-				      pci_cfg_get16(&dev->cfg, dev->sriov_cap + PCI_SRIOV_CTRL) &
-					      (uint16_t)~PCI_SRIOV_CTRL_VFE);
 	} else {
+		struct sriov_keep keep;
+		sriov_keep_save(dev, &keep);
 		pci_cfg_reset(&dev->cfg);
+		sriov_keep_restore(dev, &keep);
 		irq_reset_state(dev);
 	}
 	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
 	pthread_mutex_unlock(&dev->lock);
 	pthread_mutex_unlock(&dev->pm.trans_lock);
-	/* A VF Enable written before the reset may have created VFs
-	 * after sriov_disable above; VF Enable now reads 0, so they go too
-	 * (VFs never outlive a cleared VF Enable). */
-	sriov_sync(dev);
 	/* mappings follow memory_enabled again (revoked while COMMAND.MEM
 	 * is clear after a close reset) */
 	pm_sync_mappings(dev);
@@ -631,41 +635,39 @@ static int bar_rw(struct vfpm_device *dev, unsigned idx, uint64_t off, void *buf
 	return rc;
 }
 
+/* vfio-pci gives the SR-IOV capability no writable bits: its user reads
+ * the host's values and its writes there are dropped. The write is done
+ * around the capability, the effects of both parts merged. */
+int device_cfg_client_write_locked(struct vfpm_device *dev, unsigned off, const void *buf,
+				   unsigned len, struct pci_effects *fx)
+{
+	unsigned cap = dev->sriov_cap, end = cap + PCI_EXT_CAP_SRIOV_SIZEOF;
+	if (!cap || off >= end || off + len <= cap)
+		return pci_cfg_write(&dev->cfg, off, buf, len, fx);
+	struct pci_effects a = { 0 }, b = { 0 };
+	int rc = 0;
+	if (off < cap)
+		rc = pci_cfg_write(&dev->cfg, off, buf, cap - off, &a);
+	if (!rc && off + len > end)
+		rc = pci_cfg_write(&dev->cfg, end, (const uint8_t *)buf + (end - off),
+				   off + len - end, &b);
+	if (fx) {
+		fx->flags = a.flags | b.flags;
+		fx->power_state = a.flags & PCI_FX_POWER ? a.power_state : b.power_state;
+	}
+	return rc;
+}
+
+static int config_rw(struct vfpm_device *dev, uint64_t off, void *buf, uint32_t count,
+		     bool is_write, bool host);
+
 int device_region_rw(struct vfpm_device *dev, uint32_t region, uint64_t off, void *buf,
 		     uint32_t count, bool is_write)
 {
+	if (region == VFU_PCI_CONFIG)
+		return config_rw(dev, off, buf, count, is_write, false);
 	if (region < PCI_NUM_BARS)
 		return bar_rw(dev, region, off, buf, count, is_write);
-	if (region == VFU_PCI_CONFIG) {
-		if (off > VPCI_CFG_SIZE || count > VPCI_CFG_SIZE - off)
-			return -EINVAL;
-		struct pci_effects fx = { 0 };
-		pthread_mutex_lock(&dev->lock);
-		int rc = is_write ? pci_cfg_write(&dev->cfg, (unsigned)off, buf, count, &fx)
-				  : pci_cfg_read(&dev->cfg, (unsigned)off, buf, count);
-		uint16_t cmd = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
-		bool changed = cmd != dev->last_command;
-		bool mem_changed = (cmd ^ dev->last_command) & PCI_COMMAND_MEMORY;
-		dev->last_command = cmd;
-		pthread_mutex_unlock(&dev->lock);
-		/* The write's effects, acted on once and outside dev->lock:
-		 * PowerState transitions sleep and take memory_lock, VF Enable
-		 * creates devices, the model may raise interrupts. */
-		if (is_write) {
-			pm_after_config_write(dev, fx.flags & PCI_FX_POWER ? fx.power_state : -1,
-					      mem_changed);
-			if (fx.flags & PCI_FX_SRIOV_CTRL)
-				sriov_sync(dev);
-		}
-		if (changed && dev->ops->command_changed) {
-			access_cb_enter(dev);
-			dev->ops->command_changed(dev->priv, cmd);
-			access_cb_exit(dev);
-		}
-		if (fx.flags & PCI_FX_FLR)
-			device_flr(dev);
-		return rc;
-	}
 	if (region == VFU_PCI_ROM) {
 		uint32_t sz = dev->cfg.rom_size;
 		if (!sz || off > sz || count > sz - off)
@@ -676,4 +678,45 @@ int device_region_rw(struct vfpm_device *dev, uint32_t region, uint64_t off, voi
 		return 0;
 	}
 	return -EINVAL;
+}
+
+int device_host_config_rw(struct vfpm_device *dev, unsigned off, void *buf, unsigned len,
+			  bool is_write)
+{
+	return config_rw(dev, off, buf, len, is_write, true);
+}
+
+/* host: a control-plane access (raw, as setpci); else the client's. */
+static int config_rw(struct vfpm_device *dev, uint64_t off, void *buf, uint32_t count,
+		     bool is_write, bool host)
+{
+	if (off > VPCI_CFG_SIZE || count > VPCI_CFG_SIZE - off)
+		return -EINVAL;
+	struct pci_effects fx = { 0 };
+	pthread_mutex_lock(&dev->lock);
+	int rc = !is_write ? pci_cfg_read(&dev->cfg, (unsigned)off, buf, count)
+		 : host	   ? pci_cfg_write(&dev->cfg, (unsigned)off, buf, count, &fx)
+			   : device_cfg_client_write_locked(dev, (unsigned)off, buf, count, &fx);
+	uint16_t cmd = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
+	bool changed = cmd != dev->last_command;
+	bool mem_changed = (cmd ^ dev->last_command) & PCI_COMMAND_MEMORY;
+	dev->last_command = cmd;
+	pthread_mutex_unlock(&dev->lock);
+	/* The write's effects, acted on once and outside dev->lock:
+	 * PowerState transitions sleep and take memory_lock, VF Enable
+	 * creates devices, the model may raise interrupts. */
+	if (is_write) {
+		pm_after_config_write(dev, fx.flags & PCI_FX_POWER ? fx.power_state : -1,
+				      mem_changed);
+		if (fx.flags & PCI_FX_SRIOV_CTRL)
+			sriov_sync(dev);
+	}
+	if (changed && dev->ops->command_changed) {
+		access_cb_enter(dev);
+		dev->ops->command_changed(dev->priv, cmd);
+		access_cb_exit(dev);
+	}
+	if (fx.flags & PCI_FX_FLR)
+		device_flr(dev);
+	return rc;
 }

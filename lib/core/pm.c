@@ -134,12 +134,19 @@ static void bar_drop(struct core_bar *b)
 }
 
 /* V3: a promoted device is in D3hot for its client whether or not it has
- * really suspended (power_control=on, say): its memory does not decode. */
+ * really suspended (power_control=on, say): its memory does not decode.
+ * A VF decodes memory by its PF's VF MSE, not by its own COMMAND.MEM (a
+ * VF's is hard-wired to 0; vfio-pci's no_command_memory case). */
 bool pm_memory_enabled(struct vfpm_device *dev)
 {
-	pthread_mutex_lock(&dev->lock);
-	bool mem = pci_cfg_mem_enabled(&dev->cfg);
-	pthread_mutex_unlock(&dev->lock);
+	bool mem;
+	if (dev->is_vf) {
+		mem = sriov_vf_mse(dev->pf);
+	} else {
+		pthread_mutex_lock(&dev->lock);
+		mem = pci_cfg_mem_enabled(&dev->cfg);
+		pthread_mutex_unlock(&dev->lock);
+	}
 	return dev->pm.power_state < VFPM_D3HOT && !dev->pm.promoted && mem;
 }
 
@@ -221,11 +228,16 @@ static uint8_t *cfg_snapshot(struct vfpm_device *dev)
 	return s;
 }
 
-/* Restores a snapshot but keeps PowerState (the caller sets it). */
+/* Restores a snapshot but keeps PowerState (the caller sets it) and the
+ * SR-IOV capability (host state, sriov.c: VF Enable and VF MSE set since
+ * the snapshot stay). */
 static void cfg_restore(struct vfpm_device *dev, const uint8_t *s)
 {
+	struct sriov_keep keep;
 	pthread_mutex_lock(&dev->lock);
+	sriov_keep_save(dev, &keep);
 	memcpy(dev->cfg.data, s, VPCI_CFG_SIZE);
+	sriov_keep_restore(dev, &keep);
 	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
 	pthread_mutex_unlock(&dev->lock);
 }
@@ -265,8 +277,11 @@ static void device_lost_state(struct vfpm_device *dev)
 		dev->ops->reset(dev->priv);
 		mem_retake(dev);
 	}
+	struct sriov_keep keep;
 	pthread_mutex_lock(&dev->lock);
+	sriov_keep_save(dev, &keep);   /* the host's SR-IOV state is restored with it */
 	pci_cfg_reset(&dev->cfg);
+	sriov_keep_restore(dev, &keep);
 	/* B18, B20: the client's INTx mask and the MSI-X vector table are
 	 * host-side interrupt setup (the PCI core restores MSI-X with the
 	 * config space): only the device's own interrupt state (level,
@@ -430,7 +445,8 @@ static int target_state(struct vfpm_device *dev)
 {
 	if (!dev->pm_cap)
 		return VFPM_D0;
-	if (dev->pm.set.platform_d3cold && dev->pm.set.d3cold_allowed)
+	/* a VF has no platform power resource of its own: never D3cold */
+	if (dev->pm.set.platform_d3cold && dev->pm.set.d3cold_allowed && !dev->is_vf)
 		return VFPM_D3COLD;
 	return VFPM_D3HOT;
 }
@@ -642,14 +658,13 @@ static bool overlaps(unsigned off, unsigned len, unsigned reg, unsigned rlen)
 }
 
 /* Writes that reach beyond config space's own bytes: COMMAND (memory
- * decode, the model's command_changed), PMCSR (a power transition), DEVCTL
- * (FLR) and the SR-IOV control (VFs). */
+ * decode, the model's command_changed), PMCSR (a power transition) and
+ * DEVCTL (FLR). The SR-IOV capability is read-only to the client. */
 static bool config_write_wakes(struct vfpm_device *dev, unsigned off, unsigned len)
 {
 	return overlaps(off, len, PCI_COMMAND, 2) ||
 	       (dev->pm_cap && overlaps(off, len, dev->pm_cap + PCI_PM_CTRL, 2)) ||
-	       (dev->pcie_cap && overlaps(off, len, dev->pcie_cap + PCI_EXP_DEVCTL, 2)) ||
-	       (dev->sriov_cap && overlaps(off, len, dev->sriov_cap + PCI_SRIOV_CTRL, 2));
+	       (dev->pcie_cap && overlaps(off, len, dev->pcie_cap + PCI_EXP_DEVCTL, 2));
 }
 
 /* V3: the guest of a promoted device believes it is in D3hot, where config
@@ -672,7 +687,7 @@ int pm_config_asleep(struct vfpm_device *dev, unsigned off, void *buf, unsigned 
 	}
 	pthread_mutex_lock(&dev->lock);
 	/* config_write_wakes() let through no write with effects to act on */
-	int rc = write ? pci_cfg_write(&dev->cfg, off, buf, len, NULL)
+	int rc = write ? device_cfg_client_write_locked(dev, off, buf, len, NULL)
 		       : pci_cfg_read(&dev->cfg, off, buf, len);
 	if (!rc && write && pm->rt_save)
 		memcpy(pm->rt_save, dev->cfg.data, VPCI_CFG_SIZE);
@@ -923,7 +938,7 @@ int pm_ctl_config_rw(struct vfpm_device *dev, unsigned off, void *buf, unsigned 
 	/* req_lock: a write may reset the device (FLR), which is serialised
 	 * against the session's requests */
 	pthread_mutex_lock(&dev->req_lock);
-	int rc = device_region_rw(dev, VFU_PCI_CONFIG, off, buf, len, write);
+	int rc = device_host_config_rw(dev, off, buf, len, write);
 	pthread_mutex_unlock(&dev->req_lock);
 	rpm_put(&pm->rpm);
 	return rc;

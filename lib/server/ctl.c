@@ -3,6 +3,7 @@
  * Requests, one JSON object per line:
  *   {"cmd":"status"}
  *   {"cmd":"set","device":NAME,"key":KEY,"value":VALUE}
+ *     (KEY sriov_numvfs on a PF creates or removes its VFs)
  *   {"cmd":"config-read","device":NAME,"offset":N,"len":1|2|4}
  *   {"cmd":"config-write","device":NAME,"offset":N,"len":1|2|4,"value":N}
  *   {"cmd":"inject-intx","device":NAME}
@@ -74,10 +75,11 @@ static struct json_object *do_status(const struct ctl_ops *ops, void *ctx)
 			json_object_object_add(d, "socket", json_object_new_string(e[i].socket));
 			if (e[i].pf)
 				json_object_object_add(d, "pf", json_object_new_string(e[i].pf));
-			if (dev->sriov_cap) {
-				json_object_object_add(d, "total_vfs",
+			if (dev->sriov_cap) {   /* the PF's sysfs names */
+				json_object_object_add(d, "sriov_totalvfs",
 						       json_object_new_int((int)dev->total_vfs));
-				json_object_object_add(d, "num_vfs", json_object_new_int((int)e[i].nvfs));
+				json_object_object_add(d, "sriov_numvfs",
+						       json_object_new_int((int)e[i].nvfs));
 			}
 			/* debug check of V5 (models that count it): device work
 			 * done while parked by a suspend; read without waking */
@@ -92,6 +94,35 @@ static struct json_object *do_status(const struct ctl_ops *ops, void *ctx)
 	free(e);
 	json_object_object_add(o, "devices", arr);
 	return o;
+}
+
+/* sriov_numvfs=N, as the PCI core's sysfs attribute: a decimal count;
+ * the errors say exactly what was wrong. */
+static struct json_object *set_numvfs(struct vfpm_device *dev, const char *val)
+{
+	char msg[160];
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(val, &end, 10);
+	if (!dev->sriov_cap)
+		return error_reply(-ENOENT, "unknown setting (the device is not an SR-IOV PF)");
+	if ((errno && errno != ERANGE) || *end || !*val || *val == '-' || *val == '+')
+		return error_reply(-EINVAL, "invalid value (sriov_numvfs takes a decimal count)");
+	if (errno == ERANGE || n > VFPM_MAX_VFS)
+		n = VFPM_MAX_VFS + 1;   /* above any TotalVFs: ERANGE below */
+	int rc = sriov_configure(dev, (unsigned)n);
+	if (rc == -ERANGE) {
+		snprintf(msg, sizeof(msg), "sriov_numvfs %s exceeds sriov_totalvfs %u", val,
+			 dev->total_vfs);
+		return error_reply(rc, msg);
+	}
+	if (rc == -EBUSY)
+		return error_reply(rc, "VFs are enabled: set sriov_numvfs=0 before another count");
+	if (rc) {
+		snprintf(msg, sizeof(msg), "cannot enable %lu VFs: %s", n, strerror(-rc));
+		return error_reply(rc, msg);
+	}
+	return ok_reply();
 }
 
 static struct json_object *handle(const struct ctl_ops *ops, void *ctx, const char *line,
@@ -120,10 +151,14 @@ static struct json_object *handle(const struct ctl_ops *ops, void *ctx, const ch
 			rep = error_reply(-ENODEV, "no such device");
 		} else if (!strcmp(cmd, "set")) {
 			const char *key = get_str(req, "key"), *val = get_str(req, "value");
-			int rc = key && val ? pm_set(dev, key, val) : -EINVAL;
-			rep = rc == -ENOENT ? error_reply(rc, "unknown setting")
-			      : rc	    ? error_reply(rc, "invalid value")
-					    : ok_reply();
+			if (key && val && !strcmp(key, "sriov_numvfs")) {
+				rep = set_numvfs(dev, val);
+			} else {
+				int rc = key && val ? pm_set(dev, key, val) : -EINVAL;
+				rep = rc == -ENOENT ? error_reply(rc, "unknown setting")
+				      : rc	    ? error_reply(rc, "invalid value")
+						    : ok_reply();
+			}
 		} else if (!strcmp(cmd, "config-read") || !strcmp(cmd, "config-write")) {
 			bool wr = !strcmp(cmd, "config-write");
 			int64_t off, len, val = 0;

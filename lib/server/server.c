@@ -3,12 +3,14 @@
  * idle device makes no wakeups.
  *
  * Devices given on the command line live as long as the server. SR-IOV
- * VFs come and go with their PF's VF Enable: they are listed under their
- * PF (srv->lock) and reference-counted so that the control plane never
- * touches a VF being removed.
+ * VFs come and go with their PF's VF Enable (the host's sriov_numvfs, or a
+ * host config write), not with the PF's client: they are listed under
+ * their PF (srv->lock) and reference-counted so that the control plane
+ * never touches a VF being removed.
  *
  * Locks: srv->lock (device lists, refs) is never held while taking a
- * device's locks; a PF's memory_lock may be held when VFs are created. */
+ * device's locks; a PF's trans_lock and memory_lock may be held when VFs
+ * are created (lib/core/core.h has the whole lock table). */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -912,9 +914,23 @@ static void host_destroy_vfs(void *ctx, struct vfpm_device *pfdev)
 	(void)pfdev;
 }
 
+/* The PF's sriov_lock is held: its VF list cannot change meanwhile. */
+static void host_sync_vfs(void *ctx, struct vfpm_device *pfdev)
+{
+	struct server_dev *pf = ctx;
+	pthread_mutex_lock(&pf->srv->lock);
+	struct server_dev **vfs = pf->vfs;
+	unsigned n = pf->nvfs;
+	pthread_mutex_unlock(&pf->srv->lock);
+	for (unsigned i = 0; i < n; i++)
+		pm_sync_mappings(vfs[i]->dev);
+	(void)pfdev;
+}
+
 static const struct sriov_host server_sriov_host = {
 	.create_vfs = host_create_vfs,
 	.destroy_vfs = host_destroy_vfs,
+	.sync_vfs = host_sync_vfs,
 };
 
 void server_stop(struct vfpm_server *srv)

@@ -4,10 +4,11 @@
  * Every test runs a real vfpmd whose demo device "dev" is a PF
  * (total_vfs=N). The PF is driven through the control plane's
  * config-read/config-write (host side: it works with no client), or
- * through a PF client where the test says so. A PF client's disconnect
- * resets the PF, which removes its VFs: tests keep it connected while
- * they look at VFs. Observations come from the control plane's status
- * (every device, VFs after their PF with "pf", the PF's "num_vfs") and
+ * through a PF client where the test says so. VFs are created and removed
+ * by the host's sriov_numvfs (enable_vfs, disable_vfs); a raw host write of
+ * VF Enable still makes them follow the register. The PF's client sees
+ * the SR-IOV capability read-only, and its disconnect keeps the VFs. Observations come from the control plane's status
+ * (every device, VFs after their PF with "pf", the PF's "sriov_numvfs") and
  * from the socket files in vfpmd's directory.
  *
  * Every wait has a deadline and an alarm bounds each test, so a broken
@@ -163,8 +164,8 @@ static int snapshot(struct snap *s)
 		snprintf(d->runtime_status, sizeof(d->runtime_status), "%s",
 			 jstr(x, "runtime_status"));
 		d->usage = (int)jint(x, "usage_count", -100);
-		d->total_vfs = (int)jint(x, "total_vfs", -1);
-		d->num_vfs = (int)jint(x, "num_vfs", -1);
+		d->total_vfs = (int)jint(x, "sriov_totalvfs", -1);
+		d->num_vfs = (int)jint(x, "sriov_numvfs", -1);
 		d->violations = jint(x, "model_violations", 0);
 		d->client_connected = jbool(x, "client_connected");
 		d->mmap_revoked = jbool(x, "mmap_revoked");
@@ -436,22 +437,34 @@ static unsigned pf_cap(void)
 
 #define SR(reg) (g_cap + (reg))
 
-/* VF Enable with NumVFs = n through the control plane; the write returns
- * once the VFs exist (or were refused). */
+/* The host's sriov_numvfs=n (vfpmctl set dev sriov_numvfs=N), as Linux's
+ * sysfs attribute: returns 0 or -errno. */
+static int set_numvfs(const char *pf, unsigned n)
+{
+	char v[16];
+	snprintf(v, sizeof(v), "%u", n);
+	return pmt_set(&g_p, pf, "sriov_numvfs", v);
+}
+
+/* sriov_numvfs=n on "dev": it returns once the VFs exist, with NumVFs = n
+ * and VF Enable and VF MSE set in the capability. */
 static void enable_vfs(unsigned n)
 {
-	hwr("dev", SR(PCI_SRIOV_NUM_VF), 2, n);
+	assert_int_equal(set_numvfs("dev", n), 0);
 	assert_int_equal(hrd("dev", SR(PCI_SRIOV_NUM_VF), 2), n);
-	hwr("dev", SR(PCI_SRIOV_CTRL), 2, PCI_SRIOV_CTRL_VFE);
+	assert_int_equal(hrd("dev", SR(PCI_SRIOV_CTRL), 2) & (PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE),
+			 PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE);
 	struct snap s;
 	snap_or_fail(&s);
 	assert_int_equal(vfs_of(&s, "dev"), n);
 	assert_int_equal(find(&s, "dev")->num_vfs, (int)n);
 }
 
+/* sriov_numvfs=0: the VFs are gone, VF Enable and VF MSE clear. */
 static void disable_vfs(void)
 {
-	hwr("dev", SR(PCI_SRIOV_CTRL), 2, 0);
+	assert_int_equal(set_numvfs("dev", 0), 0);
+	assert_int_equal(hrd("dev", SR(PCI_SRIOV_CTRL), 2) & (PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE), 0);
 	struct snap s;
 	snap_or_fail(&s);
 	assert_int_equal(vfs_of(&s, "dev"), 0);
@@ -799,13 +812,17 @@ static void b33_enable_resumes_pf_and_holds_reference(void **state)
 	assert_int_equal(dev_status("dev").usage, 1);
 	enable_vfs(3);
 	assert_int_equal(dev_status("dev").usage, 2);
-	/* the client leaves: its reset clears VF Enable, the VFs go and so
-	 * does the reference; then the PF suspends */
+	/* the client leaves: the VFs are the host's and stay, and so does
+	 * their reference; sriov_numvfs=0 gives it back, then the PF suspends */
 	disconn(0);
-	wait_rt("dev", "suspended");
 	struct snap s;
 	snap_or_fail(&s);
-	assert_int_equal(vfs_of(&s, "dev"), 0);
+	assert_int_equal(vfs_of(&s, "dev"), 3);
+	assert_int_equal(find(&s, "dev")->usage, 1);
+	assert_string_equal(find(&s, "dev")->runtime_status, "active");
+	disable_vfs();
+	wait_rt("dev", "suspended");
+	snap_or_fail(&s);
 	assert_int_equal(find(&s, "dev")->usage, 0);
 	assert_int_equal(hrd("dev", SR(PCI_SRIOV_CTRL), 2) & PCI_SRIOV_CTRL_VFE, 0);
 
@@ -821,8 +838,8 @@ static void b33_enable_resumes_pf_and_holds_reference(void **state)
 }
 
 /* B33 and Race 2: a PF that its user put in D3hot through PMCSR is
- * brought to D0 by the enable (PowerState reads D0 afterwards), whether
- * the VF Enable comes from the host or from the PF's own user. */
+ * brought to D0 by the host's enable (PowerState reads D0 afterwards), and
+ * its user sees VF Enable and NumVFs in its read-only view. */
 static void b33_pmcsr_d3hot_overridden_by_enable(void **state)
 {
 	(void)state;
@@ -844,11 +861,11 @@ static void b33_pmcsr_d3hot_overridden_by_enable(void **state)
 	disable_vfs();
 	assert_string_equal(dev_status("dev").power_state, "D0");   /* no way back to D3hot */
 
-	/* the PF's user enables its VFs while in D3hot */
+	/* the host enables 3 VFs while the PF's user holds it in D3hot
+	 * (moved from a client VF Enable write, which is now dropped) */
 	set_ps(c, pm, 3);
 	assert_int_equal(ps_bits(c, pm), 3);
-	cwr(c, SR(PCI_SRIOV_NUM_VF), 2, 3);
-	cwr(c, SR(PCI_SRIOV_CTRL), 2, PCI_SRIOV_CTRL_VFE);
+	enable_vfs(3);
 	assert_int_equal(ps_bits(c, pm), 0);
 	struct snap s;
 	snap_or_fail(&s);
@@ -856,7 +873,7 @@ static void b33_pmcsr_d3hot_overridden_by_enable(void **state)
 	assert_string_equal(find(&s, "dev")->power_state, "D0");
 	assert_int_equal(crd(c, SR(PCI_SRIOV_CTRL), 2) & PCI_SRIOV_CTRL_VFE, PCI_SRIOV_CTRL_VFE);
 	assert_int_equal(crd(c, SR(PCI_SRIOV_NUM_VF), 2), 3);
-	cwr(c, SR(PCI_SRIOV_CTRL), 2, 0);
+	disable_vfs();
 	snap_or_fail(&s);
 	assert_int_equal(vfs_of(&s, "dev"), 0);
 }
@@ -883,20 +900,20 @@ static void b33_enable_on_nosoftrst_minus_pf_keeps_vf_enable(void **state)
 	assert_int_equal(hrd("dev", SR(PCI_SRIOV_NUM_VF), 2), 2);
 	disable_vfs();
 
-	/* the user's D3hot (its pm_save snapshot has VF Enable clear) */
+	/* the user's D3hot (its pm_save snapshot has VF Enable clear); the
+	 * host enables (moved from a client VF Enable write) */
 	struct vfpm_client *c = conn(0, g_p.sock[0]);
 	unsigned pm = client_cap(c, PCI_CAP_ID_PM);
 	set_ps(c, pm, 3);
 	assert_int_equal(ps_bits(c, pm), 3);
-	cwr(c, SR(PCI_SRIOV_NUM_VF), 2, 3);
-	cwr(c, SR(PCI_SRIOV_CTRL), 2, PCI_SRIOV_CTRL_VFE);
+	enable_vfs(3);
 	snap_or_fail(&s);
 	assert_int_equal(vfs_of(&s, "dev"), 3);
 	assert_string_equal(find(&s, "dev")->power_state, "D0");
 	assert_int_equal(ps_bits(c, pm), 0);
 	assert_int_equal(crd(c, SR(PCI_SRIOV_CTRL), 2) & PCI_SRIOV_CTRL_VFE, PCI_SRIOV_CTRL_VFE);
 	assert_int_equal(crd(c, SR(PCI_SRIOV_NUM_VF), 2), 3);
-	cwr(c, SR(PCI_SRIOV_CTRL), 2, 0);
+	disable_vfs();
 	snap_or_fail(&s);
 	assert_int_equal(vfs_of(&s, "dev"), 0);
 }
@@ -1444,6 +1461,455 @@ static void sriov_256_vfs_under_a_1024_descriptor_limit(void **state)
 	wait_rt("dev", "suspended");
 }
 
+/* ================================================================== */
+/* SR-IOV the way the kernel drives it (#9): the host's sriov_numvfs */
+
+/* The reply to set sriov_numvfs=val on dev: errno (0 or negative) and the
+ * error text (or ""). */
+static int set_numvfs_reply(const char *dev, const char *val, char *err, size_t errlen)
+{
+	char req[256];
+	snprintf(req, sizeof(req),
+		 "{\"cmd\":\"set\",\"device\":\"%s\",\"key\":\"sriov_numvfs\",\"value\":\"%s\"}", dev,
+		 val);
+	struct json_object *o = pmt_ctl_json(&g_p, req);
+	int rc = pmt_reply_errno(o);
+	snprintf(err, errlen, "%s", rc ? jstr(o, "error") : "");
+	json_object_put(o);
+	return rc;
+}
+
+/* vfpmctl (VFPMCTL from the test's environment) run against vfpmd's control
+ * socket; its standard output in out. Returns its exit status. */
+static int run_vfpmctl(const char *args, char *out, size_t len)
+{
+	const char *bin = getenv("VFPMCTL");
+	assert_non_null(bin);
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "%s --ctl %s %s", bin, g_p.ctl, args);
+	FILE *f = popen(cmd, "r");
+	assert_non_null(f);
+	size_t n = fread(out, 1, len - 1, f);
+	out[n] = '\0';
+	return pclose(f);
+}
+
+/* The line of a vfpmctl status table that starts with name. */
+static const char *table_line(const char *out, const char *name, char *line, size_t len)
+{
+	for (const char *p = out; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t l = nl ? (size_t)(nl - p) : strlen(p);
+		size_t nlen = strlen(name);
+		if (l > nlen && !strncmp(p, name, nlen) && p[nlen] == ' ') {
+			snprintf(line, len, "%.*s", (int)l, p);
+			return line;
+		}
+		p = nl ? nl + 1 : NULL;
+	}
+	fail_msg("no status line for %s in:\n%s", name, out);
+	return NULL;
+}
+
+/* sriov_numvfs as Linux's sriov_numvfs_store: above TotalVFs -> ERANGE
+ * with a message naming both numbers; not a number -> EINVAL; N -> M with
+ * both non-zero -> EBUSY and the VFs stay; the same N again succeeds; 0
+ * removes them; a VF (not a PF) has no such setting. sriov_totalvfs and
+ * sriov_numvfs in vfpmctl status, as text and as JSON. */
+static void sriov_numvfs_set_rules_and_status(void **state)
+{
+	(void)state;
+	up(4, NULL);
+	pf_cap();
+	char err[200];
+	struct sdev pf = dev_status("dev");
+	assert_int_equal(pf.total_vfs, 4);
+	assert_int_equal(pf.num_vfs, 0);
+
+	assert_int_equal(set_numvfs_reply("dev", "5", err, sizeof(err)), -ERANGE);
+	assert_string_equal(err, "sriov_numvfs 5 exceeds sriov_totalvfs 4");
+	assert_int_equal(set_numvfs_reply("dev", "99999999999999999999", err, sizeof(err)), -ERANGE);
+	for (unsigned i = 0; i < 4; i++) {
+		static const char *const bad[] = { "two", "-1", "", "2x" };
+		assert_int_equal(set_numvfs_reply("dev", bad[i], err, sizeof(err)), -EINVAL);
+	}
+	assert_int_equal(dev_status("dev").num_vfs, 0);
+	assert_int_equal(hrd("dev", SR(PCI_SRIOV_NUM_VF), 2), 0);
+	assert_int_equal(hrd("dev", SR(PCI_SRIOV_CTRL), 2), 0);
+
+	enable_vfs(2);
+	long long vf0_resumes = dev_status("dev-vf0").resumes;
+	assert_int_equal(set_numvfs("dev", 2), 0);   /* the same count: nothing happens */
+	assert_int_equal(set_numvfs_reply("dev", "3", err, sizeof(err)), -EBUSY);
+	assert_non_null(strstr(err, "sriov_numvfs=0"));
+	assert_int_equal(set_numvfs("dev", 1), -EBUSY);
+	struct snap s;
+	snap_or_fail(&s);
+	assert_int_equal(vfs_of(&s, "dev"), 2);
+	assert_int_equal(find(&s, "dev")->num_vfs, 2);
+	assert_int_equal(find(&s, "dev-vf0")->resumes, vf0_resumes);   /* the same VF */
+	assert_int_equal(hrd("dev", SR(PCI_SRIOV_NUM_VF), 2), 2);
+	assert_int_equal(set_numvfs("dev-vf0", 1), -ENOENT);
+
+	char out[8192], line[512];
+	assert_int_equal(run_vfpmctl("status", out, sizeof(out)), 0);
+	assert_non_null(strstr(out, " VFS "));
+	assert_non_null(strstr(table_line(out, "dev", line, sizeof(line)), " 2/4 "));
+	assert_null(strstr(table_line(out, "dev-vf0", line, sizeof(line)), "/4"));
+	assert_int_equal(run_vfpmctl("status --json dev", out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "\"sriov_totalvfs\": 4"));
+	assert_non_null(strstr(out, "\"sriov_numvfs\": 2"));
+	assert_int_equal(run_vfpmctl("set dev sriov_numvfs=3 2>/dev/null", out, sizeof(out)) != 0, 1);
+	assert_int_equal(run_vfpmctl("set dev sriov_numvfs=0", out, sizeof(out)), 0);
+	assert_int_equal(dev_status("dev").num_vfs, 0);
+	assert_int_equal(run_vfpmctl("set dev sriov_numvfs=4", out, sizeof(out)), 0);
+	snap_or_fail(&s);
+	assert_int_equal(vfs_of(&s, "dev"), 4);
+	disable_vfs();
+}
+
+/* sriov_numvfs on a PF suspended with no client, in D3hot and (with
+ * platform_d3cold=on) in D3cold: the PF resumes to D0 and stays active
+ * with the VFs' reference; removing them lets it suspend again. */
+static void sriov_numvfs_on_suspended_pf_without_client(void **state)
+{
+	(void)state;
+	static const char *const keys[] = { NULL, "platform_d3cold=on" };
+	static const char *const asleep[] = { "D3hot", "D3cold" };
+	for (unsigned k = 0; k < 2; k++) {
+		if (k) {
+			assert_int_equal(vfpmd_stop(&g_p), 0);
+			g_up = false;
+		}
+		up(4, keys[k]);
+		pf_cap();
+		wait_rt("dev", "suspended");
+		struct sdev pf = dev_status("dev");
+		assert_string_equal(pf.power_state, asleep[k]);
+		assert_false(pf.client_connected);
+		long long res0 = pf.resumes;
+		enable_vfs(2);
+		pf = dev_status("dev");
+		assert_string_equal(pf.power_state, "D0");
+		assert_string_equal(pf.runtime_status, "active");
+		assert_int_equal(pf.usage, 1);
+		assert_int_equal(pf.resumes, res0 + 1);
+		pmt_sleep_ms(QUIET_MS);
+		assert_string_equal(dev_status("dev").runtime_status, "active");
+		/* the VFs serve */
+		struct vfpm_client *vc = conn(1, vf_sock(g_p.dir, "dev", 1));
+		uint32_t id = 0;
+		assert_int_equal(vfpm_client_region_read(vc, BAR0, REG_ID, &id, 4), 0);
+		assert_int_equal(id, DEMO_ID);
+		disconn(1);
+		disable_vfs();
+		wait_rt("dev", "suspended");
+		assert_string_equal(dev_status("dev").power_state, asleep[k]);
+	}
+}
+
+/* sriov_numvfs on a PF its client put in D3hot through PMCSR (no
+ * promotion: the client's reference holds it active in D3hot): the enable
+ * brings it to D0 (PowerState reads 0), the client's config survives
+ * (NoSoftRst+), and D3hot is refused while the VFs exist. */
+static void sriov_numvfs_on_pf_in_client_d3hot(void **state)
+{
+	(void)state;
+	up(4, NULL);
+	pf_cap();
+	struct vfpm_client *c = conn(0, g_p.sock[0]);
+	unsigned pm = client_cap(c, PCI_CAP_ID_PM);
+	mem_enable(c);
+	uint32_t scratch = 0x5a5a1234;
+	assert_int_equal(vfpm_client_region_write(c, BAR0, REG_SCRATCH, &scratch, 4), 0);
+	set_ps(c, pm, 3);
+	assert_int_equal(ps_bits(c, pm), 3);
+	struct sdev pf = dev_status("dev");
+	assert_string_equal(pf.power_state, "D3hot");
+	uint32_t v = 0;
+	assert_int_equal(vfpm_client_region_read(c, BAR0, REG_ID, &v, 4), -EIO);   /* D3hot */
+	enable_vfs(2);
+	assert_int_equal(ps_bits(c, pm), 0);
+	pf = dev_status("dev");
+	assert_string_equal(pf.power_state, "D0");
+	assert_int_equal(pf.usage, 2);
+	assert_true(crd(c, PCI_COMMAND, 2) & PCI_COMMAND_MEMORY);
+	assert_int_equal(vfpm_client_region_read(c, BAR0, REG_SCRATCH, &v, 4), 0);
+	assert_int_equal(v, scratch);
+	set_ps(c, pm, 3);
+	assert_int_equal(ps_bits(c, pm), 0);
+	assert_string_equal(dev_status("dev").power_state, "D0");
+	disable_vfs();
+	set_ps(c, pm, 3);
+	assert_int_equal(ps_bits(c, pm), 3);
+}
+
+/* sriov_numvfs on a PF engaged in low power with a wakeup armed and
+ * runtime-suspended: the enable resumes it, which fires the wakeup exactly
+ * once and disengages (B11); the PF then holds the client's and the VFs'
+ * references. */
+static void sriov_numvfs_on_pf_engaged_with_wakeup_fires_once(void **state)
+{
+	(void)state;
+	up(4, NULL);
+	pf_cap();
+	struct vfpm_client *c = conn(0, g_p.sock[0]);
+	int efd = new_efd();
+	assert_int_equal(pmt_lp_entry_wakeup(c, efd), 0);
+	wait_rt("dev", "suspended");
+	struct sdev pf = dev_status("dev");
+	assert_true(pf.engaged);
+	assert_int_equal(pf.wakeups, 0);
+	enable_vfs(2);
+	assert_int_equal(pmt_eventfd_count(efd), 1);
+	pf = dev_status("dev");
+	assert_false(pf.engaged);
+	assert_int_equal(pf.wakeups, 1);
+	assert_string_equal(pf.power_state, "D0");
+	assert_string_equal(pf.runtime_status, "active");
+	assert_int_equal(pf.usage, 2);   /* the client's open reference and the VFs' */
+	/* once: nothing more fires, whatever follows */
+	assert_int_equal(crd(c, PCI_VENDOR_ID, 2), 0x1b36);
+	disable_vfs();
+	pmt_sleep_ms(50);
+	assert_int_equal(pmt_eventfd_count(efd), 0);
+	pf = dev_status("dev");
+	assert_int_equal(pf.wakeups, 1);
+	assert_int_equal(pf.usage, 1);
+	assert_string_equal(pf.runtime_status, "active");
+}
+
+/* sriov_numvfs on a PF in use: its client's BAR contents and config are
+ * untouched by the enable and the disable, and it keeps working. */
+static void sriov_numvfs_on_pf_in_use(void **state)
+{
+	(void)state;
+	up(4, NULL);
+	pf_cap();
+	struct vfpm_client *c = conn(0, g_p.sock[0]);
+	mem_enable(c);
+	uint32_t scratch = 0xc0ffee01, v = 0;
+	assert_int_equal(vfpm_client_region_write(c, BAR0, REG_SCRATCH, &scratch, 4), 0);
+	long long res0 = dev_status("dev").resumes;
+	enable_vfs(3);
+	struct sdev pf = dev_status("dev");
+	assert_int_equal(pf.usage, 2);
+	assert_int_equal(pf.resumes, res0);   /* it was active: no resume */
+	assert_int_equal(vfpm_client_region_read(c, BAR0, REG_SCRATCH, &v, 4), 0);
+	assert_int_equal(v, scratch);
+	assert_int_equal(vfpm_client_region_read(c, BAR0, REG_ID, &v, 4), 0);
+	assert_int_equal(v, DEMO_ID);
+	disable_vfs();
+	assert_int_equal(vfpm_client_region_read(c, BAR0, REG_SCRATCH, &v, 4), 0);
+	assert_int_equal(v, scratch);
+	assert_int_equal(dev_status("dev").usage, 1);
+}
+
+/* VFs outlive the PF client's connection: the VFs are the host's. A PF
+ * client that disconnects (which resets the PF) or resets it leaves the
+ * VFs, their clients, VF Enable, VF MSE and NumVFs as they were. */
+static void vfs_outlive_pf_client(void **state)
+{
+	(void)state;
+	up(4, NULL);
+	pf_cap();
+	conn(0, g_p.sock[0]);
+	enable_vfs(2);
+	struct vfpm_client *vc = conn(1, vf_sock(g_p.dir, "dev", 0));
+	uint32_t scratch = 0x600d600d, v = 0;
+	assert_int_equal(vfpm_client_region_write(vc, BAR0, REG_SCRATCH, &scratch, 4), 0);
+	disconn(0);
+	struct snap s;
+	snap_or_fail(&s);
+	assert_int_equal(vfs_of(&s, "dev"), 2);
+	assert_int_equal(find(&s, "dev")->num_vfs, 2);
+	assert_int_equal(find(&s, "dev")->usage, 1);
+	assert_string_equal(find(&s, "dev")->power_state, "D0");
+	assert_true(is_socket(vf_sock(g_p.dir, "dev", 1)));
+	assert_int_equal(hrd("dev", SR(PCI_SRIOV_CTRL), 2) & (PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE),
+			 PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE);
+	assert_int_equal(hrd("dev", SR(PCI_SRIOV_NUM_VF), 2), 2);
+	assert_int_equal(vfpm_client_region_read(vc, BAR0, REG_SCRATCH, &v, 4), 0);
+	assert_int_equal(v, scratch);
+	/* a new PF client sees them, and its DEVICE_RESET keeps them */
+	struct vfpm_client *c = conn(0, g_p.sock[0]);
+	assert_int_equal(crd(c, SR(PCI_SRIOV_CTRL), 2) & PCI_SRIOV_CTRL_VFE, PCI_SRIOV_CTRL_VFE);
+	assert_int_equal(vfpm_client_reset(c), 0);
+	snap_or_fail(&s);
+	assert_int_equal(vfs_of(&s, "dev"), 2);
+	assert_int_equal(crd(c, SR(PCI_SRIOV_CTRL), 2) & (PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE),
+			 PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE);
+	disconn(0);
+	assert_int_equal(vfs_of(&s, "dev"), 2);
+	assert_int_equal(vfpm_client_region_read(vc, BAR0, REG_ID, &v, 4), 0);
+	assert_int_equal(v, DEMO_ID);
+	disconn(1);
+	disable_vfs();
+	wait_rt("dev", "suspended");
+}
+
+/* The PF client's view of the SR-IOV capability is read-only, as vfio-pci
+ * presents it: it reads the host's values; writes to any of its bytes
+ * (NumVFs, Control, System Page Size, VF BARs) are dropped and create no
+ * VF; after the host enables VFs it reads VF Enable and NumVFs, and its
+ * clearing of VF Enable removes nothing. */
+static void client_view_of_sriov_cap_read_only(void **state)
+{
+	(void)state;
+	up(4, NULL);
+	pf_cap();
+	struct vfpm_client *c = conn(0, g_p.sock[0]);
+	assert_int_equal(client_ext_cap(c, PCI_EXT_CAP_ID_SRIOV), g_cap);
+	uint32_t before[16];
+	for (unsigned i = 0; i < 16; i++) {
+		before[i] = crd(c, g_cap + 4 * i, 4);
+		assert_int_equal(before[i], hrd("dev", g_cap + 4 * i, 4));
+	}
+	cwr(c, SR(PCI_SRIOV_NUM_VF), 2, 2);
+	cwr(c, SR(PCI_SRIOV_CTRL), 2, PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE | PCI_SRIOV_CTRL_ARI);
+	cwr(c, SR(PCI_SRIOV_SYS_PGSIZE), 4, 2);
+	cwr(c, SR(PCI_SRIOV_BAR), 4, 0xffffffffu);
+	for (unsigned i = 0; i < 16; i++) {
+		/* a write as wide as the whole capability, too */
+		cwr(c, g_cap + 4 * i, 4, 0xffffffffu);
+	}
+	for (unsigned i = 0; i < 16; i++) {
+		assert_int_equal(crd(c, g_cap + 4 * i, 4), before[i]);
+		assert_int_equal(hrd("dev", g_cap + 4 * i, 4), before[i]);
+	}
+	struct snap s;
+	snap_or_fail(&s);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(find(&s, "dev")->num_vfs, 0);
+	/* the bytes around it are still written: COMMAND in the same session */
+	mem_enable(c);
+	assert_true(crd(c, PCI_COMMAND, 2) & PCI_COMMAND_MEMORY);
+
+	enable_vfs(2);
+	assert_int_equal(crd(c, SR(PCI_SRIOV_NUM_VF), 2), 2);
+	assert_int_equal(crd(c, SR(PCI_SRIOV_CTRL), 2), PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE);
+	cwr(c, SR(PCI_SRIOV_CTRL), 2, 0);
+	snap_or_fail(&s);
+	assert_int_equal(vfs_of(&s, "dev"), 2);
+	assert_int_equal(crd(c, SR(PCI_SRIOV_CTRL), 2), PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE);
+	disable_vfs();
+}
+
+/* VF Enable and VF MSE (and NumVFs = n) written raw by the host, as a
+ * config write through the control plane (setpci): the register rules. */
+static void raw_enable(unsigned n, uint16_t ctrl)
+{
+	hwr("dev", SR(PCI_SRIOV_NUM_VF), 2, n);
+	hwr("dev", SR(PCI_SRIOV_CTRL), 2, ctrl);
+	struct snap s;
+	snap_or_fail(&s);
+	assert_int_equal(vfs_of(&s, "dev"), n);
+}
+
+/* A VF's memory decode follows its PF's VF MSE, not the VF's own
+ * COMMAND.MEM (vfio-pci's no_command_memory): a VF client reads BAR0 with
+ * COMMAND.MEM clear while VF MSE is set, and gets EIO (with its mappings
+ * revoked) while VF MSE is clear, COMMAND.MEM set or not. */
+static void vf_memory_decode_follows_pf_vf_mse(void **state)
+{
+	(void)state;
+	up(4, NULL);
+	pf_cap();
+	raw_enable(1, PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE);
+	struct vfpm_client *vc = conn(1, vf_sock(g_p.dir, "dev", 0));
+	uint32_t id = 0;
+	assert_false(crd(vc, PCI_COMMAND, 2) & PCI_COMMAND_MEMORY);
+	assert_int_equal(vfpm_client_region_read(vc, BAR0, REG_ID, &id, 4), 0);
+	assert_int_equal(id, DEMO_ID);
+	assert_false(dev_status("dev-vf0").mmap_revoked);
+
+	hwr("dev", SR(PCI_SRIOV_CTRL), 2, PCI_SRIOV_CTRL_VFE);   /* VF MSE off */
+	assert_int_equal(dev_status("dev").num_vfs, 1);
+	assert_int_equal(vfpm_client_region_read(vc, BAR0, REG_ID, &id, 4), -EIO);
+	assert_true(dev_status("dev-vf0").mmap_revoked);
+	mem_enable(vc);
+	assert_int_equal(vfpm_client_region_read(vc, BAR0, REG_ID, &id, 4), -EIO);
+	assert_true(dev_status("dev-vf0").mmap_revoked);
+
+	hwr("dev", SR(PCI_SRIOV_CTRL), 2, PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE);
+	id = 0;
+	assert_int_equal(vfpm_client_region_read(vc, BAR0, REG_ID, &id, 4), 0);
+	assert_int_equal(id, DEMO_ID);
+	assert_false(dev_status("dev-vf0").mmap_revoked);
+	uint16_t cmd = (uint16_t)crd(vc, PCI_COMMAND, 2);
+	cwr(vc, PCI_COMMAND, 2, cmd & ~PCI_COMMAND_MEMORY);
+	assert_int_equal(vfpm_client_region_read(vc, BAR0, REG_ID, &id, 4), 0);
+	assert_false(dev_status("dev-vf0").mmap_revoked);
+	disconn(1);
+	hwr("dev", SR(PCI_SRIOV_CTRL), 2, 0);
+}
+
+/* VFs are never in D3cold: with platform_d3cold=on (which the PF honours)
+ * an idle VF runtime-suspends to D3hot. */
+static void vf_never_d3cold(void **state)
+{
+	(void)state;
+	up(4, "platform_d3cold=on");
+	pf_cap();
+	wait_rt("dev", "suspended");
+	assert_string_equal(dev_status("dev").power_state, "D3cold");
+	raw_enable(2, PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE);
+	for (unsigned k = 0; k < 2; k++) {
+		wait_rt(vf_name("dev", k), "suspended");
+		assert_string_equal(dev_status(vf_name("dev", k)).power_state, "D3hot");
+	}
+	/* a client comes and goes: suspended again, to D3hot again */
+	conn(1, vf_sock(g_p.dir, "dev", 0));
+	assert_string_equal(dev_status("dev-vf0").power_state, "D0");
+	disconn(1);
+	wait_rt("dev-vf0", "suspended");
+	assert_string_equal(dev_status("dev-vf0").power_state, "D3hot");
+	hwr("dev", SR(PCI_SRIOV_CTRL), 2, 0);
+	wait_rt("dev", "suspended");
+	assert_string_equal(dev_status("dev").power_state, "D3cold");
+}
+
+/* VF MSE is kept when a NoSoftRst- PF is resumed under an enable: from an
+ * idle runtime suspend (the resume restores config saved before) and from
+ * its client's D3hot (the D0 transition restores the B30 snapshot), VF
+ * Enable and VF MSE read back set and the VF decodes memory. */
+static void vf_mse_kept_when_nosoftrst_minus_pf_resumes(void **state)
+{
+	(void)state;
+	up(4, "nosoftrst=off");
+	pf_cap();
+	for (unsigned round = 0; round < 2; round++) {
+		struct vfpm_client *c = NULL;
+		unsigned pm = 0;
+		if (round == 0) {
+			idle_pf_after_a_user();
+		} else {
+			c = conn(0, g_p.sock[0]);
+			pm = client_cap(c, PCI_CAP_ID_PM);
+			set_ps(c, pm, 3);
+			assert_int_equal(ps_bits(c, pm), 3);
+		}
+		raw_enable(2, PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE);
+		assert_string_equal(dev_status("dev").power_state, "D0");
+		assert_int_equal(hrd("dev", SR(PCI_SRIOV_CTRL), 2),
+				 PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE);
+		assert_int_equal(hrd("dev", SR(PCI_SRIOV_NUM_VF), 2), 2);
+		if (c) {
+			assert_int_equal(ps_bits(c, pm), 0);
+			assert_int_equal(crd(c, SR(PCI_SRIOV_CTRL), 2),
+					 PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE);
+		}
+		struct vfpm_client *vc = conn(1, vf_sock(g_p.dir, "dev", 1));
+		uint32_t id = 0;
+		assert_int_equal(vfpm_client_region_read(vc, BAR0, REG_ID, &id, 4), 0);
+		assert_int_equal(id, DEMO_ID);
+		disconn(1);
+		hwr("dev", SR(PCI_SRIOV_CTRL), 2, 0);
+		if (c)
+			disconn(0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1461,6 +1927,16 @@ int main(void)
 		T(vf_removal_with_client_connected),
 		T(vf_removal_client_ignoring_req_is_disconnected),
 		T(sriov_256_vfs_under_a_1024_descriptor_limit),
+		T(sriov_numvfs_set_rules_and_status),
+		T(sriov_numvfs_on_suspended_pf_without_client),
+		T(sriov_numvfs_on_pf_in_client_d3hot),
+		T(sriov_numvfs_on_pf_engaged_with_wakeup_fires_once),
+		T(sriov_numvfs_on_pf_in_use),
+		T(vfs_outlive_pf_client),
+		T(client_view_of_sriov_cap_read_only),
+		T(vf_memory_decode_follows_pf_vf_mse),
+		T(vf_never_d3cold),
+		T(vf_mse_kept_when_nosoftrst_minus_pf_resumes),
 #undef T
 	};
 	return cmocka_run_group_tests_name("sriov", tests, NULL, NULL);

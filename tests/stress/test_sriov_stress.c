@@ -6,17 +6,20 @@
  *   pf0  total_vfs=8;
  *   pf1  total_vfs=4, nosoftrst=off: every D3hot -> D0 resets the device
  *        and restores the config saved at D3hot entry (undoing writes made
- *        in D3hot, as on hardware), under the enable too.
+ *        in D3hot, as on hardware) -- but never the SR-IOV capability,
+ *        which is the host's, under the enable too.
  * Threads, per PF:
  *   guest    a PF client writing PMCSR D3hot then D0 (the PF's user; B34
- *            refuses D3hot while VFs exist), reconnecting now and then:
- *            its disconnect resets the PF, which clears VF Enable and
- *            removes the VFs, racing the enable; so does its occasional
- *            DEVICE_RESET;
- *   cycler   VF Enable / disable through the control plane's config-write
- *            (NumVFs random 1..TotalVFs). It is the only one enabling this
- *            PF's VFs, so once its clear of VF Enable returns, no VF of
- *            the PF may exist and VF Enable must read 0.
+ *            refuses D3hot while VFs exist), reconnecting now and then
+ *            (its disconnect resets the PF), now and then a DEVICE_RESET
+ *            and a VF Enable write of its own: none of these may touch
+ *            the VFs, which are the host's (its SR-IOV capability is
+ *            read-only);
+ *   cycler   the host's VF Enable / disable, by turns through sriov_numvfs
+ *            and through a raw config-write of NumVFs and Control (NumVFs
+ *            random 1..TotalVFs). It is the only one enabling this PF's
+ *            VFs, so once its disable returns, no VF of the PF may exist
+ *            and VF Enable must read 0.
  * Shared:
  *   host     PMCSR D3hot / D0 through the control plane's config-write,
  *            both PFs;
@@ -68,7 +71,6 @@ struct pf {
 	unsigned idx;
 	char name[8];
 	unsigned total_vfs;
-	bool keeps_config;   /* NoSoftRst+: D3hot -> D0 restores nothing */
 	unsigned cap;   /* SR-IOV capability */
 	unsigned pm;    /* PM capability */
 	/* guest thread */
@@ -120,7 +122,7 @@ static int sample(struct dev_sample *s, int max)
 		snprintf(d->runtime_status, sizeof(d->runtime_status), "%s",
 			 jstr(x, "runtime_status"));
 		d->usage = (int)jint(x, "usage_count", -100);
-		d->num_vfs = (int)jint(x, "num_vfs", -1);
+		d->num_vfs = (int)jint(x, "sriov_numvfs", -1);
 		d->violations = jint(x, "model_violations", 0);
 		d->underflows = json_object_object_get_ex(x, "counters", &c)
 					? jint(c, "usage_underflows", -1)
@@ -187,14 +189,25 @@ static void *guest_main(void *arg)
 			until_reconnect = 50 + rnd(&seed) % 400;
 		}
 		if (rnd(&seed) % 32 == 0) {
-			/* DEVICE_RESET: clears VF Enable and removes the VFs, racing
-			 * the cycler's enable (VFs never outlive a cleared VF Enable) */
+			/* DEVICE_RESET: keeps VF Enable and the VFs (the host's),
+			 * racing the cycler's enable and disable */
 			int rc = vfpm_client_reset(c);
 			if (rc) {
 				stress_fail("%s: DEVICE_RESET: %s", p->name, strerror(-rc));
 				break;
 			}
 			p->resets++;
+		}
+		if (rnd(&seed) % 16 == 0) {
+			/* the PF's user tries VF Enable itself: dropped */
+			uint16_t num = 1, vfe = PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE;
+			int rc = pmt_cfg_write(c, p->cap + PCI_SRIOV_NUM_VF, &num, 2);
+			if (!rc)
+				rc = pmt_cfg_write(c, p->cap + PCI_SRIOV_CTRL, &vfe, 2);
+			if (rc) {
+				stress_fail("%s: guest VF Enable write: %s", p->name, strerror(-rc));
+				break;
+			}
 		}
 		uint16_t v = 3, back = 0xffff;
 		int rc = pmt_cfg_write(c, csr, &v, 2);
@@ -228,7 +241,7 @@ static void *guest_main(void *arg)
 			stress_fail("%s: PMCSR reads 0x%04x (only D0 and D3hot are written)", p->name,
 				    back);
 		if (--until_reconnect == 0) {
-			/* the disconnect resets the PF: VF Enable clears, VFs go */
+			/* the disconnect resets the PF; the VFs stay */
 			vfpm_client_close(c);
 			c = NULL;
 			p->reconnects++;
@@ -241,23 +254,40 @@ static void *guest_main(void *arg)
 	return NULL;
 }
 
-/* VF Enable / disable through the control plane. */
+/* VF Enable / disable by the host: sriov_numvfs, or raw config writes. */
 static void *cycler_main(void *arg)
 {
 	struct pf *p = arg;
 	uint32_t seed = 0x85ebca6bu * (p->idx + 3);
-	while (running()) {
-		uint32_t n = 1 + rnd(&seed) % p->total_vfs, vfe = PCI_SRIOV_CTRL_VFE, zero = 0, back;
-		int rc = pmt_ctl_config_rw(&proc, p->name, p->cap + PCI_SRIOV_NUM_VF, 2, &n, true);
-		if (!rc)
-			rc = pmt_ctl_config_rw(&proc, p->name, p->cap + PCI_SRIOV_CTRL, 2, &vfe, true);
+	for (unsigned round = 0; running(); round++) {
+		uint32_t n = 1 + rnd(&seed) % p->total_vfs, zero = 0, back;
+		/* VF MSE too: the VFs decode memory by it */
+		uint32_t vfe = PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE;
+		bool numvfs = round % 2 == 0;
+		char count[16];
+		snprintf(count, sizeof(count), "%u", n);
+		int rc;
+		if (numvfs) {
+			rc = pmt_set(&proc, p->name, "sriov_numvfs", count);
+		} else {
+			rc = pmt_ctl_config_rw(&proc, p->name, p->cap + PCI_SRIOV_NUM_VF, 2, &n, true);
+			if (!rc)
+				rc = pmt_ctl_config_rw(&proc, p->name, p->cap + PCI_SRIOV_CTRL, 2, &vfe,
+						       true);
+		}
 		if (rc) {
 			stress_fail("%s: VF Enable: %s", p->name, strerror(-rc));
 			break;
 		}
 		p->enables++;
 		sleep_us(rnd(&seed) % 3000);
-		rc = pmt_ctl_config_rw(&proc, p->name, p->cap + PCI_SRIOV_CTRL, 2, &zero, true);
+		/* raw: VF Enable off, VF MSE kept until the VFs are gone (the
+		 * VF client may read BAR0 until its REQ), then off too */
+		uint32_t mse = PCI_SRIOV_CTRL_MSE;
+		rc = numvfs ? pmt_set(&proc, p->name, "sriov_numvfs", "0")
+			    : pmt_ctl_config_rw(&proc, p->name, p->cap + PCI_SRIOV_CTRL, 2, &mse, true);
+		if (!rc && !numvfs)
+			rc = pmt_ctl_config_rw(&proc, p->name, p->cap + PCI_SRIOV_CTRL, 2, &zero, true);
 		if (rc) {
 			stress_fail("%s: VF Enable clear: %s", p->name, strerror(-rc));
 			break;
@@ -277,11 +307,9 @@ static void *cycler_main(void *arg)
 			if (!strcmp(s[i].name, p->name))
 				num = s[i].num_vfs;
 		}
-		/* On the NoSoftRst- PF a write may be undone: the guest's D3hot ->
-		 * D0 resets the device and restores the config saved at D3hot
-		 * entry, which is possible only without VFs -- VF Enable may then
-		 * read 1 again, with NumVFs 0 (no VFs), as on hardware. */
-		if (left || num != 0 || (p->keeps_config && (back & PCI_SRIOV_CTRL_VFE)))
+		/* the SR-IOV capability is the host's: no restore of the
+		 * NoSoftRst- PF's config brings VF Enable back */
+		if (left || num != 0 || (back & PCI_SRIOV_CTRL_VFE))
 			stress_fail("%s: after clearing VF Enable: %d VFs listed, num_vfs %d, "
 				    "VF Enable reads %u",
 				    p->name, left, num, back & PCI_SRIOV_CTRL_VFE);
@@ -431,7 +459,6 @@ static void sriov_stress(void **state)
 		p->idx = i;
 		snprintf(p->name, sizeof(p->name), "pf%u", i);
 		p->total_vfs = i == 0 ? 8 : 4;
-		p->keeps_config = i == 0;
 		if (!find_caps(p)) {
 			vfpmd_stop(&proc);
 			fail_msg("%s: SR-IOV or PM capability not found", p->name);

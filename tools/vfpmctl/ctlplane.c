@@ -106,17 +106,22 @@ static struct json_object *sub(struct json_object *o, const char *k)
 
 static void print_table(struct json_object *devs)
 {
-	printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s  %s\n", "DEVICE", "STATE",
+	printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s %7s  %s\n", "DEVICE", "STATE",
 	       "RUNTIME", "USAGE", "ENGAGED", "ARMED", "CLIENT", "SUSPENDS", "RESUMES", "WAKEUPS",
-	       "SOCKET");
+	       "VFS", "SOCKET");
 	for (size_t i = 0; i < json_object_array_length(devs); i++) {
 		struct json_object *d = json_object_array_get_idx(devs, i);
 		struct json_object *lp = sub(d, "low_power"), *c = sub(d, "counters");
-		printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s  %s\n", str(d, "name"),
+		/* a PF: sriov_numvfs/sriov_totalvfs */
+		char vfs[32] = "-";
+		if (sub(d, "sriov_totalvfs"))
+			snprintf(vfs, sizeof(vfs), "%s/%s", str(d, "sriov_numvfs"),
+				 str(d, "sriov_totalvfs"));
+		printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s %7s  %s\n", str(d, "name"),
 		       str(d, "power_state"), str(d, "runtime_status"), str(d, "usage_count"),
 		       lp ? str(lp, "engaged") : "-", lp ? str(lp, "wakeup_armed") : "-",
 		       str(d, "client_connected"), c ? str(c, "suspends") : "-",
-		       c ? str(c, "resumes") : "-", c ? str(c, "wakeups_signalled") : "-",
+		       c ? str(c, "resumes") : "-", c ? str(c, "wakeups_signalled") : "-", vfs,
 		       str(d, "socket"));
 	}
 }

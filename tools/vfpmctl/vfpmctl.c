@@ -401,7 +401,7 @@ static const struct command commands[] = {
 	{ "reset", "", "reset the device (DEVICE_RESET)", 0, 0, cmd_reset },
 	{ "status", "[--json] [DEVICE]",
 	  "power state of every device (control socket; never wakes a device)", 0, 2, cmd_status },
-	{ "set", "DEVICE KEY=VALUE...", "change power settings at run time (control socket)", 2, 16,
+	{ "set", "DEVICE KEY=VALUE...", "change power settings, or a PF's sriov_numvfs, at run time (control socket)", 2, 16,
 	  cmd_set },
 	{ "inject-intx", "DEVICE", "assert INTx from the host side (control socket; tests)", 1, 1,
 	  cmd_inject_intx },

@@ -338,6 +338,75 @@ static void refused_suspend_keeps_a_pmcsr_d3hot_in_d0(void **state)
 	device_destroy(dev);
 }
 
+/* VF geometry comes from the model without creating a device: a PF with
+ * total_vfs costs one create() (its own), its SR-IOV capability's VF BARs
+ * are the model's vf_bars table, a model without the table cannot be a PF,
+ * and a VF that does not match the table is refused. */
+static unsigned g_creates;
+static bool g_vf_bar_wrong;
+
+static int vfmodel_create(struct vfpm_device *dev, const struct vfpm_opts *opts, void **priv,
+			  const struct vfpm_model_ops **ops)
+{
+	static const struct vfpm_model_ops ops_ = { 0 };
+	g_creates++;
+	int rc = vfpm_dev_add_bar(dev, 0, vfpm_dev_is_vf(dev) && g_vf_bar_wrong ? 8192 : 4096, 0);
+	if (!rc)
+		rc = vfpm_dev_add_bar(dev, 2, 1 << 16, VFPM_BAR_64 | VFPM_BAR_PREFETCH);
+	*priv = NULL;
+	*ops = &ops_;
+	return rc;
+}
+
+static const struct vfpm_vf_bar vfmodel_bars[6] = {
+	[0] = { 4096, 0 },
+	[2] = { 1 << 16, VFPM_BAR_64 | VFPM_BAR_PREFETCH },
+};
+static const struct vfpm_model vfmodel = { .name = "vfm", .create = vfmodel_create,
+					   .vf_bars = vfmodel_bars };
+static const struct vfpm_model vfmodel_no_table = { .name = "vfn", .create = vfmodel_create };
+
+static void vf_geometry_comes_from_the_model_without_creating_a_device(void **state)
+{
+	(void)state;
+	struct vfpm_opts opts;
+	struct vfpm_device *pf = NULL, *vf = NULL;
+	g_creates = 0;
+	assert_int_equal(opts_parse("total_vfs=4", &opts), 0);
+	assert_int_equal(device_create(&vfmodel, "pf", &opts, NULL, -1, &pf), 0);
+	assert_int_equal(g_creates, 1);
+	assert_true(pf->sriov_cap >= PCI_CFG_SPACE_SIZE);
+	/* VF BAR0: 4 KiB, 32-bit; VF BAR2: 64 KiB, 64-bit prefetchable */
+	unsigned bar = pf->sriov_cap + PCI_SRIOV_BAR;
+	uint32_t ones = 0xffffffffu, v = 0;
+	struct pci_effects fx;
+	assert_int_equal(pci_cfg_write(&pf->cfg, bar, &ones, 4, &fx), 0);
+	assert_int_equal(pci_cfg_read(&pf->cfg, bar, &v, 4), 0);
+	assert_int_equal(v, 0xfffff000u);
+	assert_int_equal(pci_cfg_write(&pf->cfg, bar + 8, &ones, 4, &fx), 0);
+	assert_int_equal(pci_cfg_read(&pf->cfg, bar + 8, &v, 4), 0);
+	assert_int_equal(v, 0xffff0000u | PCI_BASE_ADDRESS_MEM_TYPE_64 | PCI_BASE_ADDRESS_MEM_PREFETCH);
+	assert_int_equal(pci_cfg_read(&pf->cfg, bar + 16, &v, 4), 0);
+	assert_int_equal(v, 0);
+
+	/* a VF made as the table says is created; one that differs is not */
+	assert_int_equal(device_create_vf(pf, 0, NULL, &vf), 0);
+	assert_int_equal(g_creates, 2);
+	device_destroy(vf);
+	g_vf_bar_wrong = true;
+	vf = NULL;
+	assert_int_equal(device_create_vf(pf, 1, NULL, &vf), -EINVAL);
+	assert_null(vf);
+	g_vf_bar_wrong = false;
+	device_destroy(pf);
+
+	/* no table: not a PF */
+	assert_int_equal(opts_parse("total_vfs=2", &opts), 0);
+	pf = NULL;
+	assert_int_equal(device_create(&vfmodel_no_table, "pf2", &opts, NULL, -1, &pf), -EOPNOTSUPP);
+	assert_null(pf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -349,6 +418,7 @@ int main(void)
 		cmocka_unit_test(flr_write_keeps_config_space_and_reads_back_zero),
 		cmocka_unit_test(refused_suspend_keeps_the_device_active_and_counts_the_error),
 		cmocka_unit_test(refused_suspend_keeps_a_pmcsr_d3hot_in_d0),
+		cmocka_unit_test(vf_geometry_comes_from_the_model_without_creating_a_device),
 	};
 	return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

@@ -111,9 +111,13 @@ static int probe_create(struct vfpm_device *dev, const struct vfpm_opts *opts, v
 	return 0;
 }
 
+/* what probe_create describes for a VF (the core checks each VF against it) */
+static const struct vfpm_vf_bar probe_vf_bars[6] = { { 4096, VFPM_BAR_MEMFD } };
+
 static const struct vfpm_model probe_model = { .name = "pmprobe",
 					       .keys = probe_keys,
-					       .create = probe_create };
+					       .create = probe_create,
+					       .vf_bars = probe_vf_bars };
 
 /* --- fixture --- */
 
@@ -776,8 +780,8 @@ static void b33_b34_b36_pf_with_vfs_stays_in_d0_and_vfs_suspend_alone(void **sta
 	assert_int_equal(rst(x), RPM_SUSPENDED);
 	unsigned sus = x->p->suspends;
 
-	cfg_w16(pf, pf->sriov_cap + PCI_SRIOV_NUM_VF, 2);
-	cfg_w16(pf, pf->sriov_cap + PCI_SRIOV_CTRL, PCI_SRIOV_CTRL_VFE);
+	/* the host enables them (sriov_numvfs), as in Linux */
+	assert_int_equal(sriov_configure(pf, 2), 0);
 	assert_int_equal(h.creates, 1);
 	assert_int_equal(h.n, 2);
 	assert_int_equal(pf->num_vfs, 2);
@@ -811,7 +815,14 @@ static void b33_b34_b36_pf_with_vfs_stays_in_d0_and_vfs_suspend_alone(void **sta
 	assert_int_equal(pm_feature_exit(pf), 0);
 	pm_request_end(pf);
 	fx_close(x);
-	/* the close's reset cleared VF Enable: the VFs went, the PF idles */
+	/* the VFs are the host's: they outlive the PF's client */
+	assert_int_equal(h.destroys, 0);
+	assert_int_equal(pf->num_vfs, 2);
+	assert_int_equal(usage(x), 1);
+	assert_int_equal(step(x), 0);
+	assert_int_equal(rst(x), RPM_ACTIVE);
+	/* the host removes them: the PF idles */
+	assert_int_equal(sriov_configure(pf, 0), 0);
 	assert_int_equal(h.destroys, 1);
 	assert_int_equal(pf->num_vfs, 0);
 	assert_int_equal(usage(x), 0);
