@@ -240,12 +240,20 @@ struct vfpm_device {
 	atomic_ulong requests;
 };
 
+/* --- device.c: the orchestrator. Open, close, resets and the effects of a
+ * config write are decided here and carried out by the leaves below (pm,
+ * region, irq, dma, sriov, channel), which never call back up. --- */
+
 /* Creates a device of model with options (takes ownership of *opts).
  * PM keys (platform_d3cold, idle_d3, ...) are taken by the core. wq runs
  * its idle suspends (NULL: the device never suspends by itself). */
 int device_create(const struct vfpm_model *model, const char *name, struct vfpm_opts *opts,
 		  struct rpm_wq *wq, int verbosity, struct vfpm_device **out);
 void device_destroy(struct vfpm_device *dev);
+/* A VF of pf (index i), created like its PF with the PF's model and PM
+ * settings; IDs from the PF's SR-IOV capability, no INTx. */
+int device_create_vf(struct vfpm_device *pf, unsigned index, struct rpm_wq *wq,
+		     struct vfpm_device **out);
 
 /* Quiesces the model and resets it and its interrupt state (not their
  * eventfds); logs the reset with its cause. keep_config: a user's reset
@@ -255,46 +263,79 @@ void device_destroy(struct vfpm_device *dev);
 void device_reset(struct vfpm_device *dev, const char *cause, bool keep_config);
 /* Client went away: quiesce, drop DMA maps and eventfds, reset. */
 void device_disconnect(struct vfpm_device *dev);
+/* The session ends (T2, T10): low power ends silently, the device goes to
+ * D0, is disconnected and reset, and may idle. Caller holds req_lock. */
+void device_close(struct vfpm_device *dev);
 
-/* Region access (config, BARs, ROM). Returns 0 or -errno. */
+/* Region access (config, BARs, ROM), acting on a config write's effects
+ * (power state, COMMAND, FLR, SR-IOV control). Returns 0 or -errno. */
 int device_region_rw(struct vfpm_device *dev, uint32_t region, uint64_t off, void *buf,
 		     uint32_t count, bool is_write);
 /* A host (control-plane) config access: raw, as setpci (the SR-IOV
  * capability is writable as on hardware). Returns 0 or -errno. */
 int device_host_config_rw(struct vfpm_device *dev, unsigned off, void *buf, unsigned len,
 			  bool is_write);
+/* The same as the PCI core's pci_config_pm_runtime_get does it: waits for a
+ * transition in flight, resumes from D3cold (and for a PMCSR write from any
+ * suspended state), serialised with the session's requests (B16). */
+int device_ctl_config_rw(struct vfpm_device *dev, unsigned off, void *buf, unsigned len,
+			 bool write);
+/* The host's sriov_numvfs (vfpmctl set PF sriov_numvfs=N): 0 removes the
+ * VFs; -ENOENT (not a PF), -ERANGE (N > TotalVFs), -EBUSY (N -> M, both
+ * non-zero), or an error creating them. No lock held. */
+int device_sriov_configure(struct vfpm_device *dev, unsigned n);
+/* Removes every VF (PF destroyed, server stopping). */
+void device_sriov_disable(struct vfpm_device *dev);
+
+/* --- region.c: BAR access, mapping revocation, region descriptions --- */
+
 /* Region size and VFIO_REGION_INFO_FLAG_* flags (size 0 for absent). */
-void device_region_desc(struct vfpm_device *dev, uint32_t region, uint64_t *size,
-			uint32_t *flags);
+void region_desc(struct vfpm_device *dev, uint32_t region, uint64_t *size, uint32_t *flags);
 /* mmap-able areas of a memfd BAR, excluding MSI-X structures. Returns
  * the number of areas (<= max). */
-unsigned device_region_areas(struct vfpm_device *dev, uint32_t region,
-			     struct vfu_sparse_area *areas, unsigned max);
+unsigned region_areas(struct vfpm_device *dev, uint32_t region, struct vfu_sparse_area *areas,
+		      unsigned max);
+/* A BAR access (bounds, memory decode, MSI-X structures, memfd memory or
+ * the model's bar_rw). */
+int region_bar_rw(struct vfpm_device *dev, unsigned idx, uint64_t off, void *buf,
+		  uint32_t count, bool is_write);
+/* A client's config write: bytes inside the SR-IOV capability are dropped
+ * (read-only to the client, as vfio-pci presents it). dev->lock held. */
+int region_cfg_client_write_locked(struct vfpm_device *dev, unsigned off, const void *buf,
+				   unsigned len, struct pci_effects *fx);
+/* The calling thread enters / leaves the model's bar_rw or command_changed;
+ * region_in_access_callback: whether it is inside one (where message DMA
+ * cannot complete). */
+void region_cb_enter(struct vfpm_device *dev);
+void region_cb_exit(struct vfpm_device *dev);
+bool region_in_access_callback(struct vfpm_device *dev);
+/* memory_enabled (B24): D0-D2, not promoted, COMMAND.MEM (a VF: its PF's
+ * VF MSE). memory_lock held. */
+bool region_mem_enabled(struct vfpm_device *dev);
+/* memory_lock held for write: mappings follow memory_enabled && !engaged;
+ * every memfd BAR revoked, dropped (D3cold: contents gone) or scrubbed
+ * (the client is gone: size and contents back to power-on). */
+void region_mmap_update(struct vfpm_device *dev);
+void region_revoke_all(struct vfpm_device *dev);
+void region_drop_all(struct vfpm_device *dev);
+void region_scrub_all(struct vfpm_device *dev);
+bool region_any_revoked(struct vfpm_device *dev);
+/* A memfd BAR's bytes while access is revoked (the server's copy). */
+void *region_bar_shadow(struct vfpm_device *dev, unsigned bar);
 
-/* Whether the calling thread is inside the model's bar_rw or
- * command_changed for dev (where message DMA cannot complete). */
-bool device_in_access_callback(struct vfpm_device *dev);
+/* --- sriov.c: the SR-IOV capability and the host's VFs (a leaf) --- */
 
-/* A VF of pf (index i), created like its PF with the PF's model and PM
- * settings; IDs from the PF's SR-IOV capability, no INTx. */
-int device_create_vf(struct vfpm_device *pf, unsigned index, struct rpm_wq *wq,
-		     struct vfpm_device **out);
-
-/* SR-IOV (sriov.c) */
 /* PF set-up inside device_create: total_vfs > 0 adds the capability, its
  * VF BARs from the model's vf_bars table. */
 int sriov_setup(struct vfpm_device *dev, unsigned total_vfs, struct rpm_wq *wq);
 /* A VF just created declares the BARs its model's vf_bars table says. */
 bool sriov_vf_layout_ok(const struct vfpm_device *vf);
-/* The host's sriov_numvfs (vfpmctl set PF sriov_numvfs=N): 0 removes the
- * VFs; -ENOENT (not a PF), -ERANGE (N > TotalVFs), -EBUSY (N -> M, both
- * non-zero), or an error creating them. No lock held. */
-int sriov_configure(struct vfpm_device *dev, unsigned n);
-/* Makes the VFs follow VF Enable as the register holds it now (after a
- * host config write of Control). No lock held. */
-void sriov_sync(struct vfpm_device *dev);
-/* Removes every VF (PF destroyed, server stopping). */
-void sriov_disable(struct vfpm_device *dev);
+/* The PF held in D0 under its trans_lock: creates n VFs (host: writes
+ * NumVFs, VF Enable and VF MSE first) / removes them (host: clears them). */
+int sriov_create_vfs(struct vfpm_device *dev, unsigned n, bool host);
+void sriov_destroy_vfs(struct vfpm_device *dev, bool host);
+/* VF Enable and NumVFs as the register holds them (takes dev->lock). */
+void sriov_read_ctrl(struct vfpm_device *dev, bool *vfe, unsigned *num);
 /* A VF's memory decode: the VF MSE bit of its PF (takes pf->lock). */
 bool sriov_vf_mse(struct vfpm_device *pf);
 /* The SR-IOV capability is host state that resets and config restores
@@ -305,14 +346,31 @@ struct sriov_keep {
 };
 void sriov_keep_save(const struct vfpm_device *dev, struct sriov_keep *k);
 void sriov_keep_restore(struct vfpm_device *dev, const struct sriov_keep *k);
-/* A client's config write: bytes inside the SR-IOV capability are dropped
- * (read-only to the client, as vfio-pci presents it). dev->lock held. */
-int device_cfg_client_write_locked(struct vfpm_device *dev, unsigned off, const void *buf,
-				   unsigned len, struct pci_effects *fx);
 
-/* power management (pm.c) */
-int pm_init(struct vfpm_device *dev, struct vfpm_opts *opts, struct rpm_wq *wq);
+/* --- pm_state.c: the D-state machine, PMCSR, snapshots, mappings --- */
+
+const char *pm_state_name(int state);
 void pm_start(struct vfpm_device *dev);     /* virtualise the PM capability */
+/* A PM state change: trans_lock, then memory_lock for write. */
+void pm_trans_begin(struct vfpm_device *dev);
+void pm_trans_end(struct vfpm_device *dev);
+/* Inside pm_trans_begin/end: back to D0 (B31); memory_lock is dropped
+ * around the model's callbacks and retaken. */
+void pm_set_d0_locked(struct vfpm_device *dev, const char *cause);
+/* After a config write: act on a PMCSR PowerState write (state, or -1 for
+ * none) and on COMMAND.MEM changes (mmap revocation). No lock held. */
+void pm_after_config_write(struct vfpm_device *dev, int state, bool mem_changed);
+/* V3: config access to a promoted, suspended device without a wake
+ * (-EAGAIN: take the normal path); pm_maybe_asleep is its unlocked hint. */
+bool pm_maybe_asleep(struct vfpm_device *dev);
+int pm_config_asleep(struct vfpm_device *dev, unsigned off, void *buf, unsigned len, bool write);
+/* BAR mappings follow memory_enabled && !engaged again / are revoked. */
+void pm_sync_mappings(struct vfpm_device *dev);
+void pm_revoke_mappings(struct vfpm_device *dev);
+
+/* --- pm_runtime.c: runtime PM, low power, the request wrapper --- */
+
+int pm_init(struct vfpm_device *dev, struct vfpm_opts *opts, struct rpm_wq *wq);
 void pm_go_idle(struct vfpm_device *dev);   /* after creation: may idle-suspend */
 void pm_fini(struct vfpm_device *dev);
 /* The request wrapper (contract §3): a reference for a device command;
@@ -323,41 +381,29 @@ void pm_request_end(struct vfpm_device *dev);
  * the caller runs after its reply; returns whether pm_idle() is due. */
 bool pm_request_end_deferred(struct vfpm_device *dev);
 void pm_idle(struct vfpm_device *dev);
-/* Session established / ended (T1, T2, T10). */
+/* Session established (T1); the two halves of its end around the reset
+ * (device_close). Caller holds req_lock. */
 int pm_open(struct vfpm_device *dev);
-void pm_close(struct vfpm_device *dev);
-/* V3: config access to a promoted, suspended device without a wake
- * (-EAGAIN: take the normal path); pm_maybe_asleep is its unlocked hint. */
-bool pm_maybe_asleep(struct vfpm_device *dev);
-int pm_config_asleep(struct vfpm_device *dev, unsigned off, void *buf, unsigned len, bool write);
-/* memory_enabled and the BAR access gate; memory_lock read-held. */
-bool pm_memory_enabled(struct vfpm_device *dev);
-/* After a config write: act on a PMCSR PowerState write (state, or -1 for
- * none) and on COMMAND.MEM changes (mmap revocation). No lock held. */
-void pm_after_config_write(struct vfpm_device *dev, int state, bool mem_changed);
-/* BAR mappings follow memory_enabled && !engaged again / are revoked
- * (takes memory_lock). */
-void pm_sync_mappings(struct vfpm_device *dev);
-void pm_revoke_mappings(struct vfpm_device *dev);
-/* A PM state change: trans_lock, then memory_lock for write. */
-void pm_trans_begin(struct vfpm_device *dev);
-void pm_trans_end(struct vfpm_device *dev);
-/* Inside pm_trans_begin/end: back to D0 (B31); memory_lock is dropped
- * around the model's callbacks and retaken. */
-void pm_set_d0_locked(struct vfpm_device *dev, const char *cause);
+void pm_close_begin(struct vfpm_device *dev);
+void pm_close_end(struct vfpm_device *dev);
 /* DEVICE_FEATURE LOW_POWER_* handlers (fd: descriptor or -1, owned on
  * success). */
 int pm_feature_entry(struct vfpm_device *dev, int wake_fd);
 int pm_feature_exit(struct vfpm_device *dev);
-/* Control plane. */
+/* Control plane: a setting (-ENOENT: not a PM key; -EINVAL: bad value). */
 int pm_set(struct vfpm_device *dev, const char *key, const char *val);
-int pm_ctl_config_rw(struct vfpm_device *dev, unsigned off, void *buf, unsigned len,
-		     bool write);
-struct json_object;
-struct json_object *pm_status_json(struct vfpm_device *dev);
-const char *pm_state_name(int state);
-/* A memfd BAR's bytes while access is revoked (the server's copy). */
-void *pm_bar_shadow(struct vfpm_device *dev, unsigned bar);
+/* What the control plane shows of a device's PM (V2), read consistently. */
+struct pm_status {
+	int power_state;
+	enum rpm_status runtime_status;
+	int usage_count;
+	bool engaged, wakeup_armed, client_connected, mmap_revoked;
+	struct pm_settings set;
+	uint64_t wakeups_signalled;
+	uint64_t residency_ns[5];
+	struct rpm_stats rpm;
+};
+void pm_get_status(struct vfpm_device *dev, struct pm_status *st);
 /* Host-side INTx assertion (fault injection for tests). */
 int pm_inject_intx(struct vfpm_device *dev);
 

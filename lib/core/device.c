@@ -13,38 +13,6 @@
 
 #include "core.h"
 
-void core_log(int verbosity, enum vfpm_log_level lvl, const char *who, const char *fmt, ...)
-{
-	static const char *const tag[] = { "error", "warning", "info", "debug", "verbose" };
-	/* rank: error 0, warning 1, info 2, verbose 3, debug 4 */
-	int rank = lvl == VFPM_LOG_DEBUG ? CORE_VERBOSITY_MAX : lvl == CORE_LOG_VERBOSE ? 3 : (int)lvl;
-	if ((unsigned)lvl > (unsigned)CORE_LOG_VERBOSE || rank > verbosity)
-		return;
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	/* one write per line so lines from threads do not interleave */
-	fprintf(stderr, "vfpmd: %s: %s: %s\n", tag[lvl], who ? who : "-", msg);
-}
-
-VFPM_EXPORT void vfpm_dev_log(const struct vfpm_device *dev, enum vfpm_log_level lvl,
-			      const char *fmt, ...)
-{
-	char msg[480];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	core_log(dev->verbosity, lvl, dev->name, "%s", msg);
-}
-
-VFPM_EXPORT const char *vfpm_dev_name(const struct vfpm_device *dev)
-{
-	return dev->name;
-}
-
 /* --- setup API --- */
 
 VFPM_EXPORT int vfpm_dev_set_ids(struct vfpm_device *dev, const struct vfpm_pci_ids *ids)
@@ -224,14 +192,6 @@ VFPM_EXPORT int vfpm_dev_add_ioeventfd(struct vfpm_device *dev, unsigned bar, ui
 	return fd;
 }
 
-VFPM_EXPORT void *vfpm_dev_bar_mem(struct vfpm_device *dev, unsigned bar)
-{
-	if (bar >= PCI_NUM_BARS || dev->bars[bar].memfd < 0)
-		return NULL;
-	/* while access is revoked the bytes live in the server's copy */
-	return dev->bars[bar].revoked ? pm_bar_shadow(dev, bar) : dev->bars[bar].mem;
-}
-
 /* dev->lock held (a config-space hook): Initiate FLR is not stored (it
  * reads 0); a write that sets it asks for a reset, done by the writer once
  * dev->lock drops. */
@@ -403,7 +363,7 @@ void device_destroy(struct vfpm_device *dev)
 {
 	if (!dev)
 		return;
-	sriov_disable(dev);     /* VFs never outlive their PF */
+	device_sriov_disable(dev);     /* VFs never outlive their PF */
 	if (dev->pm_ready)
 		pm_fini(dev);   /* no suspend or resume runs after this */
 	if (dev->ops && dev->ops->quiesce)
@@ -511,155 +471,18 @@ void device_disconnect(struct vfpm_device *dev)
 	device_reset(dev, "client disconnected", false);
 }
 
-/* --- regions --- */
-
-void device_region_desc(struct vfpm_device *dev, uint32_t region, uint64_t *size,
-			uint32_t *flags)
+void device_close(struct vfpm_device *dev)
 {
-	*size = 0;
-	*flags = 0;
-	if (region < PCI_NUM_BARS) {
-		struct core_bar *b = &dev->bars[region];
-		if (!b->size)
-			return;
-		*size = b->size;
-		*flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
-		if (b->memfd >= 0)
-			*flags |= VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS;
-	} else if (region == VFU_PCI_CONFIG) {
-		*size = VPCI_CFG_SIZE;
-		*flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
-	} else if (region == VFU_PCI_ROM && dev->cfg.rom_size) {
-		*size = dev->cfg.rom_size;
-		*flags = VFIO_REGION_INFO_FLAG_READ;
-	}
+	pm_close_begin(dev);      /* B15: silent exit; held in D0 */
+	device_disconnect(dev);   /* D0 first, then the reset (B31) */
+	pm_close_end(dev);        /* BARs scrubbed; may idle (B35) */
 }
 
-unsigned device_region_areas(struct vfpm_device *dev, uint32_t region,
-			     struct vfu_sparse_area *areas, unsigned max)
-{
-	if (region >= PCI_NUM_BARS || dev->bars[region].memfd < 0 || !max)
-		return 0;
-	uint64_t size = dev->bars[region].size;
-	if (!dev->msix_cap || dev->msix_bar != region) {
-		areas[0] = (struct vfu_sparse_area){ 0, size };
-		return 1;
-	}
-	/* Carve the MSI-X table and PBA (page-rounded) out of the area. */
-	uint64_t holes[2][2] = {
-		{ dev->msix_table_off, dev->msix_table_off + (uint64_t)dev->msix_nvec * 16 },
-		{ dev->msix_pba_off, dev->msix_pba_off + ((dev->msix_nvec + 63) / 64) * 8 },
-	};
-	if (holes[0][0] > holes[1][0]) {
-		uint64_t t0 = holes[0][0], t1 = holes[0][1];
-		holes[0][0] = holes[1][0], holes[0][1] = holes[1][1];
-		holes[1][0] = t0, holes[1][1] = t1;
-	}
-	unsigned n = 0;
-	uint64_t pos = 0;
-	for (int h = 0; h < 2 && n < max; h++) {
-		uint64_t start = holes[h][0] & ~4095ull, end = (holes[h][1] + 4095) & ~4095ull;
-		if (start > pos)
-			areas[n++] = (struct vfu_sparse_area){ pos, start - pos };
-		if (end > pos)
-			pos = end;
-	}
-	if (pos < size && n < max)
-		areas[n++] = (struct vfu_sparse_area){ pos, size - pos };
-	return n;
-}
-
-/* The model's access callbacks run on the thread that serves the access;
- * message DMA asked from them could never see its reply. */
-static void access_cb_enter(struct vfpm_device *dev)
-{
-	__atomic_store_n(&dev->access_cb_thread, pthread_self(), __ATOMIC_RELAXED);
-	atomic_store(&dev->access_cb_active, true);
-}
-
-static void access_cb_exit(struct vfpm_device *dev)
-{
-	atomic_store(&dev->access_cb_active, false);
-}
-
-bool device_in_access_callback(struct vfpm_device *dev)
-{
-	return atomic_load(&dev->access_cb_active) &&
-	       pthread_equal(__atomic_load_n(&dev->access_cb_thread, __ATOMIC_RELAXED),
-			     pthread_self());
-}
-
-/* memory_lock read-held for memory BARs */
-static int bar_rw_locked(struct vfpm_device *dev, unsigned idx, uint64_t off, void *buf,
-			 uint32_t count, bool is_write)
-{
-	struct core_bar *b = &dev->bars[idx];
-	if (dev->msix_cap && idx == dev->msix_bar && irq_msix_overlaps(dev, idx, off, count))
-		return irq_msix_rw(dev, off, buf, count, is_write);
-	if (b->memfd >= 0) {
-		/* revoked: the server's copy holds the bytes (B23) */
-		uint8_t *base = b->revoked ? pm_bar_shadow(dev, idx) : b->mem;
-		if (!base)
-			return -ENOMEM;
-		/* the client holds the memfd and may shrink it: -EFAULT, not SIGBUS */
-		return is_write ? core_copy(base + off, buf, count) : core_copy(buf, base + off, count);
-	}
-	if (!dev->ops->bar_rw) {
-		/* no backing: reads as zeros, writes ignored, like unclaimed space */
-		if (!is_write)
-			memset(buf, 0, count);
-		return 0;
-	}
-	access_cb_enter(dev);
-	int rc = dev->ops->bar_rw(dev->priv, idx, off, buf, count, is_write);
-	access_cb_exit(dev);
-	return rc;
-}
-
-static int bar_rw(struct vfpm_device *dev, unsigned idx, uint64_t off, void *buf, uint32_t count,
-		  bool is_write)
-{
-	struct core_bar *b = &dev->bars[idx];
-	if (!b->size)
-		return -EINVAL;
-	if (off > b->size || count > b->size - off)
-		return -EINVAL;
-	if (b->flags & VFPM_BAR_IO)
-		return bar_rw_locked(dev, idx, off, buf, count, is_write);
-	/* As vfio-pci: a memory BAR does not decode while COMMAND.MEM is off
-	 * or the device is in D3hot/D3cold (B24). Engaged is not part of it:
-	 * region access still works while low power is engaged (B23). */
-	pthread_rwlock_rdlock(&dev->pm.memory_lock);
-	int rc = pm_memory_enabled(dev) ? bar_rw_locked(dev, idx, off, buf, count, is_write) : -EIO;
-	pthread_rwlock_unlock(&dev->pm.memory_lock);
-	return rc;
-}
-
-/* vfio-pci gives the SR-IOV capability no writable bits: its user reads
- * the host's values and its writes there are dropped. The write is done
- * around the capability, the effects of both parts merged. */
-int device_cfg_client_write_locked(struct vfpm_device *dev, unsigned off, const void *buf,
-				   unsigned len, struct pci_effects *fx)
-{
-	unsigned cap = dev->sriov_cap, end = cap + PCI_EXT_CAP_SRIOV_SIZEOF;
-	if (!cap || off >= end || off + len <= cap)
-		return pci_cfg_write(&dev->cfg, off, buf, len, fx);
-	struct pci_effects a = { 0 }, b = { 0 };
-	int rc = 0;
-	if (off < cap)
-		rc = pci_cfg_write(&dev->cfg, off, buf, cap - off, &a);
-	if (!rc && off + len > end)
-		rc = pci_cfg_write(&dev->cfg, end, (const uint8_t *)buf + (end - off),
-				   off + len - end, &b);
-	if (fx) {
-		fx->flags = a.flags | b.flags;
-		fx->power_state = a.flags & PCI_FX_POWER ? a.power_state : b.power_state;
-	}
-	return rc;
-}
+/* --- config space and its effects --- */
 
 static int config_rw(struct vfpm_device *dev, uint64_t off, void *buf, uint32_t count,
 		     bool is_write, bool host);
+static void device_sriov_sync(struct vfpm_device *dev);
 
 int device_region_rw(struct vfpm_device *dev, uint32_t region, uint64_t off, void *buf,
 		     uint32_t count, bool is_write)
@@ -667,7 +490,7 @@ int device_region_rw(struct vfpm_device *dev, uint32_t region, uint64_t off, voi
 	if (region == VFU_PCI_CONFIG)
 		return config_rw(dev, off, buf, count, is_write, false);
 	if (region < PCI_NUM_BARS)
-		return bar_rw(dev, region, off, buf, count, is_write);
+		return region_bar_rw(dev, region, off, buf, count, is_write);
 	if (region == VFU_PCI_ROM) {
 		uint32_t sz = dev->cfg.rom_size;
 		if (!sz || off > sz || count > sz - off)
@@ -696,7 +519,7 @@ static int config_rw(struct vfpm_device *dev, uint64_t off, void *buf, uint32_t 
 	pthread_mutex_lock(&dev->lock);
 	int rc = !is_write ? pci_cfg_read(&dev->cfg, (unsigned)off, buf, count)
 		 : host	   ? pci_cfg_write(&dev->cfg, (unsigned)off, buf, count, &fx)
-			   : device_cfg_client_write_locked(dev, (unsigned)off, buf, count, &fx);
+			   : region_cfg_client_write_locked(dev, (unsigned)off, buf, count, &fx);
 	uint16_t cmd = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
 	bool changed = cmd != dev->last_command;
 	bool mem_changed = (cmd ^ dev->last_command) & PCI_COMMAND_MEMORY;
@@ -709,14 +532,144 @@ static int config_rw(struct vfpm_device *dev, uint64_t off, void *buf, uint32_t 
 		pm_after_config_write(dev, fx.flags & PCI_FX_POWER ? fx.power_state : -1,
 				      mem_changed);
 		if (fx.flags & PCI_FX_SRIOV_CTRL)
-			sriov_sync(dev);
+			device_sriov_sync(dev);
 	}
 	if (changed && dev->ops->command_changed) {
-		access_cb_enter(dev);
+		region_cb_enter(dev);
 		dev->ops->command_changed(dev->priv, cmd);
-		access_cb_exit(dev);
+		region_cb_exit(dev);
 	}
 	if (fx.flags & PCI_FX_FLR)
 		device_flr(dev);
 	return rc;
+}
+
+/* A host (control-plane) config access, as the PCI core's
+ * pci_config_pm_runtime_get: a reference that waits for a suspend or resume
+ * in flight (a write can no longer land between a suspend's snapshot and
+ * its D3cold and be undone by the resume), and a resume from D3cold only
+ * (B16). A PMCSR write resumes from any suspended state, so the power state
+ * and the runtime-PM state never disagree. */
+int device_ctl_config_rw(struct vfpm_device *dev, unsigned off, void *buf, unsigned len, bool write)
+{
+	struct dev_pm *pm = &dev->pm;
+	enum rpm_status st = rpm_get_settled(&pm->rpm);
+	if (st == RPM_SUSPENDED) {
+		pthread_rwlock_rdlock(&pm->memory_lock);
+		bool cold = pm->power_state == VFPM_D3COLD;
+		pthread_rwlock_unlock(&pm->memory_lock);
+		bool pmcsr = write && dev->pm_cap && off < dev->pm_cap + PCI_PM_CTRL + 2 &&
+			     dev->pm_cap + PCI_PM_CTRL < off + len;
+		if ((cold || pmcsr) && rpm_get(&pm->rpm)) {
+			rpm_put_noidle(&pm->rpm);
+			rpm_put(&pm->rpm);
+			return -EIO;
+		}
+		if (cold || pmcsr)
+			rpm_put_noidle(&pm->rpm);   /* the settled reference now holds it up */
+	}
+	/* req_lock: a write may reset the device (FLR), which is serialised
+	 * against the session's requests */
+	pthread_mutex_lock(&dev->req_lock);
+	int rc = device_host_config_rw(dev, off, buf, len, write);
+	pthread_mutex_unlock(&dev->req_lock);
+	rpm_put(&pm->rpm);
+	return rc;
+}
+
+/* --- SR-IOV: the PF's power around its VFs (B33, B34, seed 004) --- */
+
+/* sriov_lock held */
+static int sriov_enable_pf(struct vfpm_device *dev, unsigned n, bool host)
+{
+	if (dev->num_vfs || !n)
+		return 0;
+	if (!dev->host)
+		return -ENODEV;
+	/* B33: resume and hold the PF active until the VFs are gone. A PF
+	 * engaged in low power with a wakeup armed is resumed here, which
+	 * fires the wakeup once (B11). */
+	int rc = rpm_resume_and_get(&dev->pm.rpm);
+	if (rc)
+		return rc;
+	/* Seed 004: trans_lock (and memory_lock, but around the model's
+	 * callbacks) is held from the D0 transition until the VFs exist, so
+	 * no PMCSR write can put the PF back above D0 in between. */
+	pm_trans_begin(dev);
+	pm_set_d0_locked(dev, "VF Enable: a PF with VFs stays in D0");
+	rc = sriov_create_vfs(dev, n, host);
+	pm_trans_end(dev);
+	if (rc)
+		rpm_put(&dev->pm.rpm);
+	return rc;
+}
+
+/* sriov_lock held */
+static void sriov_disable_pf(struct vfpm_device *dev, bool host)
+{
+	if (!dev->num_vfs)
+		return;
+	sriov_destroy_vfs(dev, host);
+	rpm_put(&dev->pm.rpm);
+}
+
+int device_sriov_configure(struct vfpm_device *dev, unsigned n)
+{
+	if (!dev->sriov_cap)
+		return -ENOENT;   /* not a PF: no such setting */
+	if (n > dev->total_vfs)
+		return -ERANGE;
+	pthread_mutex_lock(&dev->sriov_lock);
+	int rc = 0;
+	if (n == dev->num_vfs) {
+		/* nothing to do (as the kernel: the same count succeeds) */
+	} else if (!n) {
+		sriov_disable_pf(dev, true);
+		DLOG(dev, VFPM_LOG_INFO, "VFs disabled (sriov_numvfs=0)");
+	} else if (dev->num_vfs) {
+		rc = -EBUSY;   /* N -> M needs a 0 in between, as sriov_numvfs_store */
+	} else {
+		rc = sriov_enable_pf(dev, n, true);
+		if (rc)
+			DLOG(dev, VFPM_LOG_ERR, "cannot enable %u VFs: %s", n, strerror(-rc));
+		else
+			DLOG(dev, VFPM_LOG_INFO, "%u VFs enabled (sriov_numvfs)", n);
+	}
+	pthread_mutex_unlock(&dev->sriov_lock);
+	return rc;
+}
+
+/* A host config write of the SR-IOV Control: the VFs follow VF Enable as
+ * the register holds it now. */
+static void device_sriov_sync(struct vfpm_device *dev)
+{
+	if (!dev->sriov_cap)
+		return;
+	pthread_mutex_lock(&dev->sriov_lock);
+	bool vfe;
+	unsigned n;
+	sriov_read_ctrl(dev, &vfe, &n);
+	if (vfe && !dev->num_vfs) {
+		int rc = sriov_enable_pf(dev, n, false);
+		if (rc)
+			DLOG(dev, VFPM_LOG_ERR, "cannot enable %u VFs: %s", n, strerror(-rc));
+		else if (dev->num_vfs)
+			DLOG(dev, VFPM_LOG_INFO, "%u VFs enabled", n);
+	} else if (!vfe && dev->num_vfs) {
+		sriov_disable_pf(dev, false);
+		DLOG(dev, VFPM_LOG_INFO, "VFs disabled");
+	} else if (dev->num_vfs && dev->host->sync_vfs) {
+		/* VF MSE may have changed: VF mappings follow it */
+		dev->host->sync_vfs(dev->host_ctx, dev);
+	}
+	pthread_mutex_unlock(&dev->sriov_lock);
+}
+
+void device_sriov_disable(struct vfpm_device *dev)
+{
+	if (!dev->sriov_cap)
+		return;
+	pthread_mutex_lock(&dev->sriov_lock);
+	sriov_disable_pf(dev, false);
+	pthread_mutex_unlock(&dev->sriov_lock);
 }

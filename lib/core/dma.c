@@ -177,7 +177,7 @@ static int dma_rw(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len,
 			/* from the model's access callback on the control plane's
 			 * thread, the session thread may be waiting for that very
 			 * request to end (req_lock) before it reads the reply */
-			if (device_in_access_callback(dev))
+			if (region_in_access_callback(dev))
 				return -EDEADLK;
 			int rc = channel_dma(&dev->chan, write, iova, p, chunk);
 			if (rc)

@@ -163,9 +163,9 @@ static int h_region_info(struct core_session *s, struct wire_msg *m, struct repl
 	uint32_t argsz = ri.argsz;
 	uint64_t size;
 	uint32_t flags;
-	device_region_desc(dev, ri.index, &size, &flags);
+	region_desc(dev, ri.index, &size, &flags);
 	struct vfu_sparse_area areas[4];
-	unsigned nareas = device_region_areas(dev, ri.index, areas, 4);
+	unsigned nareas = region_areas(dev, ri.index, areas, 4);
 	size_t caps_len = nareas ? sizeof(struct vfu_cap_sparse_mmap) + nareas * sizeof(areas[0]) : 0;
 	ri = (struct vfu_region_info){ .argsz = (uint32_t)(sizeof(ri) + caps_len),
 				       .flags = flags,
@@ -746,7 +746,7 @@ void session_fini(struct core_session *s)
 {
 	struct vfpm_device *dev = s->dev;
 	/* Wake any device thread waiting on a DMA reply: none will come
-	 * (the model's quiesce in pm_close may wait for that thread). */
+	 * (the model's quiesce in device_close may wait for that thread). */
 	channel_hangup(&dev->chan);
 	pthread_mutex_lock(&dev->req_lock);
 	/* A connection that never finished VERSION never opened the device
@@ -755,7 +755,7 @@ void session_fini(struct core_session *s)
 	 * runtime-suspended, where a reset would touch it asleep (it left an
 	 * idle device "suspended" in D0 with its model unparked: V1, V5). */
 	if (s->version_done)
-		pm_close(dev);   /* T2/T10: silent exit, D0, reset, idle */
+		device_close(dev);   /* T2/T10: silent exit, D0, reset, idle */
 	pthread_mutex_unlock(&dev->req_lock);
 	channel_detach(&dev->chan);
 }

@@ -2,12 +2,12 @@
  * rules.
  *
  * VFs are the host's, as in Linux where sysfs sriov_numvfs calls the
- * driver's sriov_configure: sriov_configure() below creates and removes
+ * driver's sriov_configure: device_sriov_configure() creates and removes
  * them, with or without a client on the PF and whatever its power state.
  * The PF's client sees the capability read-only (device.c drops its writes
  * there, as vfio-pci gives the SR-IOV capability no writable bits). The
  * control plane's config-write stays a raw register access, as setpci is:
- * VF Enable written there makes the VFs follow it (sriov_sync), and nothing
+ * VF Enable written there makes the VFs follow it (device.c), and nothing
  * else is set for the writer.
  *
  * The capability is host state: resets of the PF (DEVICE_RESET, FLR, the
@@ -20,7 +20,9 @@
  * the VFs are disabled; the D0 transition and the creation of the VFs
  * happen under the PF's trans_lock, so a PMCSR write racing the enable
  * either lands first (and is overridden to D0) or after (and is refused,
- * B34: set_power_state refuses any state above D0 while sriov_active).
+ * B34: pm_set_state refuses any state above D0 while sriov_active). That
+ * orchestration is device.c's (device_sriov_*); this file is the leaf that
+ * keeps the capability and asks the host for VFs.
  * B36: VFs are separate devices with their own runtime PM; they are not
  * children of the PF and hold no reference on it.
  */
@@ -31,7 +33,7 @@
 #include "core.h"
 
 /* dev->lock held (a config-space hook, reached only by a host config
- * write): the writer acts on Control (sriov_sync) once dev->lock drops. */
+ * write): the writer acts on Control (device.c) once dev->lock drops. */
 static void hook_sriov_ctrl(void *opaque, struct pci_cfg *cfg, unsigned reg, unsigned len,
 			    uint32_t old, const struct pci_access *acc)
 {
@@ -117,115 +119,41 @@ static void ctrl_update(struct vfpm_device *dev, uint16_t set, uint16_t clear, i
 	pthread_mutex_unlock(&dev->lock);
 }
 
-/* sriov_lock held. host: sriov_numvfs, which also writes NumVFs and sets
- * VF Enable with VF MSE (as the kernel's sriov_enable does); else a raw VF
- * Enable already in the register. */
-static int enable_locked(struct vfpm_device *dev, unsigned n, bool host)
+/* The PF is in D0 and held there, under its trans_lock (device.c). host:
+ * sriov_numvfs, which also writes NumVFs and sets VF Enable with VF MSE (as
+ * the kernel's sriov_enable does); else a raw VF Enable already in the
+ * register. On failure VF Enable reads back clear. */
+int sriov_create_vfs(struct vfpm_device *dev, unsigned n, bool host)
 {
-	if (dev->num_vfs || !n)
-		return 0;
-	if (!dev->host)
-		return -ENODEV;
-	/* B33: resume and hold the PF active until the VFs are gone. A PF
-	 * engaged in low power with a wakeup armed is resumed here, which
-	 * fires the wakeup once (B11). */
-	int rc = rpm_resume_and_get(&dev->pm.rpm);
-	if (rc)
-		return rc;
-	/* Seed 004: trans_lock (and memory_lock, but around the model's
-	 * callbacks) is held from the D0 transition until the VFs
-	 * exist, so no PMCSR write can put the PF back above D0 in between. */
-	pm_trans_begin(dev);
-	pm_set_d0_locked(dev, "VF Enable: a PF with VFs stays in D0");
 	if (host)
 		ctrl_update(dev, PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE, 0, (int)n);
 	atomic_store(&dev->sriov_active, true);
-	rc = dev->host->create_vfs(dev->host_ctx, dev, n);
-	if (rc)
-		atomic_store(&dev->sriov_active, false);
-	else
-		dev->num_vfs = n;
-	pm_trans_end(dev);
+	int rc = dev->host->create_vfs(dev->host_ctx, dev, n);
 	if (rc) {
-		/* a VF Enable that could not be honoured reads back clear */
+		atomic_store(&dev->sriov_active, false);
 		ctrl_update(dev, 0, PCI_SRIOV_CTRL_VFE | (host ? PCI_SRIOV_CTRL_MSE : 0),
 			    host ? 0 : -1);
-		rpm_put(&dev->pm.rpm);
+	} else {
+		dev->num_vfs = n;
 	}
 	return rc;
 }
 
-/* sriov_lock held */
-static void disable_locked(struct vfpm_device *dev)
+void sriov_destroy_vfs(struct vfpm_device *dev, bool host)
 {
-	if (!dev->num_vfs)
-		return;
 	dev->host->destroy_vfs(dev->host_ctx, dev);
 	dev->num_vfs = 0;
-	/* cleared outside memory_lock: at worst a racing transition gets a
+	/* cleared after the VFs are gone: at worst a racing transition gets a
 	 * spurious EBUSY, never a PF below D0 with VFs */
 	atomic_store(&dev->sriov_active, false);
-	rpm_put(&dev->pm.rpm);
-}
-
-int sriov_configure(struct vfpm_device *dev, unsigned n)
-{
-	if (!dev->sriov_cap)
-		return -ENOENT;   /* not a PF: no such setting */
-	if (n > dev->total_vfs)
-		return -ERANGE;
-	pthread_mutex_lock(&dev->sriov_lock);
-	int rc = 0;
-	if (n == dev->num_vfs) {
-		/* nothing to do (as the kernel: the same count succeeds) */
-	} else if (!n) {
-		disable_locked(dev);
+	if (host)
 		ctrl_update(dev, 0, PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE, 0);
-		DLOG(dev, VFPM_LOG_INFO, "VFs disabled (sriov_numvfs=0)");
-	} else if (dev->num_vfs) {
-		rc = -EBUSY;   /* N -> M needs a 0 in between, as sriov_numvfs_store */
-	} else {
-		rc = enable_locked(dev, n, true);
-		if (rc)
-			DLOG(dev, VFPM_LOG_ERR, "cannot enable %u VFs: %s", n, strerror(-rc));
-		else
-			DLOG(dev, VFPM_LOG_INFO, "%u VFs enabled (sriov_numvfs)", n);
-	}
-	pthread_mutex_unlock(&dev->sriov_lock);
-	return rc;
 }
 
-void sriov_sync(struct vfpm_device *dev)
+void sriov_read_ctrl(struct vfpm_device *dev, bool *vfe, unsigned *num)
 {
-	if (!dev->sriov_cap)
-		return;
-	pthread_mutex_lock(&dev->sriov_lock);
 	pthread_mutex_lock(&dev->lock);
-	uint16_t ctrl = pci_cfg_get16(&dev->cfg, dev->sriov_cap + PCI_SRIOV_CTRL);
-	unsigned n = pci_cfg_get16(&dev->cfg, dev->sriov_cap + PCI_SRIOV_NUM_VF);
+	*vfe = pci_cfg_get16(&dev->cfg, dev->sriov_cap + PCI_SRIOV_CTRL) & PCI_SRIOV_CTRL_VFE;
+	*num = pci_cfg_get16(&dev->cfg, dev->sriov_cap + PCI_SRIOV_NUM_VF);
 	pthread_mutex_unlock(&dev->lock);
-	bool vfe = ctrl & PCI_SRIOV_CTRL_VFE;
-	if (vfe && !dev->num_vfs) {
-		int rc = enable_locked(dev, n, false);
-		if (rc)
-			DLOG(dev, VFPM_LOG_ERR, "cannot enable %u VFs: %s", n, strerror(-rc));
-		else if (dev->num_vfs)
-			DLOG(dev, VFPM_LOG_INFO, "%u VFs enabled", n);
-	} else if (!vfe && dev->num_vfs) {
-		disable_locked(dev);
-		DLOG(dev, VFPM_LOG_INFO, "VFs disabled");
-	} else if (dev->num_vfs && dev->host->sync_vfs) {
-		/* VF MSE may have changed: VF mappings follow it (4 of #9) */
-		dev->host->sync_vfs(dev->host_ctx, dev);
-	}
-	pthread_mutex_unlock(&dev->sriov_lock);
-}
-
-void sriov_disable(struct vfpm_device *dev)
-{
-	if (!dev->sriov_cap)
-		return;
-	pthread_mutex_lock(&dev->sriov_lock);
-	disable_locked(dev);
-	pthread_mutex_unlock(&dev->sriov_lock);
 }

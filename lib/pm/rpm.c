@@ -478,3 +478,15 @@ int rpm_link_add(struct rpm *consumer, struct rpm *supplier)
 		rpm_put(supplier);
 	return rc;
 }
+
+void rpm_get_stats(struct rpm *r, struct rpm_stats *out)
+{
+	pthread_mutex_lock(&r->lock);
+	*out = (struct rpm_stats){ .power_on = r->power_on,
+				   .suspends = r->suspends,
+				   .resumes = r->resumes,
+				   .suspend_errors = r->suspend_errors,
+				   .resume_errors = r->resume_errors,
+				   .underflows = r->underflows };
+	pthread_mutex_unlock(&r->lock);
+}

@@ -132,4 +132,11 @@ static inline int rpm_usage(struct rpm *r)
 
 const char *rpm_status_name(enum rpm_status s);
 
+/* Counters and power_control, read together under the PM lock. */
+struct rpm_stats {
+	bool power_on;
+	uint64_t suspends, resumes, suspend_errors, resume_errors, underflows;
+};
+void rpm_get_stats(struct rpm *r, struct rpm_stats *out);
+
 #endif

@@ -68,7 +68,7 @@ static struct json_object *do_status(const struct ctl_ops *ops, void *ctx)
 	struct json_object *arr = json_object_new_array();
 	for (unsigned i = 0; i < n; i++) {
 		struct vfpm_device *dev = e[i].dev;
-		struct json_object *d = pm_status_json(dev);
+		struct json_object *d = ctl_pm_status_json(dev);
 		if (d) {
 			json_object_object_add(d, "name", json_object_new_string(dev->name));
 			json_object_object_add(d, "model", json_object_new_string(dev->model->name));
@@ -110,7 +110,7 @@ static struct json_object *set_numvfs(struct vfpm_device *dev, const char *val)
 		return error_reply(-EINVAL, "invalid value (sriov_numvfs takes a decimal count)");
 	if (errno == ERANGE || n > VFPM_MAX_VFS)
 		n = VFPM_MAX_VFS + 1;   /* above any TotalVFs: ERANGE below */
-	int rc = sriov_configure(dev, (unsigned)n);
+	int rc = device_sriov_configure(dev, (unsigned)n);
 	if (rc == -ERANGE) {
 		snprintf(msg, sizeof(msg), "sriov_numvfs %s exceeds sriov_totalvfs %u", val,
 			 dev->total_vfs);
@@ -172,7 +172,7 @@ static struct json_object *handle(const struct ctl_ops *ops, void *ctx, const ch
 				rc = -EINVAL;
 			uint32_t v = (uint32_t)val;
 			if (!rc)
-				rc = pm_ctl_config_rw(dev, (unsigned)off, &v, (unsigned)len, wr);
+				rc = device_ctl_config_rw(dev, (unsigned)off, &v, (unsigned)len, wr);
 			if (rc) {
 				rep = error_reply(rc, NULL);
 			} else {

@@ -32,6 +32,9 @@ struct ctl_ops {
  * stop_fd becoming readable. may_mutate: the peer may change things (set,
  * config-write, inject-intx); otherwise those get EPERM and only status
  * and config-read are served. */
+/* A device's power management as `status` shows it (status.c). */
+struct json_object *ctl_pm_status_json(struct vfpm_device *dev);
+
 void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutate, int stop_fd);
 
 #endif

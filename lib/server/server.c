@@ -950,7 +950,7 @@ void server_stop(struct vfpm_server *srv)
 	srv->ctl_bound = false;
 	atomic_store(&srv->stopping, true);
 	for (unsigned i = 0; i < srv->ndevs; i++) {
-		sriov_disable(srv->devs[i]->dev);   /* VFs first, without grace */
+		device_sriov_disable(srv->devs[i]->dev);   /* VFs first, without grace */
 		unserve(srv->devs[i], 0);
 	}
 }

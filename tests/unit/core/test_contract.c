@@ -255,7 +255,7 @@ static void every_callback_may_call_every_runtime_function(void **state)
 
 		/* the client goes */
 		pthread_mutex_lock(&dev->req_lock);
-		pm_close(dev);
+		device_close(dev);
 		pthread_mutex_unlock(&dev->req_lock);
 	}
 

@@ -12,7 +12,6 @@
  * access. Behaviour ids (B*) are those of the kernel spec. */
 #include <errno.h>
 #include <fcntl.h>
-#include <json-c/json.h>
 #include <linux/pci_regs.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -146,7 +145,7 @@ static struct fx *fx_make(const char *options)
 static void fx_close(struct fx *x)
 {
 	pthread_mutex_lock(&x->dev->req_lock);
-	pm_close(x->dev);
+	device_close(x->dev);
 	pthread_mutex_unlock(&x->dev->req_lock);
 	x->open = false;
 }
@@ -241,17 +240,18 @@ static int new_efd(void)
 	return efd;
 }
 
-static int64_t status_counter(struct vfpm_device *dev, const char *group, const char *key)
+static int64_t residency_ms(struct vfpm_device *dev, int state)
 {
-	struct json_object *o = pm_status_json(dev), *c, *g = NULL, *v;
-	assert_non_null(o);
-	assert_true(json_object_object_get_ex(o, "counters", &c));
-	if (group)
-		assert_true(json_object_object_get_ex(c, group, &g));
-	assert_true(json_object_object_get_ex(group ? g : c, key, &v));
-	int64_t n = json_object_get_int64(v);
-	json_object_put(o);
-	return n;
+	struct pm_status st;
+	pm_get_status(dev, &st);
+	return (int64_t)(st.residency_ns[state] / 1000000);
+}
+
+static int64_t rpm_counter(struct vfpm_device *dev, bool resumes)
+{
+	struct pm_status st;
+	pm_get_status(dev, &st);
+	return (int64_t)(resumes ? st.rpm.resumes : st.rpm.suspends);
 }
 
 /* --- the request wrapper (contract §3, B7, B35) --- */
@@ -365,14 +365,14 @@ static void transition_delays_and_residency_follow_the_clock(void **state)
 	assert_int_equal(step(x), 1);   /* D0 -> D3hot: 10 ms */
 	assert_int_equal(atomic_load(&x->clk.slept), 10 * MS);
 	fake_clock_advance_ms(&x->clk, 1000);
-	assert_int_equal(status_counter(x->dev, "residency_ms", "D0"), 15);
-	assert_int_equal(status_counter(x->dev, "residency_ms", "D3hot"), 1000);
+	assert_int_equal(residency_ms(x->dev, VFPM_D0), 15);
+	assert_int_equal(residency_ms(x->dev, VFPM_D3HOT), 1000);
 	assert_int_equal(pm_request_begin(x->dev), 0);   /* D3hot -> D0: 10 ms */
 	assert_int_equal(atomic_load(&x->clk.slept), 20 * MS);
-	assert_int_equal(status_counter(x->dev, "residency_ms", "D3hot"), 1010);
-	assert_int_equal(status_counter(x->dev, "residency_ms", "D0"), 15);
-	assert_int_equal(status_counter(x->dev, NULL, "suspends"), 1);
-	assert_int_equal(status_counter(x->dev, NULL, "resumes"), 1);
+	assert_int_equal(residency_ms(x->dev, VFPM_D3HOT), 1010);
+	assert_int_equal(residency_ms(x->dev, VFPM_D0), 15);
+	assert_int_equal(rpm_counter(x->dev, false), 1);
+	assert_int_equal(rpm_counter(x->dev, true), 1);
 	pm_request_end(x->dev);
 	fx_free(x);
 
@@ -781,7 +781,7 @@ static void b33_b34_b36_pf_with_vfs_stays_in_d0_and_vfs_suspend_alone(void **sta
 	unsigned sus = x->p->suspends;
 
 	/* the host enables them (sriov_numvfs), as in Linux */
-	assert_int_equal(sriov_configure(pf, 2), 0);
+	assert_int_equal(device_sriov_configure(pf, 2), 0);
 	assert_int_equal(h.creates, 1);
 	assert_int_equal(h.n, 2);
 	assert_int_equal(pf->num_vfs, 2);
@@ -822,7 +822,7 @@ static void b33_b34_b36_pf_with_vfs_stays_in_d0_and_vfs_suspend_alone(void **sta
 	assert_int_equal(step(x), 0);
 	assert_int_equal(rst(x), RPM_ACTIVE);
 	/* the host removes them: the PF idles */
-	assert_int_equal(sriov_configure(pf, 0), 0);
+	assert_int_equal(device_sriov_configure(pf, 0), 0);
 	assert_int_equal(h.destroys, 1);
 	assert_int_equal(pf->num_vfs, 0);
 	assert_int_equal(usage(x), 0);

@@ -1,0 +1,325 @@
+/* Regions: BAR access (memory decode, the model's bar_rw, memfd-backed
+ * memory), the revocation of a client's BAR mappings (contract §5: the
+ * memfd is truncated so a mapping faults, and the server keeps a copy), the
+ * client's view of config writes, and region descriptions.
+ *
+ * A leaf of the core: it reads the PM state (power state, promotion,
+ * engaged) but changes none of it; pm_state.c decides when mappings follow
+ * and calls region_mmap_update under its locks.
+ */
+#include <errno.h>
+#include <linux/pci_regs.h>
+#include <linux/vfio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core.h"
+
+/* --- mmap revocation (contract §5) --- */
+
+static void bar_revoke(struct core_bar *b)
+{
+	if (b->memfd < 0 || b->revoked)
+		return;
+	/* Keep a copy: contents survive D3hot and an engaged-awake device. */
+	b->shadow = malloc(b->size);
+	if (b->shadow && core_copy(b->shadow, b->mem, b->size))
+		memset(b->shadow, 0, b->size);   /* the client shrank the memfd: lost */
+	if (ftruncate(b->memfd, 0) < 0) {
+		free(b->shadow);
+		b->shadow = NULL;
+		return;
+	}
+	b->revoked = true;
+}
+
+static void bar_restore(struct core_bar *b)
+{
+	if (!b->revoked)
+		return;
+	if (ftruncate(b->memfd, (off_t)b->size) < 0)
+		return;
+	if (b->shadow)
+		core_copy(b->mem, b->shadow, b->size);   /* only a racing shrink can fail it */
+	free(b->shadow);
+	b->shadow = NULL;
+	b->revoked = false;
+}
+
+/* Nothing a client did to BAR memory outlives its session: the client holds
+ * the memfd and may have grown it (pinning memory) or left data in it. The
+ * next client finds power-on contents (zeros) and the BAR's size. A reset
+ * within a session keeps BAR memory, as RAM behind a BAR keeps its bytes
+ * across a function reset. memory_lock held for write. */
+static void bar_scrub(struct core_bar *b)
+{
+	if (b->memfd < 0)
+		return;
+	free(b->shadow);
+	b->shadow = NULL;
+	if (ftruncate(b->memfd, 0) < 0)
+		return;
+	if (!b->revoked && ftruncate(b->memfd, (off_t)b->size) < 0)
+		b->revoked = true;   /* no memory for it: it reads zeros, revoked */
+}
+
+/* D3cold: the device lost power, and its BAR memory with it. */
+static void bar_drop(struct core_bar *b)
+{
+	if (b->memfd < 0)
+		return;
+	bar_revoke(b);
+	free(b->shadow);
+	b->shadow = NULL;
+}
+
+/* V3: a promoted device is in D3hot for its client whether or not it has
+ * really suspended (power_control=on, say): its memory does not decode.
+ * A VF decodes memory by its PF's VF MSE, not by its own COMMAND.MEM (a
+ * VF's is hard-wired to 0; vfio-pci's no_command_memory case). */
+bool region_mem_enabled(struct vfpm_device *dev)
+{
+	bool mem;
+	if (dev->is_vf) {
+		mem = sriov_vf_mse(dev->pf);
+	} else {
+		pthread_mutex_lock(&dev->lock);
+		mem = pci_cfg_mem_enabled(&dev->cfg);
+		pthread_mutex_unlock(&dev->lock);
+	}
+	return dev->pm.power_state < VFPM_D3HOT && !dev->pm.promoted && mem;
+}
+
+/* memory_lock held for write: mmap_allowed = memory_enabled && !engaged */
+void region_mmap_update(struct vfpm_device *dev)
+{
+	bool allow = region_mem_enabled(dev) && !dev->pm.engaged;
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		if (allow)
+			bar_restore(&dev->bars[i]);
+		else
+			bar_revoke(&dev->bars[i]);
+	}
+}
+
+/* memory_lock held for write: every memfd BAR revoked / dropped (D3cold:
+ * the copy goes too) / scrubbed (the client is gone). */
+void region_revoke_all(struct vfpm_device *dev)
+{
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+		bar_revoke(&dev->bars[i]);
+}
+
+void region_drop_all(struct vfpm_device *dev)
+{
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+		bar_drop(&dev->bars[i]);
+}
+
+void region_scrub_all(struct vfpm_device *dev)
+{
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+		bar_scrub(&dev->bars[i]);
+}
+
+bool region_any_revoked(struct vfpm_device *dev)
+{
+	bool revoked = false;
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+		revoked |= dev->bars[i].revoked;
+	return revoked;
+}
+
+/* A model asks from its own threads, perhaps holding its own locks, which
+ * it also holds in callbacks a BAR access makes under memory_lock: so no
+ * memory_lock here (an order inversion with it, even between readers, is a
+ * deadlock once a writer queues). The power state and the promotion are
+ * stored atomically; COMMAND is read under dev->lock, a leaf lock. */
+VFPM_EXPORT bool vfpm_dev_mem_decode(struct vfpm_device *dev)
+{
+	int state = __atomic_load_n(&dev->pm.power_state, __ATOMIC_ACQUIRE);
+	bool promoted = __atomic_load_n(&dev->pm.promoted, __ATOMIC_ACQUIRE);
+	pthread_mutex_lock(&dev->lock);
+	bool mem = pci_cfg_mem_enabled(&dev->cfg);
+	pthread_mutex_unlock(&dev->lock);
+	return state < VFPM_D3HOT && !promoted && mem;
+}
+
+/* The copy is made on first use, not when a resume from D3cold leaves
+ * the device engaged-awake with its BAR memory gone: a calloc of the whole
+ * BAR (1 MiB for the demo's BAR2, up to 1 GiB) was most of the resume
+ * path in D3cold (~11 us of ~12, docs/performance.md), paid on every wake
+ * although an engaged client rarely reads a BAR. Callers hold memory_lock
+ * for read (region access) or nothing (vfpm_dev_bar_mem from a model
+ * thread), so two of them may race here: the first copy installed wins. */
+void *region_bar_shadow(struct vfpm_device *dev, unsigned bar)
+{
+	struct core_bar *b = &dev->bars[bar];
+	void *s = __atomic_load_n(&b->shadow, __ATOMIC_ACQUIRE);
+	if (s)
+		return s;
+	void *fresh = calloc(1, b->size);   /* lost in D3cold: reads zeros */
+	if (!fresh)
+		return NULL;
+	if (__atomic_compare_exchange_n(&b->shadow, &s, fresh, false, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE))
+		return fresh;
+	free(fresh);
+	return s;
+}
+
+VFPM_EXPORT void *vfpm_dev_bar_mem(struct vfpm_device *dev, unsigned bar)
+{
+	if (bar >= PCI_NUM_BARS || dev->bars[bar].memfd < 0)
+		return NULL;
+	/* while access is revoked the bytes live in the server's copy */
+	return dev->bars[bar].revoked ? region_bar_shadow(dev, bar) : dev->bars[bar].mem;
+}
+
+/* --- region access --- */
+
+void region_desc(struct vfpm_device *dev, uint32_t region, uint64_t *size,
+			uint32_t *flags)
+{
+	*size = 0;
+	*flags = 0;
+	if (region < PCI_NUM_BARS) {
+		struct core_bar *b = &dev->bars[region];
+		if (!b->size)
+			return;
+		*size = b->size;
+		*flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+		if (b->memfd >= 0)
+			*flags |= VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS;
+	} else if (region == VFU_PCI_CONFIG) {
+		*size = VPCI_CFG_SIZE;
+		*flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+	} else if (region == VFU_PCI_ROM && dev->cfg.rom_size) {
+		*size = dev->cfg.rom_size;
+		*flags = VFIO_REGION_INFO_FLAG_READ;
+	}
+}
+
+unsigned region_areas(struct vfpm_device *dev, uint32_t region,
+			     struct vfu_sparse_area *areas, unsigned max)
+{
+	if (region >= PCI_NUM_BARS || dev->bars[region].memfd < 0 || !max)
+		return 0;
+	uint64_t size = dev->bars[region].size;
+	if (!dev->msix_cap || dev->msix_bar != region) {
+		areas[0] = (struct vfu_sparse_area){ 0, size };
+		return 1;
+	}
+	/* Carve the MSI-X table and PBA (page-rounded) out of the area. */
+	uint64_t holes[2][2] = {
+		{ dev->msix_table_off, dev->msix_table_off + (uint64_t)dev->msix_nvec * 16 },
+		{ dev->msix_pba_off, dev->msix_pba_off + ((dev->msix_nvec + 63) / 64) * 8 },
+	};
+	if (holes[0][0] > holes[1][0]) {
+		uint64_t t0 = holes[0][0], t1 = holes[0][1];
+		holes[0][0] = holes[1][0], holes[0][1] = holes[1][1];
+		holes[1][0] = t0, holes[1][1] = t1;
+	}
+	unsigned n = 0;
+	uint64_t pos = 0;
+	for (int h = 0; h < 2 && n < max; h++) {
+		uint64_t start = holes[h][0] & ~4095ull, end = (holes[h][1] + 4095) & ~4095ull;
+		if (start > pos)
+			areas[n++] = (struct vfu_sparse_area){ pos, start - pos };
+		if (end > pos)
+			pos = end;
+	}
+	if (pos < size && n < max)
+		areas[n++] = (struct vfu_sparse_area){ pos, size - pos };
+	return n;
+}
+
+/* The model's access callbacks run on the thread that serves the access;
+ * message DMA asked from them could never see its reply. */
+void region_cb_enter(struct vfpm_device *dev)
+{
+	__atomic_store_n(&dev->access_cb_thread, pthread_self(), __ATOMIC_RELAXED);
+	atomic_store(&dev->access_cb_active, true);
+}
+
+void region_cb_exit(struct vfpm_device *dev)
+{
+	atomic_store(&dev->access_cb_active, false);
+}
+
+bool region_in_access_callback(struct vfpm_device *dev)
+{
+	return atomic_load(&dev->access_cb_active) &&
+	       pthread_equal(__atomic_load_n(&dev->access_cb_thread, __ATOMIC_RELAXED),
+			     pthread_self());
+}
+
+/* memory_lock read-held for memory BARs */
+static int bar_rw_locked(struct vfpm_device *dev, unsigned idx, uint64_t off, void *buf,
+			 uint32_t count, bool is_write)
+{
+	struct core_bar *b = &dev->bars[idx];
+	if (dev->msix_cap && idx == dev->msix_bar && irq_msix_overlaps(dev, idx, off, count))
+		return irq_msix_rw(dev, off, buf, count, is_write);
+	if (b->memfd >= 0) {
+		/* revoked: the server's copy holds the bytes (B23) */
+		uint8_t *base = b->revoked ? region_bar_shadow(dev, idx) : b->mem;
+		if (!base)
+			return -ENOMEM;
+		/* the client holds the memfd and may shrink it: -EFAULT, not SIGBUS */
+		return is_write ? core_copy(base + off, buf, count) : core_copy(buf, base + off, count);
+	}
+	if (!dev->ops->bar_rw) {
+		/* no backing: reads as zeros, writes ignored, like unclaimed space */
+		if (!is_write)
+			memset(buf, 0, count);
+		return 0;
+	}
+	region_cb_enter(dev);
+	int rc = dev->ops->bar_rw(dev->priv, idx, off, buf, count, is_write);
+	region_cb_exit(dev);
+	return rc;
+}
+
+int region_bar_rw(struct vfpm_device *dev, unsigned idx, uint64_t off, void *buf, uint32_t count,
+		  bool is_write)
+{
+	struct core_bar *b = &dev->bars[idx];
+	if (!b->size)
+		return -EINVAL;
+	if (off > b->size || count > b->size - off)
+		return -EINVAL;
+	if (b->flags & VFPM_BAR_IO)
+		return bar_rw_locked(dev, idx, off, buf, count, is_write);
+	/* As vfio-pci: a memory BAR does not decode while COMMAND.MEM is off
+	 * or the device is in D3hot/D3cold (B24). Engaged is not part of it:
+	 * region access still works while low power is engaged (B23). */
+	pthread_rwlock_rdlock(&dev->pm.memory_lock);
+	int rc = region_mem_enabled(dev) ? bar_rw_locked(dev, idx, off, buf, count, is_write) : -EIO;
+	pthread_rwlock_unlock(&dev->pm.memory_lock);
+	return rc;
+}
+
+/* vfio-pci gives the SR-IOV capability no writable bits: its user reads
+ * the host's values and its writes there are dropped. The write is done
+ * around the capability, the effects of both parts merged. */
+int region_cfg_client_write_locked(struct vfpm_device *dev, unsigned off, const void *buf,
+				   unsigned len, struct pci_effects *fx)
+{
+	unsigned cap = dev->sriov_cap, end = cap + PCI_EXT_CAP_SRIOV_SIZEOF;
+	if (!cap || off >= end || off + len <= cap)
+		return pci_cfg_write(&dev->cfg, off, buf, len, fx);
+	struct pci_effects a = { 0 }, b = { 0 };
+	int rc = 0;
+	if (off < cap)
+		rc = pci_cfg_write(&dev->cfg, off, buf, cap - off, &a);
+	if (!rc && off + len > end)
+		rc = pci_cfg_write(&dev->cfg, end, (const uint8_t *)buf + (end - off),
+				   off + len - end, &b);
+	if (fx) {
+		fx->flags = a.flags | b.flags;
+		fx->power_state = a.flags & PCI_FX_POWER ? a.power_state : b.power_state;
+	}
+	return rc;
+}
