@@ -130,8 +130,8 @@ struct pm_settings {
 	enum pm_promotion d3hot_promotion;
 };
 
-/* Power management of one device (pm.c). Lock order: the runtime-PM
- * core (a request's reference) -> memory_lock -> dev->lock. */
+/* Power management of one device (pm_state.c, pm_runtime.c); the lock
+ * order is the table at the top of this file. */
 struct dev_pm {
 	struct rpm rpm;
 	/* trans_lock: every change of the PM state below (power state,

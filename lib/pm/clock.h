@@ -1,6 +1,6 @@
 /* The time the power-management code reads and waits on: the due time of
  * an idle suspend (rpm.c), D-state residency and the PCI transition
- * delays (core/pm.c). vfpmd uses the monotonic clock; the in-process core
+ * delays (core/pm_state.c). vfpmd uses the monotonic clock; the in-process core
  * tests use a clock they advance themselves, whose sleep moves it forward
  * instead of waiting (tests/common/fake_clock.h), so that time-dependent
  * behaviour is tested without sleeping. */
