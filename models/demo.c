@@ -79,8 +79,9 @@ static void update_intx(struct demo *d)
 static void run_job(struct demo *d)
 {
 	pthread_mutex_lock(&d->mu);
-	/* quiesced or suspended: a doorbell rung through the ioeventfd now is
-	 * dropped, as memory does not decode (B25) */
+	/* quiesced (a reset or suspend is stopping us) or suspended (memory
+	 * does not decode, B25): a doorbell rung through the ioeventfd now is
+	 * dropped */
 	if (d->paused || d->parked) {
 		pthread_mutex_unlock(&d->mu);
 		return;

@@ -156,7 +156,8 @@ static int rt_resume(void *ctx)
 
 static const struct rpm_ops rt_ops = { .suspend = rt_suspend, .resume = rt_resume };
 
-/* --- low-power features (kernel spec §1.2 steps 11-16) --- */
+/* --- low-power features (kernel §1.2 steps 15-16; session.c checks the
+ * payload and the eventfd, steps 11-14) --- */
 
 int pm_feature_entry(struct vfpm_device *dev, int wake_fd)
 {
@@ -217,7 +218,7 @@ void pm_idle(struct vfpm_device *dev)
 int pm_open(struct vfpm_device *dev)
 {
 	struct dev_pm *pm = &dev->pm;
-	/* §2.2: with idle_d3=off the probe reference stands for the open
+	/* kernel §2.2: with idle_d3=off the probe reference stands for the open
 	 * one (open and close take none). req_lock: against set_idle_d3. */
 	pthread_mutex_lock(&dev->req_lock);
 	if (!pm->probe_ref) {
@@ -368,7 +369,7 @@ int pm_set(struct vfpm_device *dev, const char *key, const char *val)
 	*field = b;
 	pthread_rwlock_unlock(&pm->memory_lock);
 	/* As the kernel's d3cold_allowed_store: a change resumes the device
-	 * (an armed wakeup fires, B11), which then suspends again, to the
+	 * (a host-side resume: an armed wakeup fires, B16), which then suspends again, to the
 	 * target the new setting gives. */
 	if (was != b && dev->pm_ready)   /* not while pm_init parses options */
 		rpm_resume(&pm->rpm);

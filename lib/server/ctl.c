@@ -8,8 +8,8 @@
  *   {"cmd":"config-write","device":NAME,"offset":N,"len":1|2|4,"value":N}
  *   {"cmd":"inject-intx","device":NAME}
  * Each gets one line: {"ok":true,...} or {"ok":false,"errno":N,"error":TEXT}.
- * Status never wakes a device; config access wakes one only from D3cold
- * (B16).
+ * Status never wakes a device; config access wakes one only from D3cold,
+ * and a PMCSR write from any suspended state (B16).
  */
 #include <errno.h>
 #include <json-c/json.h>

@@ -182,7 +182,7 @@ static void check(struct model *m, unsigned step)
 	int want = expected_usage(m);
 	struct pm_status st;
 	if (want == 0) {
-		m->plain_d3hot = false;   /* a runtime suspend and resume pass D0 (B8) */
+		m->plain_d3hot = false;   /* a runtime suspend and resume pass D0 (B8, B9) */
 		/* nothing holds it: it suspends (a plain D3hot device goes
 		 * through D0 first, B8) */
 		int rc = pmt_wait_status(&g_p, "dev", "suspended", 5000);
