@@ -354,8 +354,9 @@ void pm_start(struct vfpm_device *dev);     /* virtualise the PM capability */
 /* A PM state change: trans_lock, then memory_lock for write. */
 void pm_trans_begin(struct vfpm_device *dev);
 void pm_trans_end(struct vfpm_device *dev);
-/* Inside pm_trans_begin/end: back to D0 (B31 before a reset, B33 before VFs are created); memory_lock is dropped
- * around the model's callbacks and retaken. */
+/* Inside pm_trans_begin/end: back to D0 (B31 before a reset, B33 before
+ * VFs are created); memory_lock is dropped around the model's callbacks
+ * and retaken. */
 void pm_set_d0_locked(struct vfpm_device *dev, const char *cause);
 /* After a config write: act on a PMCSR PowerState write (state, or -1 for
  * none) and on COMMAND.MEM changes (mmap revocation). No lock held. */
