@@ -37,6 +37,10 @@
  *  s->dma_mu             mutex   outstanding server->client requests.
  *  s->send_lock          mutex   writes to the session socket.
  *  wq->mu          (rpm) mutex   the work queue's list (rpm.c).
+ *  dev->events.mu        mutex   the device's event ring (events.h).
+ *  hub->mu               mutex   event subscribers and their queues;
+ *                                taken under events.mu only. Both are
+ *                                leaves: dev_event() runs under any lock.
  *
  * A model callback is never called with memory_lock write-held, dev->lock,
  * dma_lock, irq_lock, dma_mu, send_lock or rpm.lock held.
@@ -49,6 +53,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "events.h"
 #include "pci/pci.h"
 #include "pm/rpm.h"
 #include "vfpm/device.h"
@@ -229,6 +234,7 @@ struct vfpm_device {
 	atomic_bool access_cb_active;
 
 	int verbosity;          /* log level threshold (VFPM_LOG_*) */
+	struct dev_events events;   /* PM event ring (events.c) */
 	/* statistics */
 	atomic_ulong requests;
 };

@@ -272,6 +272,7 @@ static int create_common(const struct vfpm_model *model, const char *name, struc
 	pthread_mutex_init(&dev->lock, NULL);
 	pthread_mutex_init(&dev->sriov_lock, NULL);
 	pthread_rwlock_init(&dev->dma_lock, NULL);
+	events_init(dev, pf);
 	dev->is_vf = pf != NULL;
 	dev->pf = pf;
 	dev->vf_index = vf_index;
@@ -423,6 +424,7 @@ void device_destroy(struct vfpm_device *dev)
 	pthread_mutex_destroy(&dev->sriov_lock);
 	pthread_mutex_destroy(&dev->irq_lock);
 	pthread_rwlock_destroy(&dev->dma_lock);
+	events_fini(dev);
 	free(dev->name);
 	free(dev);
 }
@@ -441,6 +443,7 @@ static void device_quiesce(struct vfpm_device *dev)
 void device_reset(struct vfpm_device *dev, const char *cause, bool keep_config)
 {
 	DLOG(dev, VFPM_LOG_INFO, "reset (%s)", cause);
+	dev_event(dev, EV_RESET, -1, -1, cause);
 	/* the reset clears VF Enable: the VFs go away first */
 	sriov_disable(dev);
 	/* B31: D0 (restoring a NoSoftRst- snapshot) before the reset; the

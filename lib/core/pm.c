@@ -55,6 +55,8 @@ static void set_power_state_raw(struct vfpm_device *dev, int state, const char *
 	if (state != pm->power_state && cause)
 		DLOG(dev, VFPM_LOG_INFO, "power %s -> %s (%s)", pm_state_name(pm->power_state),
 		     pm_state_name(state), cause);
+	if (state != pm->power_state && cause)
+		dev_event(dev, EV_POWER, pm->power_state, state, cause);
 	uint64_t now = now_ns();
 	uint64_t since = (uint64_t)pm->state_since.tv_sec * 1000000000ull +
 			 (uint64_t)pm->state_since.tv_nsec;
@@ -427,6 +429,7 @@ static void promotion_end_locked(struct vfpm_device *dev, const char *cause)
 	set_power_state_raw(dev, pm->power_state, NULL);   /* PMCSR reads the real state */
 	open_ref_sync(pm);
 	DLOG(dev, VFPM_LOG_INFO, "guest PMCSR D3hot -> D0 (%s; promotion ends)", cause);
+	dev_event(dev, EV_GUEST_D0, VFPM_D3HOT, VFPM_D0, cause);
 }
 
 void pm_set_d0_locked(struct vfpm_device *dev, const char *cause)
@@ -524,13 +527,16 @@ static void lowpower_exit_locked(struct vfpm_device *dev, bool signal, const cha
 	if (!pm->engaged)
 		return;
 	DLOG(dev, VFPM_LOG_INFO, "low-power exit (%s)", cause);
+	dev_event(dev, EV_LOW_POWER_EXIT, -1, -1, cause);
 	pm->engaged = false;
 	open_ref_sync(pm);   /* the reference ENTRY dropped */
 	if (pm->wake_fd >= 0) {
 		if (signal) {
 			uint64_t one = 1;
-			if (write(pm->wake_fd, &one, sizeof(one)) == sizeof(one))
+			if (write(pm->wake_fd, &one, sizeof(one)) == sizeof(one)) {
 				pm->wakeups_signalled++;
+				dev_event(dev, EV_WAKEUP, -1, -1, NULL);
+			}
 		}
 		close(pm->wake_fd);
 		pm->wake_fd = -1;
@@ -629,6 +635,7 @@ void pm_after_config_write(struct vfpm_device *dev, int req, bool mem_changed)
 		open_ref_sync(pm);
 		DLOG(dev, VFPM_LOG_INFO,
 		     "guest PMCSR D0 -> D3hot (promoted: the device suspends when idle)");
+		dev_event(dev, EV_GUEST_D3HOT, VFPM_D0, VFPM_D3HOT, "PMCSR write");
 	} else if (req == VFPM_D0 && pm->promoted) {
 		promotion_changed = true;
 		promotion_end_locked(dev, "PMCSR write");
@@ -712,6 +719,7 @@ int pm_feature_entry(struct vfpm_device *dev, int wake_fd)
 	pm->engaged = true;
 	pm->wake_fd = wake_fd;
 	DLOG(dev, VFPM_LOG_INFO, "low-power entry%s", wake_fd >= 0 ? " (wakeup armed)" : "");
+	dev_event(dev, EV_LOW_POWER_ENTRY, -1, -1, wake_fd >= 0 ? "wakeup armed" : NULL);
 	open_ref_sync(pm);   /* the open reference; the wrapper's put idles */
 	pm_trans_end(dev);
 	return 0;

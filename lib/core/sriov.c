@@ -125,6 +125,7 @@ static void disable_locked(struct vfpm_device *dev)
 		return;
 	dev->host->destroy_vfs(dev->host_ctx, dev);
 	dev->num_vfs = 0;
+	dev_event(dev, EV_SRIOV_DISABLE, -1, -1, NULL);
 	/* cleared outside memory_lock: at worst a racing transition gets a
 	 * spurious EBUSY, never a PF below D0 with VFs */
 	atomic_store(&dev->sriov_active, false);
@@ -148,6 +149,7 @@ void sriov_sync(struct vfpm_device *dev)
 			clear_vfe(dev);
 		} else if (dev->num_vfs) {
 			DLOG(dev, VFPM_LOG_INFO, "%u VFs enabled", n);
+			dev_event(dev, EV_SRIOV_ENABLE, -1, (int)n, NULL);
 		}
 	} else if (!vfe && dev->num_vfs) {
 		disable_locked(dev);

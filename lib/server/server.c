@@ -66,6 +66,7 @@ struct vfpm_server {
 	 * removing its VFs while main stops the server, so atomic */
 	atomic_bool stopping;
 	struct rpm_wq *wq;   /* runs every device's idle suspends */
+	struct ev_hub *hub;  /* PM event subscribers (events.h) */
 	pthread_mutex_t lock;   /* VF lists and refs */
 	pthread_cond_t refs_cv;
 	char *ctl_path;
@@ -116,6 +117,11 @@ int server_create(const struct server_opts *o, struct vfpm_server **out)
 		return -errno;
 	}
 	int rc = rpm_wq_create(&srv->wq);
+	if (!rc) {
+		rc = ev_hub_create(&srv->hub);
+		if (rc)
+			rpm_wq_destroy(srv->wq);
+	}
 	if (rc) {
 		close(srv->stop_fd);
 		free(srv);
@@ -283,6 +289,7 @@ int server_add_device(struct vfpm_server *srv, const char *spec, const char **so
 	pthread_mutex_init(&sd->mu, NULL);
 	sd->dev->host = &server_sriov_host;
 	sd->dev->host_ctx = sd;
+	events_attach(sd->dev, srv->hub);
 	srv->devs[srv->ndevs++] = sd;
 	return 0;
 }
@@ -439,10 +446,16 @@ static struct vfpm_device *ctl_get(void *ctx, const char *name, void **handle)
 	return found ? found->dev : NULL;
 }
 
+static struct ev_hub *ctl_hub(void *ctx)
+{
+	return ((struct vfpm_server *)ctx)->hub;
+}
+
 static const struct ctl_ops server_ctl_ops = {
 	.snapshot = ctl_snapshot,
 	.get = ctl_get,
 	.put = ctl_put,
+	.hub = ctl_hub,
 };
 
 /* Whether the peer on a control connection may change settings and config
@@ -946,6 +959,7 @@ void server_destroy(struct vfpm_server *srv)
 	for (unsigned i = 0; i < srv->ndevs; i++)
 		free_sd(srv->devs[i]);
 	rpm_wq_destroy(srv->wq);
+	ev_hub_destroy(srv->hub);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_mutex_destroy(&srv->ctl_mu);
 	pthread_cond_destroy(&srv->refs_cv);

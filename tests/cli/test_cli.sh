@@ -82,6 +82,29 @@ grep -q "^a  *D3hot  *suspended  *0 " "$dir/out" && ok "power_control=auto lets 
 "$VFPMCTL" --ctl "$dir/ctl" set a noequals >"$dir/out" 2>&1
 [ $? -eq 2 ] && ok "set without '=': exit 2" || bad "set without '='"
 
+# --- PM events ---
+wait_grep() { # PATTERN FILE: waits up to 5 s for a line
+	i=0
+	while ! grep -q "$1" "$2" && [ $i -lt 250 ]; do sleep 0.02; i=$((i + 1)); done
+	grep -q "$1" "$2"
+}
+check "events a" "$VFPMCTL" --ctl "$dir/ctl" events a
+grep -q " a  *power  *D0 -> D3hot (runtime suspend)$" "$dir/out" &&
+	grep -q " a  *power  *D3hot -> D0 (runtime resume)$" "$dir/out" && ! grep -q " b " "$dir/out" &&
+	ok "events a: a's suspend and the resume power_control=on caused, nothing of b" ||
+	{ bad "events a"; cat "$dir/out"; }
+"$VFPMCTL" --ctl "$dir/ctl" events nosuchdev >"$dir/out" 2>&1
+[ $? -eq 1 ] && grep -q "no such device" "$dir/out" && ok "events of an unknown device: exit 1" || bad "events nosuchdev"
+"$VFPMCTL" --ctl "$dir/ctl" events --follow --json b >"$dir/follow" 2>&1 &
+fpid=$!
+wait_grep '"device":"b".*"to":"D3cold"' "$dir/follow" && ok "events --follow prints the events held" ||
+	{ bad "events --follow held"; cat "$dir/follow"; }
+"$VFPMCTL" --ctl "$dir/ctl" set b power_control=on
+wait_grep '"device":"b","seq":3,.*"type":"power","from":"D3cold","to":"D0","cause":"runtime resume"' "$dir/follow" &&
+	ok "events --follow: a resume is pushed as it happens" || { bad "events --follow push"; cat "$dir/follow"; }
+kill "$fpid"; wait "$fpid" 2>/dev/null
+"$VFPMCTL" --ctl "$dir/ctl" set b power_control=auto
+
 # --- device commands ---
 check "info" "$VFPMCTL" --socket "$dir/a.sock" info
 grep -q "region 2 (BAR2): size 0x100000" "$dir/out" && ok "info shows BAR2 of 1 MiB" || bad "info BAR2"
