@@ -49,6 +49,8 @@ static void usage(FILE *f)
 		"                           default 0600, 0660 with --ctl-group)\n"
 		"      --ctl-group GROUP    the control socket's group: its members may change\n"
 		"                           settings; other users may only read status\n"
+		"      --metrics-file PATH  keep a Prometheus textfile-collector file up to\n"
+		"                           date (rewritten on every change, removed at exit)\n"
 		"  -v, --verbose            also log each session's set-up (capabilities, DMA\n"
 		"                           maps, interrupts); -vv: also every failed request\n"
 		"  -q, --quiet              errors and warnings only\n"
@@ -92,6 +94,7 @@ int main(int argc, char **argv)
 		{ "send-timeout", required_argument, NULL, 'T' },
 		{ "ctl-mode", required_argument, NULL, 'M' },
 		{ "ctl-group", required_argument, NULL, 'G' },
+		{ "metrics-file", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -108,6 +111,7 @@ int main(int argc, char **argv)
 		case 's': socket_path = optarg; break;
 		case 'd': specs[nspecs++] = optarg; break;
 		case 'c': so.ctl_path = optarg; break;
+		case 'P': so.metrics_path = optarg; break;
 		case 'm': {
 			char *end;
 			errno = 0;

@@ -8,6 +8,7 @@
  *   {"cmd":"inject-intx","device":NAME}
  *   {"cmd":"events"[,"device":NAME]}, {"cmd":"subscribe"[,"device":NAME]}
  *     (ctl_events.c)
+ *   {"cmd":"metrics"} (metrics.c)
  * Each gets one line: {"ok":true,...} or {"ok":false,"errno":N,"error":TEXT}.
  * Status never wakes a device; config access wakes one only from D3cold
  * (B16).
@@ -23,6 +24,7 @@
 
 #include "core/core.h"
 #include "ctl.h"
+#include "metrics.h"
 
 #define CTL_MAX_LINE 4096
 
@@ -112,6 +114,8 @@ static struct json_object *handle(const struct ctl_ops *ops, void *ctx, const ch
 		rep = error_reply(-EINVAL, "missing \"cmd\"");
 	} else if (!strcmp(cmd, "status")) {
 		rep = do_status(ops, ctx);
+	} else if (!strcmp(cmd, "metrics")) {
+		rep = ctl_metrics(ops, ctx);
 	} else if (!strcmp(cmd, "events")) {
 		rep = ctl_events(ops, ctx, get_str(req, "device"));
 	} else if (!strcmp(cmd, "subscribe")) {

@@ -28,6 +28,7 @@
 
 #include "core/core.h"
 #include "ctl.h"
+#include "metrics.h"
 #include "models.h"
 #include "server.h"
 #include "vfpm/client.h"
@@ -67,6 +68,7 @@ struct vfpm_server {
 	atomic_bool stopping;
 	struct rpm_wq *wq;   /* runs every device's idle suspends */
 	struct ev_hub *hub;  /* PM event subscribers (events.h) */
+	struct metrics_file *metrics;   /* --metrics-file writer, or NULL */
 	pthread_mutex_t lock;   /* VF lists and refs */
 	pthread_cond_t refs_cv;
 	char *ctl_path;
@@ -729,6 +731,15 @@ int server_start(struct vfpm_server *srv)
 	int crc = ctl_start(srv);
 	if (crc)
 		return crc;
+	if (srv->o.metrics_path) {
+		crc = metrics_file_start(srv->o.metrics_path, &server_ctl_ops, srv, srv->hub,
+					 srv->stop_fd, srv->o.verbosity, &srv->metrics);
+		if (crc) {
+			fprintf(stderr, "vfpmd: metrics file %s: %s\n", srv->o.metrics_path,
+				strerror(-crc));
+			return crc;
+		}
+	}
 	for (unsigned i = 0; i < srv->ndevs; i++) {
 		struct server_dev *sd = srv->devs[i];
 		int rc = pthread_create(&sd->accept_thread, NULL, accept_main, sd);
@@ -945,6 +956,8 @@ void server_stop(struct vfpm_server *srv)
 	if (srv->ctl_bound)
 		unlink(srv->ctl_path);
 	srv->ctl_bound = false;
+	metrics_file_stop(srv->metrics);
+	srv->metrics = NULL;
 	atomic_store(&srv->stopping, true);
 	for (unsigned i = 0; i < srv->ndevs; i++) {
 		sriov_disable(srv->devs[i]->dev);   /* VFs first, without grace */

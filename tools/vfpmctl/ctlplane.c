@@ -393,3 +393,22 @@ int ctlplane_events(const char *path, int argc, char **argv)
 	json_object_put(rep);
 	return 0;
 }
+
+int ctlplane_metrics(const char *path, int argc, char **argv)
+{
+	struct json_object *req = json_object_new_object(), *rep = NULL;
+	json_object_object_add(req, "cmd", json_object_new_string("metrics"));
+	int rc = request(path, req, &rep);
+	json_object_put(req);
+	if (rc) {
+		fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(-rc));
+		return 1;
+	}
+	if (check_reply(rep, "metrics")) {
+		json_object_put(rep);
+		return 1;
+	}
+	fputs(str(rep, "text"), stdout);
+	json_object_put(rep);
+	return 0;
+}

@@ -8,4 +8,5 @@ int ctlplane_status(const char *path, int argc, char **argv);
 int ctlplane_set(const char *path, int argc, char **argv);
 int ctlplane_inject_intx(const char *path, int argc, char **argv);
 int ctlplane_events(const char *path, int argc, char **argv);
+int ctlplane_metrics(const char *path, int argc, char **argv);
 #endif

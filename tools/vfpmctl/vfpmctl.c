@@ -391,6 +391,11 @@ static int cmd_events(struct ctl *ctl, int argc, char **argv)
 	return ctlplane_events(ctl->ctl_path, argc, argv);
 }
 
+static int cmd_metrics(struct ctl *ctl, int argc, char **argv)
+{
+	return ctlplane_metrics(ctl->ctl_path, argc, argv);
+}
+
 static const struct command commands[] = {
 	{ "info", "", "device info, regions (size, flags, mmap areas), IRQ indexes", 0, 0,
 	  cmd_info },
@@ -412,6 +417,8 @@ static const struct command commands[] = {
 	  cmd_inject_intx },
 	{ "events", "[--json] [--follow] [DEVICE]",
 	  "PM events held by vfpmd; --follow prints new ones as they happen", 0, 3, cmd_events },
+	{ "metrics", "", "Prometheus text exposition of every device (control socket)", 0, 0,
+	  cmd_metrics },
 	{ "help", "", "this text", 0, 0, cmd_help },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
