@@ -275,7 +275,6 @@ static void *metrics_main(void *arg)
 {
 	struct metrics_file *m = arg;
 	struct dev_event_rec batch[64];
-	refresh(m);
 	for (;;) {
 		struct pollfd p[2] = { { .fd = ev_sub_fd(m->sub), .events = POLLIN },
 				       { .fd = m->stop_fd, .events = POLLIN } };
@@ -302,9 +301,14 @@ int metrics_file_start(const char *path, const struct ctl_ops *ops, void *ctx, s
 	m->path = strdup(path);
 	int rc = m->path ? ev_sub_create(hub, NULL, &m->sub) : -ENOMEM;
 	if (!rc)
+		refresh(m);   /* subscribed first: no event falls between; there when vfpmd is ready */
+	if (!rc)
 		rc = -pthread_create(&m->thread, NULL, metrics_main, m);
 	if (rc) {
 		ev_sub_destroy(m->sub);
+		if (m->last)
+			unlink(m->path);
+		free(m->last);
 		free(m->path);
 		free(m);
 		return rc;

@@ -185,5 +185,54 @@ else
 	echo "ok - permissions # SKIP needs root and setpriv"
 fi
 
+# --- vfpmd --config FILE ---
+cat >"$dir/good.conf" <<EOF2
+# two devices and the server's options
+
+ctl $dir/cctl
+   # an indented comment
+device demo,name=c1,socket=$dir/c1.sock,pm_delays=none,platform_d3cold=on
+device	demo,name=c2,socket=$dir/c2.sock,pm_delays=none,idle_d3=off
+quiet
+EOF2
+"$VFPMD" --config "$dir/good.conf" 2>"$dir/log3" &
+pid=$!
+wait_sock "$dir/cctl" && wait_sock "$dir/c2.sock" && ok "--config: serves the devices and control socket it names" ||
+	{ bad "--config start"; cat "$dir/log3"; }
+i=0
+while ! "$VFPMCTL" --ctl "$dir/cctl" status c1 2>/dev/null | grep -q "^c1  *D3cold  *suspended" && [ $i -lt 250 ]; do
+	sleep 0.02; i=$((i + 1))
+done
+"$VFPMCTL" --ctl "$dir/cctl" status >"$dir/out"
+grep -q "^c1  *D3cold  *suspended" "$dir/out" && grep -q "^c2  *D0  *active" "$dir/out" &&
+	ok "--config: each device has its keys (platform_d3cold=on, idle_d3=off)" || { bad "--config keys"; cat "$dir/out"; }
+grep -q "info" "$dir/log3" && bad "--config: quiet ignored" || ok "--config: quiet applies"
+kill "$pid"; wait "$pid"; pid=
+# the command line after --config overrides it
+"$VFPMD" --config "$dir/good.conf" --ctl "$dir/cctl2" 2>"$dir/log3" &
+pid=$!
+wait_sock "$dir/cctl2" && [ ! -e "$dir/cctl" ] && ok "--ctl after --config overrides the file's" || bad "--config override"
+kill "$pid"; wait "$pid"; pid=
+conf_error() { # NAME EXIT PATTERN LINE...: a config with LINEs fails so
+	name=$1 want=$2 pat=$3
+	shift 3
+	printf '%s\n' "$@" >"$dir/bad.conf"
+	"$VFPMD" --config "$dir/bad.conf" >"$dir/out" 2>&1
+	rc=$?
+	[ $rc -eq "$want" ] && grep -q -- "$pat" "$dir/out" && ok "--config: $name" ||
+		{ bad "--config: $name (exit $rc)"; cat "$dir/out"; }
+}
+conf_error "unknown option: exit 2, FILE:LINE" 2 "bad.conf:3: unknown option 'bogus'" \
+	"# c" "ctl $dir/x.ctl" "bogus 1"
+conf_error "option without its value" 2 "bad.conf:1: 'device' needs a value" "device"
+conf_error "value of an option that takes none" 2 "bad.conf:2: 'quiet' takes no value" "" "quiet yes"
+conf_error "bad value" 2 "bad.conf:1: --ctl-mode 'rw': expected octal" "ctl-mode rw"
+conf_error "no nesting" 2 "bad.conf:1: unknown option 'config'" "config /etc/x"
+conf_error "bad device: exit 1 and its line" 1 "bad.conf:2: this device" \
+	"ctl $dir/x.ctl" "device demo,name=z,socket=$dir/z.sock,idle_d3=maybe"
+"$VFPMD" --config "$dir/nonexistent.conf" >"$dir/out" 2>&1
+[ $? -eq 1 ] && grep -q "nonexistent.conf: No such file" "$dir/out" && ok "--config: a missing file: exit 1" ||
+	{ bad "--config missing file"; cat "$dir/out"; }
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

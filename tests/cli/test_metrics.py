@@ -4,11 +4,15 @@ client library's text parser: every family has HELP and TYPE, names follow
 the conventions, values match `vfpmctl status --json`, the file follows a
 power change and is replaced by rename, and is removed at exit.
 
-Usage: test_metrics.py VFPMD VFPMCTL. Exit 77 (skip) without
+With TYPE notify (vfpmd built with libsystemd), also the sd_notify
+readiness: READY=1 once the sockets listen, STOPPING=1 at SIGTERM.
+
+Usage: test_metrics.py VFPMD VFPMCTL TYPE. Exit 77 (skip) without
 prometheus_client (Debian: python3-prometheus-client)."""
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -20,7 +24,7 @@ except ImportError:
     print("SKIP: python3-prometheus-client is not installed")
     sys.exit(77)
 
-VFPMD, VFPMCTL = sys.argv[1], sys.argv[2]
+VFPMD, VFPMCTL, UNIT_TYPE = sys.argv[1], sys.argv[2], sys.argv[3]
 fails = 0
 
 
@@ -61,12 +65,20 @@ def ctl(*args):
 
 d = tempfile.mkdtemp(prefix="vfpm-metrics.")
 ctlp, prom = os.path.join(d, "ctl"), os.path.join(d, "vfpm.prom")
+notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+notify.bind(os.path.join(d, "notify"))
+notify.settimeout(5)   # a deadline, not a timing assertion
+env = dict(os.environ, NOTIFY_SOCKET=os.path.join(d, "notify"))
 srv = subprocess.Popen([VFPMD, "--ctl", ctlp, "--metrics-file", prom,
                         "--device", "demo,name=a,socket=%s/a.sock,pm_delays=none" % d,
                         "--device", 'demo,name=q"x\\,socket=%s/q.sock,pm_delays=none,'
                         "platform_d3cold=on,total_vfs=2" % d],
-                       stderr=open(os.path.join(d, "log"), "w"))
+                       stderr=open(os.path.join(d, "log"), "w"), env=env)
 try:
+    if UNIT_TYPE == "notify":
+        msg = notify.recv(4096).decode()
+        ok(msg == "READY=1" and os.path.exists(ctlp) and os.path.exists(prom),
+           "sd_notify READY=1 once the sockets and the metrics file exist (%r)" % msg)
     wait_for(lambda: os.path.exists(ctlp), "the control socket")
 
     def settled():
@@ -135,6 +147,8 @@ try:
 finally:
     srv.terminate()
     rc = srv.wait(timeout=10)
+    if UNIT_TYPE == "notify":
+        ok(notify.recv(4096).decode() == "STOPPING=1", "sd_notify STOPPING=1 at SIGTERM")
 ok(rc == 0, "vfpmd exits 0")
 ok(not os.path.exists(prom), "the metrics file is removed at exit")
 ok([f for f in os.listdir(d) if ".tmp." in f] == [], "no temporary file left")
