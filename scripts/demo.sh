@@ -45,6 +45,9 @@ echo
 echo "== vfpmctl status"
 "$BUILD/tools/vfpmctl/vfpmctl" --ctl "$ctl" status
 echo
+echo "== vfpmctl events demo: what the tour did to the demo device's power"
+"$BUILD/tools/vfpmctl/vfpmctl" --ctl "$ctl" events demo
+echo
 echo "== stopping vfpmd (SIGTERM)"
 kill "$pid"
 wait "$pid"

@@ -49,6 +49,11 @@ static void usage(FILE *f)
 		"                           default 0600, 0660 with --ctl-group)\n"
 		"      --ctl-group GROUP    the control socket's group: its members may change\n"
 		"                           settings; other users may only read status\n"
+		"      --config FILE        read options from FILE: one per line, a long option's\n"
+		"                           name and its value ('device demo,name=a'); '#'\n"
+		"                           comments (man 5 vfpm-devices)\n"
+		"      --metrics-file PATH  keep a Prometheus textfile-collector file up to\n"
+		"                           date (rewritten on every change, removed at exit)\n"
 		"  -v, --verbose            also log each session's set-up (capabilities, DMA\n"
 		"                           maps, interrupts); -vv: also every failed request\n"
 		"  -q, --quiet              errors and warnings only\n"
@@ -67,6 +72,27 @@ static void usage(FILE *f)
 		def);
 }
 
+/* systemd readiness (Type=notify) when built with libsystemd: ready once
+ * every socket listens, so clients started after vfpmd find them. */
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+static void notify_ready(void)
+{
+	sd_notify(0, "READY=1");
+}
+static void notify_stopping(void)
+{
+	sd_notify(0, "STOPPING=1");
+}
+#else
+static void notify_ready(void)
+{
+}
+static void notify_stopping(void)
+{
+}
+#endif
+
 static void list_models(void)
 {
 	for (const struct vfpm_model *const *m = vfpm_models(); *m; m++) {
@@ -78,107 +104,239 @@ static void list_models(void)
 	}
 }
 
+static const struct option long_opts[] = {
+	{ "socket", required_argument, NULL, 's' },
+	{ "device", required_argument, NULL, 'd' },
+	{ "socket-mode", required_argument, NULL, 'm' },
+	{ "ctl", required_argument, NULL, 'c' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "list-models", no_argument, NULL, 'L' },
+	{ "handshake-timeout", required_argument, NULL, 'H' },
+	{ "send-timeout", required_argument, NULL, 'T' },
+	{ "ctl-mode", required_argument, NULL, 'M' },
+	{ "ctl-group", required_argument, NULL, 'G' },
+	{ "metrics-file", required_argument, NULL, 'P' },
+	{ "config", required_argument, NULL, 'C' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ 0 },
+};
+
+/* A --device spec and where it was given (a config file's FILE:LINE, or
+ * NULL for the command line). */
+struct spec {
+	char *text;
+	char *where;
+};
+
+struct settings {
+	struct server_opts so;
+	const char *socket_path;
+	struct spec *specs;
+	unsigned nspecs, cap;
+	/* strings the options point into (config file values) */
+	char **owned;
+	unsigned nowned, owned_cap;
+};
+
+static char *keep(struct settings *st, char *s)
+{
+	if (!s)
+		return NULL;
+	if (st->nowned == st->owned_cap) {
+		unsigned nc = st->owned_cap ? 2 * st->owned_cap : 16;
+		char **n = realloc(st->owned, nc * sizeof(*n));
+		if (!n) {
+			free(s);
+			return NULL;
+		}
+		st->owned = n;
+		st->owned_cap = nc;
+	}
+	return st->owned[st->nowned++] = s;
+}
+
+/* Exit statuses of apply_opt besides 0: 2 bad usage, 1 other failure;
+ * -1: done (help, version, list-models printed), exit 0. */
+enum { OPT_DONE = -1 };
+
+static int read_config(struct settings *st, const char *path);
+
+/* Applies option c with its argument. where: "FILE:LINE: " for an option
+ * from a config file, "" for the command line. */
+static int apply_opt(struct settings *st, int c, const char *arg, const char *where)
+{
+	struct server_opts *so = &st->so;
+	switch (c) {
+	case 's': st->socket_path = arg; return 0;
+	case 'c': so->ctl_path = arg; return 0;
+	case 'P': so->metrics_path = arg; return 0;
+	case 'd': {
+		if (st->nspecs == st->cap) {
+			unsigned nc = st->cap ? 2 * st->cap : 8;
+			struct spec *n = realloc(st->specs, nc * sizeof(*n));
+			if (!n)
+				return 1;
+			st->specs = n;
+			st->cap = nc;
+		}
+		struct spec *sp = &st->specs[st->nspecs];
+		sp->text = strdup(arg);
+		sp->where = *where ? strdup(where) : NULL;
+		if (!sp->text || (*where && !sp->where)) {
+			free(sp->text);
+			free(sp->where);
+			return 1;
+		}
+		st->nspecs++;
+		return 0;
+	}
+	case 'm':
+	case 'M': {
+		char *end;
+		errno = 0;
+		unsigned long m = strtoul(arg, &end, 8);
+		if (errno || *end || !*arg || m > 0777 || (c == 'M' && !m)) {
+			fprintf(stderr, "vfpmd: %s--%s '%s': expected octal bits like 0600\n", where,
+				c == 'm' ? "socket-mode" : "ctl-mode", arg);
+			return 2;
+		}
+		*(c == 'm' ? &so->socket_mode : &so->ctl_mode) = (mode_t)m;
+		return 0;
+	}
+	case 'v': so->verbosity = so->verbosity < CORE_VERBOSITY_MAX ? so->verbosity + 1 : so->verbosity; return 0;
+	case 'q': so->verbosity = VFPM_LOG_WARN; return 0;
+	case 'L': list_models(); return OPT_DONE;
+	case 'G': {
+		struct group *g = getgrnam(arg);
+		char *end;
+		errno = 0;
+		unsigned long id = strtoul(arg, &end, 10);
+		if (g) {
+			so->ctl_group = g->gr_gid;
+		} else if (!errno && !*end && *arg) {
+			so->ctl_group = (gid_t)id;
+		} else {
+			fprintf(stderr, "vfpmd: %s--ctl-group '%s': no such group\n", where, arg);
+			return 2;
+		}
+		so->has_ctl_group = true;
+		return 0;
+	}
+	case 'H':
+	case 'T': {
+		char *end;
+		errno = 0;
+		long ms = strtol(arg, &end, 10);
+		if (errno || *end || !*arg || ms < 0 || ms > 3600000) {
+			fprintf(stderr, "vfpmd: %s--%s '%s': expected 0..3600000 ms\n", where,
+				c == 'H' ? "handshake-timeout" : "send-timeout", arg);
+			return 2;
+		}
+		*(c == 'H' ? &so->handshake_ms : &so->send_ms) = ms ? (int)ms : -1;
+		return 0;
+	}
+	case 'C':
+		if (*where) {
+			fprintf(stderr, "vfpmd: %sa config file cannot include another\n", where);
+			return 2;
+		}
+		return read_config(st, arg);
+	case 'h': usage(stdout); return OPT_DONE;
+	case 'V': printf("vfpmd %s\n", VFPM_VERSION); return OPT_DONE;
+	default: usage(stderr); return 2;
+	}
+}
+
+/* The config file: one option per line, the long option's name and its
+ * value separated by white space ("device demo,name=a"); '#' starts a
+ * comment line; blank lines are skipped (docs/vfpm-devices.5.scd). */
+static int read_config(struct settings *st, const char *path)
+{
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		fprintf(stderr, "vfpmd: --config %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned lineno = 0;
+	int rc = 0;
+	while (!rc && getline(&line, &cap, f) >= 0) {
+		lineno++;
+		char where[512];
+		snprintf(where, sizeof(where), "%s:%u: ", path, lineno);
+		char *p = line;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		size_t n = strlen(p);
+		while (n && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+			p[--n] = '\0';
+		if (!*p || *p == '#')
+			continue;
+		char *key = p;
+		while (*p && *p != ' ' && *p != '\t')
+			p++;
+		if (*p)
+			*p++ = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		const struct option *o = NULL;
+		for (const struct option *k = long_opts; k->name && !o; k++)
+			if (!strcmp(k->name, key))
+				o = k;
+		if (!o || o->val == 'C' || o->val == 'h' || o->val == 'V' || o->val == 'L') {
+			fprintf(stderr, "vfpmd: %sunknown option '%s'\n", where, key);
+			rc = 2;
+		} else if (o->has_arg == required_argument && !*p) {
+			fprintf(stderr, "vfpmd: %s'%s' needs a value\n", where, key);
+			rc = 2;
+		} else if (o->has_arg == no_argument && *p) {
+			fprintf(stderr, "vfpmd: %s'%s' takes no value\n", where, key);
+			rc = 2;
+		} else {
+			const char *val = *p ? keep(st, strdup(p)) : NULL;
+			rc = *p && !val ? 1 : apply_opt(st, o->val, val, where);
+		}
+	}
+	if (!rc && ferror(f)) {
+		fprintf(stderr, "vfpmd: --config %s: %s\n", path, strerror(errno));
+		rc = 1;
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+static void settings_free(struct settings *st)
+{
+	for (unsigned i = 0; i < st->nspecs; i++) {
+		free(st->specs[i].text);
+		free(st->specs[i].where);
+	}
+	free(st->specs);
+	for (unsigned i = 0; i < st->nowned; i++)
+		free(st->owned[i]);
+	free(st->owned);
+}
+
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "device", required_argument, NULL, 'd' },
-		{ "socket-mode", required_argument, NULL, 'm' },
-		{ "ctl", required_argument, NULL, 'c' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "list-models", no_argument, NULL, 'L' },
-		{ "handshake-timeout", required_argument, NULL, 'H' },
-		{ "send-timeout", required_argument, NULL, 'T' },
-		{ "ctl-mode", required_argument, NULL, 'M' },
-		{ "ctl-group", required_argument, NULL, 'G' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ 0 },
-	};
-	const char *socket_path = NULL;
-	const char **specs = calloc((size_t)argc + 1, sizeof(*specs));
-	unsigned nspecs = 0;
-	struct server_opts so = { .verbosity = VFPM_LOG_INFO, .socket_mode = 0600 };
-	int c;
-	if (!specs)
-		return 1;
-	while ((c = getopt_long(argc, argv, "s:d:m:c:vqhV", lo, NULL)) != -1) {
-		switch (c) {
-		case 's': socket_path = optarg; break;
-		case 'd': specs[nspecs++] = optarg; break;
-		case 'c': so.ctl_path = optarg; break;
-		case 'm': {
-			char *end;
-			errno = 0;
-			unsigned long m = strtoul(optarg, &end, 8);
-			if (errno || *end || !*optarg || m > 0777) {
-				fprintf(stderr, "vfpmd: --socket-mode '%s': expected octal bits like 0600\n",
-					optarg);
-				return 2;
-			}
-			so.socket_mode = (mode_t)m;
-			break;
-		}
-		case 'v': so.verbosity = so.verbosity < CORE_VERBOSITY_MAX ? so.verbosity + 1 : so.verbosity; break;
-		case 'q': so.verbosity = VFPM_LOG_WARN; break;
-		case 'L': list_models(); free(specs); return 0;
-		case 'M': {
-			char *end;
-			errno = 0;
-			unsigned long m = strtoul(optarg, &end, 8);
-			if (errno || *end || !*optarg || m > 0777 || !m) {
-				fprintf(stderr, "vfpmd: --ctl-mode '%s': expected octal bits like 0600\n",
-					optarg);
-				free(specs);
-				return 2;
-			}
-			so.ctl_mode = (mode_t)m;
-			break;
-		}
-		case 'G': {
-			struct group *g = getgrnam(optarg);
-			char *end;
-			errno = 0;
-			unsigned long id = strtoul(optarg, &end, 10);
-			if (g) {
-				so.ctl_group = g->gr_gid;
-			} else if (!errno && !*end && *optarg) {
-				so.ctl_group = (gid_t)id;
-			} else {
-				fprintf(stderr, "vfpmd: --ctl-group '%s': no such group\n", optarg);
-				free(specs);
-				return 2;
-			}
-			so.has_ctl_group = true;
-			break;
-		}
-		case 'H':
-		case 'T': {
-			char *end;
-			errno = 0;
-			long ms = strtol(optarg, &end, 10);
-			if (errno || *end || !*optarg || ms < 0 || ms > 3600000) {
-				fprintf(stderr, "vfpmd: --%s '%s': expected 0..3600000 ms\n",
-					c == 'H' ? "handshake-timeout" : "send-timeout", optarg);
-				free(specs);
-				return 2;
-			}
-			*(c == 'H' ? &so.handshake_ms : &so.send_ms) = ms ? (int)ms : -1;
-			break;
-		}
-		case 'h': usage(stdout); free(specs); return 0;
-		case 'V': printf("vfpmd %s\n", VFPM_VERSION); free(specs); return 0;
-		default: usage(stderr); free(specs); return 2;
-		}
-	}
-	if (optind < argc) {
+	struct settings st = { .so = { .verbosity = VFPM_LOG_INFO, .socket_mode = 0600 } };
+	int c, rc = 0;
+	while (!rc && (c = getopt_long(argc, argv, "s:d:m:c:vqhV", long_opts, NULL)) != -1)
+		rc = apply_opt(&st, c, optarg, "");
+	if (!rc && optind < argc) {
 		fprintf(stderr, "vfpmd: unexpected argument '%s' (see vfpmd --help)\n", argv[optind]);
-		free(specs);
-		return 2;
+		rc = 2;
 	}
-	if (!nspecs)
-		specs[nspecs++] = "demo";
+	if (!rc && !st.nspecs)
+		rc = apply_opt(&st, 'd', "demo", "");
+	if (rc) {
+		settings_free(&st);
+		return rc == OPT_DONE ? 0 : rc;
+	}
 
 	/* Signals are taken synchronously by the main thread only. */
 	sigset_t set;
@@ -189,29 +347,34 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	struct vfpm_server *srv;
-	int rc = server_create(&so, &srv);
+	rc = server_create(&st.so, &srv);
 	if (rc) {
 		fprintf(stderr, "vfpmd: %s\n", strerror(-rc));
-		free(specs);
+		settings_free(&st);
 		return 1;
 	}
-	for (unsigned i = 0; i < nspecs && !rc; i++) {
+	for (unsigned i = 0; i < st.nspecs && !rc; i++) {
 		/* --socket applies to the first device that names none */
-		rc = server_add_device(srv, specs[i], &socket_path);
+		rc = server_add_device(srv, st.specs[i].text, &st.socket_path);
+		if (rc && st.specs[i].where)
+			fprintf(stderr, "vfpmd: %sthis device\n", st.specs[i].where);
 	}
-	free(specs);
 	if (!rc)
 		rc = server_start(srv);
 	if (rc) {
 		server_stop(srv);
 		server_destroy(srv);
+		settings_free(&st);
 		return 1;
 	}
+	notify_ready();
 	int sig = 0;
 	sigwait(&set, &sig);
-	core_log(so.verbosity, VFPM_LOG_INFO, NULL, "%s: shutting down",
+	core_log(st.so.verbosity, VFPM_LOG_INFO, NULL, "%s: shutting down",
 		 sig == SIGINT ? "SIGINT" : "SIGTERM");
+	notify_stopping();
 	server_stop(srv);
 	server_destroy(srv);
+	settings_free(&st);
 	return 0;
 }

@@ -40,6 +40,10 @@
  *                                requests (a leaf; never with send_lock).
  *  dev->chan.send_lock   mutex   writes to the session socket (a leaf).
  *  wq->mu          (rpm) mutex   the work queue's list (rpm.c).
+ *  dev->events.mu        mutex   the device's event ring (events.h).
+ *  hub->mu               mutex   event subscribers and their queues;
+ *                                taken under events.mu only. Both are
+ *                                leaves: dev_event() runs under any lock.
  *
  * A model callback is never called with memory_lock write-held, dev->lock,
  * dma_lock, irq_lock, the channel's locks or rpm.lock held.
@@ -54,6 +58,7 @@
 #include <stdint.h>
 
 #include "core/channel.h"
+#include "events.h"
 #include "pci/pci.h"
 #include "pm/rpm.h"
 #include "vfpm/device.h"
@@ -236,6 +241,7 @@ struct vfpm_device {
 	atomic_bool access_cb_active;
 
 	int verbosity;          /* log level threshold (VFPM_LOG_*) */
+	struct dev_events events;   /* PM event ring (events.c) */
 	/* statistics */
 	atomic_ulong requests;
 };

@@ -233,6 +233,7 @@ static int create_common(const struct vfpm_model *model, const char *name, struc
 	pthread_mutex_init(&dev->sriov_lock, NULL);
 	pthread_rwlock_init(&dev->dma_lock, NULL);
 	channel_init(&dev->chan, dev);
+	events_init(dev, pf);
 	dev->is_vf = pf != NULL;
 	dev->pf = pf;
 	dev->vf_index = vf_index;
@@ -393,6 +394,7 @@ void device_destroy(struct vfpm_device *dev)
 	pthread_mutex_destroy(&dev->irq_lock);
 	pthread_rwlock_destroy(&dev->dma_lock);
 	channel_destroy(&dev->chan);
+	events_fini(dev);
 	free(dev->name);
 	free(dev);
 }
@@ -416,6 +418,7 @@ void device_reset(struct vfpm_device *dev, const char *cause, bool keep_config)
 	 * so they outlive the PF's client. B31: D0 (restoring a NoSoftRst-
 	 * snapshot) before the reset; the model's quiesce and reset run under
 	 * trans_lock alone */
+	dev_event(dev, EV_RESET, -1, -1, cause);
 	pm_trans_begin(dev);
 	pm_set_d0_locked(dev, "reset");
 	pthread_rwlock_unlock(&dev->pm.memory_lock);

@@ -102,13 +102,16 @@ static void pm_lowpower_exit_locked(struct vfpm_device *dev, bool signal, const 
 	if (!pm->engaged)
 		return;
 	DLOG(dev, VFPM_LOG_INFO, "low-power exit (%s)", cause);
+	dev_event(dev, EV_LOW_POWER_EXIT, -1, -1, cause);
 	pm->engaged = false;
 	pm_open_ref_sync(pm);   /* the reference ENTRY dropped */
 	if (pm->wake_fd >= 0) {
 		if (signal) {
 			uint64_t one = 1;
-			if (write(pm->wake_fd, &one, sizeof(one)) == sizeof(one))
+			if (write(pm->wake_fd, &one, sizeof(one)) == sizeof(one)) {
 				pm->wakeups_signalled++;
+				dev_event(dev, EV_WAKEUP, -1, -1, NULL);
+			}
 		}
 		close(pm->wake_fd);
 		pm->wake_fd = -1;
@@ -154,7 +157,16 @@ static int rt_resume(void *ctx)
 	return 0;
 }
 
-static const struct rpm_ops rt_ops = { .suspend = rt_suspend, .resume = rt_resume };
+/* The runtime-PM core has counted the transition: subscribers that show
+ * counters (the metrics file) look again. */
+static void rt_settled(void *ctx)
+{
+	events_poke(ctx);
+}
+
+static const struct rpm_ops rt_ops = { .suspend = rt_suspend,
+				       .resume = rt_resume,
+				       .settled = rt_settled };
 
 /* --- low-power features (kernel §1.2 steps 15-16; session.c checks the
  * payload and the eventfd, steps 11-14) --- */
@@ -173,6 +185,7 @@ int pm_feature_entry(struct vfpm_device *dev, int wake_fd)
 	pm->engaged = true;
 	pm->wake_fd = wake_fd;
 	DLOG(dev, VFPM_LOG_INFO, "low-power entry%s", wake_fd >= 0 ? " (wakeup armed)" : "");
+	dev_event(dev, EV_LOW_POWER_ENTRY, -1, -1, wake_fd >= 0 ? "wakeup armed" : NULL);
 	pm_open_ref_sync(pm);   /* the open reference; the wrapper's put idles */
 	pm_trans_end(dev);
 	return 0;

@@ -36,6 +36,8 @@ void pm_set_state_raw(struct vfpm_device *dev, int state, const char *cause)
 	if (state != pm->power_state && cause)
 		DLOG(dev, VFPM_LOG_INFO, "power %s -> %s (%s)", pm_state_name(pm->power_state),
 		     pm_state_name(state), cause);
+	if (state != pm->power_state && cause)
+		dev_event(dev, EV_POWER, pm->power_state, state, cause);
 	uint64_t now = pm_clock_now(pm->clock);
 	uint64_t since = (uint64_t)pm->state_since.tv_sec * 1000000000ull +
 			 (uint64_t)pm->state_since.tv_nsec;
@@ -281,6 +283,7 @@ static void pm_promotion_end_locked(struct vfpm_device *dev, const char *cause)
 	pm_set_state_raw(dev, pm->power_state, NULL);   /* PMCSR reads the real state */
 	pm_open_ref_sync(pm);
 	DLOG(dev, VFPM_LOG_INFO, "guest PMCSR D3hot -> D0 (%s; promotion ends)", cause);
+	dev_event(dev, EV_GUEST_D0, VFPM_D3HOT, VFPM_D0, cause);
 }
 
 void pm_set_d0_locked(struct vfpm_device *dev, const char *cause)
@@ -355,6 +358,7 @@ void pm_after_config_write(struct vfpm_device *dev, int req, bool mem_changed)
 		pm_open_ref_sync(pm);
 		DLOG(dev, VFPM_LOG_INFO,
 		     "guest PMCSR D0 -> D3hot (promoted: the device suspends when idle)");
+		dev_event(dev, EV_GUEST_D3HOT, VFPM_D0, VFPM_D3HOT, "PMCSR write");
 	} else if (req == VFPM_D0 && pm->promoted) {
 		promotion_changed = true;
 		pm_promotion_end_locked(dev, "PMCSR write");

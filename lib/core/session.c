@@ -89,6 +89,7 @@ static int h_version(struct core_session *s, struct wire_msg *m, struct reply *r
 		rc = pm_open(s->dev);
 	if (!rc) {
 		s->version_done = true;
+		dev_event(s->dev, EV_CLIENT_CONNECT, -1, -1, NULL);
 		s->peer.write_multiple = mine.write_multiple;
 		channel_set_max_xfer(&s->dev->chan, offered.max_data_xfer_size);
 		DLOG(s->dev, CORE_LOG_VERBOSE,
@@ -754,6 +755,8 @@ void session_fini(struct core_session *s)
 	 * VERSION first): there is nothing to undo, and the device may be
 	 * runtime-suspended, where a reset would touch it asleep (it left an
 	 * idle device "suspended" in D0 with its model unparked: V1, V5). */
+	if (s->version_done)
+		dev_event(dev, EV_CLIENT_DISCONNECT, -1, -1, NULL);
 	if (s->version_done)
 		device_close(dev);   /* T2/T10: silent exit, D0, reset, idle */
 	pthread_mutex_unlock(&dev->req_lock);

@@ -135,6 +135,7 @@ int sriov_create_vfs(struct vfpm_device *dev, unsigned n, bool host)
 			    host ? 0 : -1);
 	} else {
 		dev->num_vfs = n;
+		dev_event(dev, EV_SRIOV_ENABLE, -1, (int)n, host ? "sriov_numvfs" : "VF Enable");
 	}
 	return rc;
 }
@@ -143,6 +144,7 @@ void sriov_destroy_vfs(struct vfpm_device *dev, bool host)
 {
 	dev->host->destroy_vfs(dev->host_ctx, dev);
 	dev->num_vfs = 0;
+	dev_event(dev, EV_SRIOV_DISABLE, -1, -1, NULL);
 	/* cleared after the VFs are gone: at worst a racing transition gets a
 	 * spurious EBUSY, never a PF below D0 with VFs */
 	atomic_store(&dev->sriov_active, false);

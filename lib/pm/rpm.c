@@ -204,8 +204,6 @@ void rpm_init(struct rpm *r, const struct rpm_ops *ops, void *ctx, struct rpm_wq
 	r->autosuspend_delay_ms = 0;
 	r->queued = false;
 	r->next = NULL;
-	r->nsuppliers = 0;
-	r->suppliers_held = false;
 	r->suspends = r->resumes = r->suspend_errors = r->resume_errors = r->underflows = 0;
 	r->dead = false;
 }
@@ -236,19 +234,8 @@ void rpm_fini(struct rpm *r)
 	while (rpm_status(r) == RPM_SUSPENDING || rpm_status(r) == RPM_RESUMING)
 		pthread_cond_wait(&r->cv, &r->lock);
 	pthread_mutex_unlock(&r->lock);
-	if (r->suppliers_held) {
-		for (unsigned i = 0; i < r->nsuppliers; i++)
-			rpm_put(r->suppliers[i]);
-		r->suppliers_held = false;
-	}
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cv);
-}
-
-static void put_suppliers(struct rpm *r, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		rpm_put(r->suppliers[i]);
 }
 
 static void try_suspend(struct rpm *r)
@@ -271,21 +258,17 @@ static void try_suspend(struct rpm *r)
 	int rc = r->ops->suspend ? r->ops->suspend(r->ctx) : 0;
 
 	pthread_mutex_lock(&r->lock);
-	bool drop = false;
-	unsigned n = r->nsuppliers;   /* read under the lock: rpm_link_add writes it */
 	if (rc) {
 		atomic_store(&r->status, RPM_ACTIVE);
 		r->suspend_errors++;
 	} else {
 		atomic_store(&r->status, RPM_SUSPENDED);
 		r->suspends++;
-		drop = r->suppliers_held;
-		r->suppliers_held = false;
 	}
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->lock);
-	if (drop)
-		put_suppliers(r, n);
+	if (r->ops->settled)
+		r->ops->settled(r->ctx);
 }
 
 /* Brings r to ACTIVE, waiting for a transition in flight. */
@@ -303,14 +286,7 @@ static int resume_slow(struct rpm *r)
 		atomic_store(&r->status, RPM_RESUMING);
 		pthread_mutex_unlock(&r->lock);
 
-		int rc = 0;
-		unsigned got = 0;
-		for (; got < r->nsuppliers && !rc; got++)
-			rc = rpm_resume_and_get(r->suppliers[got]);
-		if (rc)
-			got--;
-		if (!rc && r->ops->resume)
-			rc = r->ops->resume(r->ctx);
+		int rc = r->ops->resume ? r->ops->resume(r->ctx) : 0;
 
 		pthread_mutex_lock(&r->lock);
 		if (rc) {
@@ -318,13 +294,17 @@ static int resume_slow(struct rpm *r)
 			r->resume_errors++;
 			pthread_cond_broadcast(&r->cv);
 			pthread_mutex_unlock(&r->lock);
-			put_suppliers(r, got);
+			if (r->ops->settled)
+				r->ops->settled(r->ctx);
 			return rc;
 		}
 		atomic_store(&r->status, RPM_ACTIVE);
 		r->resumes++;
-		r->suppliers_held = r->nsuppliers > 0;
 		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->lock);
+		if (r->ops->settled)
+			r->ops->settled(r->ctx);
+		return 0;
 	}
 	pthread_mutex_unlock(&r->lock);
 	return 0;
@@ -445,38 +425,6 @@ void rpm_set_autosuspend_delay(struct rpm *r, int ms)
 	__atomic_store_n(&r->autosuspend_delay_ms, ms, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&r->lock);
 	rpm_idle(r);   /* a shorter delay applies at once */
-}
-
-int rpm_link_add(struct rpm *consumer, struct rpm *supplier)
-{
-	/* Take the supplier reference first, with no lock held (it may run
-	 * the supplier's resume callback); then, with the consumer's lock held
-	 * and no transition of the consumer in flight, add the link and keep
-	 * the reference only if the consumer is active. (Deciding on a status
-	 * read before resuming the supplier raced with the consumer's suspend:
-	 * a suspend finishing meanwhile left the supplier held for a suspended
-	 * consumer, never to suspend again.) */
-	int got = rpm_resume_and_get(supplier);   /* 0: we hold a reference */
-	int rc = got;
-	bool keep = false;
-	pthread_mutex_lock(&consumer->lock);
-	while (rpm_status(consumer) == RPM_SUSPENDING || rpm_status(consumer) == RPM_RESUMING)
-		pthread_cond_wait(&consumer->cv, &consumer->lock);
-	if (consumer->nsuppliers >= RPM_MAX_SUPPLIERS) {
-		rc = -ENOSPC;
-	} else if (rpm_status(consumer) == RPM_SUSPENDED) {
-		/* the reference is taken when the consumer resumes */
-		consumer->suppliers[consumer->nsuppliers++] = supplier;
-		rc = 0;
-	} else if (got == 0) {
-		consumer->suppliers[consumer->nsuppliers++] = supplier;
-		consumer->suppliers_held = true;
-		keep = true;
-	}
-	pthread_mutex_unlock(&consumer->lock);
-	if (got == 0 && !keep)
-		rpm_put(supplier);
-	return rc;
 }
 
 void rpm_get_stats(struct rpm *r, struct rpm_stats *out)

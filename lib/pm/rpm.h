@@ -1,6 +1,5 @@
 /* Runtime PM core: usage count, status machine, asynchronous idle
- * suspend with an optional autosuspend delay, power_control, supplier
- * links. The model of Linux's drivers/base/power/runtime.c, in userspace.
+ * suspend with an optional autosuspend delay, power_control. The model of Linux's drivers/base/power/runtime.c, in userspace.
  *
  * Fast path: rpm_get()/rpm_put() on an ACTIVE device are one atomic
  * read-modify-write each, with no lock and no syscall.
@@ -37,9 +36,10 @@ struct rpm_ops {
 	int (*suspend)(void *ctx);
 	/* Return 0 or a negative errno (the device then stays SUSPENDED). */
 	int (*resume)(void *ctx);
+	/* Optional: a suspend or resume has finished and its status and
+	 * counters are updated (no lock held). */
+	void (*settled)(void *ctx);
 };
-
-#define RPM_MAX_SUPPLIERS 4
 
 struct rpm {
 	atomic_int usage;
@@ -54,9 +54,6 @@ struct rpm {
 	bool queued;                /* an idle check is in the work queue */
 	uint64_t due_ns;            /* when the queued check may suspend (wq's clock) */
 	struct rpm *next;           /* work queue list */
-	struct rpm *suppliers[RPM_MAX_SUPPLIERS];
-	unsigned nsuppliers;
-	bool suppliers_held;        /* we hold a reference on each supplier */
 	uint64_t suspends, resumes, suspend_errors, resume_errors;
 	uint64_t underflows;        /* puts that found the count at 0 */
 	bool dead;                  /* being destroyed: no new suspends */
@@ -116,9 +113,6 @@ int rpm_resume(struct rpm *r);
 int rpm_set_power_on(struct rpm *r, bool on);
 void rpm_set_autosuspend_delay(struct rpm *r, int ms);
 
-/* Makes supplier a supplier of consumer: while the consumer is not
- * SUSPENDED the supplier holds a reference from it. */
-int rpm_link_add(struct rpm *consumer, struct rpm *supplier);
 
 static inline enum rpm_status rpm_status(struct rpm *r)
 {

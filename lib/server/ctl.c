@@ -7,6 +7,9 @@
  *   {"cmd":"config-read","device":NAME,"offset":N,"len":1|2|4}
  *   {"cmd":"config-write","device":NAME,"offset":N,"len":1|2|4,"value":N}
  *   {"cmd":"inject-intx","device":NAME}
+ *   {"cmd":"events"[,"device":NAME]}, {"cmd":"subscribe"[,"device":NAME]}
+ *     (ctl_events.c)
+ *   {"cmd":"metrics"} (metrics.c)
  * Each gets one line: {"ok":true,...} or {"ok":false,"errno":N,"error":TEXT}.
  * Status never wakes a device; config access wakes one only from D3cold,
  * and a PMCSR write from any suspended state (B16).
@@ -22,6 +25,7 @@
 
 #include "core/core.h"
 #include "ctl.h"
+#include "metrics.h"
 
 #define CTL_MAX_LINE 4096
 
@@ -125,8 +129,10 @@ static struct json_object *set_numvfs(struct vfpm_device *dev, const char *val)
 	return ok_reply();
 }
 
+/* *follow is set (a malloc'ed device name, "" for all) for a subscribe,
+ * which has no reply here: ctl_follow serves the rest of the connection. */
 static struct json_object *handle(const struct ctl_ops *ops, void *ctx, const char *line,
-				  bool may_mutate)
+				  bool may_mutate, char **follow)
 {
 	struct json_object *req = json_tokener_parse(line);
 	if (!req || !json_object_is_type(req, json_type_object)) {
@@ -139,6 +145,14 @@ static struct json_object *handle(const struct ctl_ops *ops, void *ctx, const ch
 		rep = error_reply(-EINVAL, "missing \"cmd\"");
 	} else if (!strcmp(cmd, "status")) {
 		rep = do_status(ops, ctx);
+	} else if (!strcmp(cmd, "metrics")) {
+		rep = ctl_metrics(ops, ctx);
+	} else if (!strcmp(cmd, "events")) {
+		rep = ctl_events(ops, ctx, get_str(req, "device"));
+	} else if (!strcmp(cmd, "subscribe")) {
+		const char *only = get_str(req, "device");
+		*follow = strdup(only ? only : "");
+		rep = *follow ? NULL : error_reply(-ENOMEM, NULL);
 	} else if (!may_mutate && strcmp(cmd, "config-read") != 0) {
 		rep = error_reply(-EPERM, "not permitted for this user (see vfpmd --ctl-group)");
 	} else {
@@ -224,7 +238,13 @@ void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutat
 			continue;
 		}
 		*nl = '\0';
-		struct json_object *rep = handle(ops, ctx, buf, may_mutate);
+		char *follow = NULL;
+		struct json_object *rep = handle(ops, ctx, buf, may_mutate, &follow);
+		if (follow) {
+			ctl_follow(ops, ctx, fd, stop_fd, follow[0] ? follow : NULL);
+			free(follow);
+			break;
+		}
 		const char *out = json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PLAIN);
 		size_t len = strlen(out);
 		bool ok = send(fd, out, len, MSG_NOSIGNAL) == (ssize_t)len &&

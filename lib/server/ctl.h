@@ -25,6 +25,8 @@ struct ctl_ops {
 	/* The device named name with a reference, or NULL. */
 	struct vfpm_device *(*get)(void *ctx, const char *name, void **handle);
 	void (*put)(void *ctx, void *handle);
+	/* The event hub devices report to (NULL: no events pushed). */
+	struct ev_hub *(*hub)(void *ctx);
 };
 
 /* Serves one connection until EOF, a line too long, 30 s without a whole
@@ -36,5 +38,13 @@ struct ctl_ops {
 struct json_object *ctl_pm_status_json(struct vfpm_device *dev);
 
 void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutate, int stop_fd);
+
+/* PM events (ctl_events.c): the events held ({"cmd":"events"}), and a
+ * connection that follows them ({"cmd":"subscribe"}) until EOF, a send
+ * that fails, or stop_fd. only: one device's, or NULL. */
+struct dev_event;
+struct json_object *ctl_events(const struct ctl_ops *ops, void *ctx, const char *only);
+void ctl_follow(const struct ctl_ops *ops, void *ctx, int fd, int stop_fd, const char *only);
+struct json_object *ctl_event_json(const struct dev_event *e, const char *device);
 
 #endif

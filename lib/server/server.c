@@ -30,6 +30,7 @@
 
 #include "core/core.h"
 #include "ctl.h"
+#include "metrics.h"
 #include "models.h"
 #include "server.h"
 #include "vfpm/client.h"
@@ -68,6 +69,8 @@ struct vfpm_server {
 	 * removing its VFs while main stops the server, so atomic */
 	atomic_bool stopping;
 	struct rpm_wq *wq;   /* runs every device's idle suspends */
+	struct ev_hub *hub;  /* PM event subscribers (events.h) */
+	struct metrics_file *metrics;   /* --metrics-file writer, or NULL */
 	pthread_mutex_t lock;   /* VF lists and refs */
 	pthread_cond_t refs_cv;
 	char *ctl_path;
@@ -118,6 +121,11 @@ int server_create(const struct server_opts *o, struct vfpm_server **out)
 		return -errno;
 	}
 	int rc = rpm_wq_create(&srv->wq);
+	if (!rc) {
+		rc = ev_hub_create(&srv->hub);
+		if (rc)
+			rpm_wq_destroy(srv->wq);
+	}
 	if (rc) {
 		close(srv->stop_fd);
 		free(srv);
@@ -285,6 +293,7 @@ int server_add_device(struct vfpm_server *srv, const char *spec, const char **so
 	pthread_mutex_init(&sd->mu, NULL);
 	sd->dev->host = &server_sriov_host;
 	sd->dev->host_ctx = sd;
+	events_attach(sd->dev, srv->hub);
 	srv->devs[srv->ndevs++] = sd;
 	return 0;
 }
@@ -441,10 +450,16 @@ static struct vfpm_device *ctl_get(void *ctx, const char *name, void **handle)
 	return found ? found->dev : NULL;
 }
 
+static struct ev_hub *ctl_hub(void *ctx)
+{
+	return ((struct vfpm_server *)ctx)->hub;
+}
+
 static const struct ctl_ops server_ctl_ops = {
 	.snapshot = ctl_snapshot,
 	.get = ctl_get,
 	.put = ctl_put,
+	.hub = ctl_hub,
 };
 
 /* Whether the peer on a control connection may change settings and config
@@ -718,6 +733,15 @@ int server_start(struct vfpm_server *srv)
 	int crc = ctl_start(srv);
 	if (crc)
 		return crc;
+	if (srv->o.metrics_path) {
+		crc = metrics_file_start(srv->o.metrics_path, &server_ctl_ops, srv, srv->hub,
+					 srv->stop_fd, srv->o.verbosity, &srv->metrics);
+		if (crc) {
+			fprintf(stderr, "vfpmd: metrics file %s: %s\n", srv->o.metrics_path,
+				strerror(-crc));
+			return crc;
+		}
+	}
 	for (unsigned i = 0; i < srv->ndevs; i++) {
 		struct server_dev *sd = srv->devs[i];
 		int rc = pthread_create(&sd->accept_thread, NULL, accept_main, sd);
@@ -948,6 +972,8 @@ void server_stop(struct vfpm_server *srv)
 	if (srv->ctl_bound)
 		unlink(srv->ctl_path);
 	srv->ctl_bound = false;
+	metrics_file_stop(srv->metrics);
+	srv->metrics = NULL;
 	atomic_store(&srv->stopping, true);
 	for (unsigned i = 0; i < srv->ndevs; i++) {
 		device_sriov_disable(srv->devs[i]->dev);   /* VFs first, without grace */
@@ -962,6 +988,7 @@ void server_destroy(struct vfpm_server *srv)
 	for (unsigned i = 0; i < srv->ndevs; i++)
 		free_sd(srv->devs[i]);
 	rpm_wq_destroy(srv->wq);
+	ev_hub_destroy(srv->hub);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_mutex_destroy(&srv->ctl_mu);
 	pthread_cond_destroy(&srv->refs_cv);

@@ -22,6 +22,7 @@ struct server_opts {
 	bool has_ctl_group;   /* ctl_group is set: the control socket's group,
 			       * whose members may change settings too */
 	gid_t ctl_group;
+	const char *metrics_path;   /* node_exporter textfile, or NULL */
 };
 
 int server_create(const struct server_opts *o, struct vfpm_server **out);

@@ -82,6 +82,29 @@ grep -q "^a  *D3hot  *suspended  *0 " "$dir/out" && ok "power_control=auto lets 
 "$VFPMCTL" --ctl "$dir/ctl" set a noequals >"$dir/out" 2>&1
 [ $? -eq 2 ] && ok "set without '=': exit 2" || bad "set without '='"
 
+# --- PM events ---
+wait_grep() { # PATTERN FILE: waits up to 5 s for a line
+	i=0
+	while ! grep -q "$1" "$2" && [ $i -lt 250 ]; do sleep 0.02; i=$((i + 1)); done
+	grep -q "$1" "$2"
+}
+check "events a" "$VFPMCTL" --ctl "$dir/ctl" events a
+grep -q " a  *power  *D0 -> D3hot (runtime suspend)$" "$dir/out" &&
+	grep -q " a  *power  *D3hot -> D0 (runtime resume)$" "$dir/out" && ! grep -q " b " "$dir/out" &&
+	ok "events a: a's suspend and the resume power_control=on caused, nothing of b" ||
+	{ bad "events a"; cat "$dir/out"; }
+"$VFPMCTL" --ctl "$dir/ctl" events nosuchdev >"$dir/out" 2>&1
+[ $? -eq 1 ] && grep -q "no such device" "$dir/out" && ok "events of an unknown device: exit 1" || bad "events nosuchdev"
+"$VFPMCTL" --ctl "$dir/ctl" events --follow --json b >"$dir/follow" 2>&1 &
+fpid=$!
+wait_grep '"device":"b".*"to":"D3cold"' "$dir/follow" && ok "events --follow prints the events held" ||
+	{ bad "events --follow held"; cat "$dir/follow"; }
+"$VFPMCTL" --ctl "$dir/ctl" set b power_control=on
+wait_grep '"device":"b","seq":3,.*"type":"power","from":"D3cold","to":"D0","cause":"runtime resume"' "$dir/follow" &&
+	ok "events --follow: a resume is pushed as it happens" || { bad "events --follow push"; cat "$dir/follow"; }
+kill "$fpid"; wait "$fpid" 2>/dev/null
+"$VFPMCTL" --ctl "$dir/ctl" set b power_control=auto
+
 # --- device commands ---
 check "info" "$VFPMCTL" --socket "$dir/a.sock" info
 grep -q "region 2 (BAR2): size 0x100000" "$dir/out" && ok "info shows BAR2 of 1 MiB" || bad "info BAR2"
@@ -161,6 +184,55 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
 else
 	echo "ok - permissions # SKIP needs root and setpriv"
 fi
+
+# --- vfpmd --config FILE ---
+cat >"$dir/good.conf" <<EOF2
+# two devices and the server's options
+
+ctl $dir/cctl
+   # an indented comment
+device demo,name=c1,socket=$dir/c1.sock,pm_delays=none,platform_d3cold=on
+device	demo,name=c2,socket=$dir/c2.sock,pm_delays=none,idle_d3=off
+quiet
+EOF2
+"$VFPMD" --config "$dir/good.conf" 2>"$dir/log3" &
+pid=$!
+wait_sock "$dir/cctl" && wait_sock "$dir/c2.sock" && ok "--config: serves the devices and control socket it names" ||
+	{ bad "--config start"; cat "$dir/log3"; }
+i=0
+while ! "$VFPMCTL" --ctl "$dir/cctl" status c1 2>/dev/null | grep -q "^c1  *D3cold  *suspended" && [ $i -lt 250 ]; do
+	sleep 0.02; i=$((i + 1))
+done
+"$VFPMCTL" --ctl "$dir/cctl" status >"$dir/out"
+grep -q "^c1  *D3cold  *suspended" "$dir/out" && grep -q "^c2  *D0  *active" "$dir/out" &&
+	ok "--config: each device has its keys (platform_d3cold=on, idle_d3=off)" || { bad "--config keys"; cat "$dir/out"; }
+grep -q "info" "$dir/log3" && bad "--config: quiet ignored" || ok "--config: quiet applies"
+kill "$pid"; wait "$pid"; pid=
+# the command line after --config overrides it
+"$VFPMD" --config "$dir/good.conf" --ctl "$dir/cctl2" 2>"$dir/log3" &
+pid=$!
+wait_sock "$dir/cctl2" && [ ! -e "$dir/cctl" ] && ok "--ctl after --config overrides the file's" || bad "--config override"
+kill "$pid"; wait "$pid"; pid=
+conf_error() { # NAME EXIT PATTERN LINE...: a config with LINEs fails so
+	name=$1 want=$2 pat=$3
+	shift 3
+	printf '%s\n' "$@" >"$dir/bad.conf"
+	"$VFPMD" --config "$dir/bad.conf" >"$dir/out" 2>&1
+	rc=$?
+	[ $rc -eq "$want" ] && grep -q -- "$pat" "$dir/out" && ok "--config: $name" ||
+		{ bad "--config: $name (exit $rc)"; cat "$dir/out"; }
+}
+conf_error "unknown option: exit 2, FILE:LINE" 2 "bad.conf:3: unknown option 'bogus'" \
+	"# c" "ctl $dir/x.ctl" "bogus 1"
+conf_error "option without its value" 2 "bad.conf:1: 'device' needs a value" "device"
+conf_error "value of an option that takes none" 2 "bad.conf:2: 'quiet' takes no value" "" "quiet yes"
+conf_error "bad value" 2 "bad.conf:1: --ctl-mode 'rw': expected octal" "ctl-mode rw"
+conf_error "no nesting" 2 "bad.conf:1: unknown option 'config'" "config /etc/x"
+conf_error "bad device: exit 1 and its line" 1 "bad.conf:2: this device" \
+	"ctl $dir/x.ctl" "device demo,name=z,socket=$dir/z.sock,idle_d3=maybe"
+"$VFPMD" --config "$dir/nonexistent.conf" >"$dir/out" 2>&1
+[ $? -eq 1 ] && grep -q "nonexistent.conf: No such file" "$dir/out" && ok "--config: a missing file: exit 1" ||
+	{ bad "--config missing file"; cat "$dir/out"; }
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -231,3 +231,189 @@ int ctlplane_inject_intx(const char *path, int argc, char **argv)
 	json_object_put(rep);
 	return rc ? 1 : 0;
 }
+
+/* --- events --- */
+
+/* "TIME DEVICE TYPE DETAILS", one line per event. */
+static void print_event(struct json_object *ev)
+{
+	struct json_object *v;
+	char details[160] = "";
+	size_t n = 0;
+	if (json_object_object_get_ex(ev, "from", &v))
+		n += (size_t)snprintf(details, sizeof(details), "%s -> %s", json_object_get_string(v),
+				      str(ev, "to"));
+	if (json_object_object_get_ex(ev, "num_vfs", &v))
+		n += (size_t)snprintf(details + n, sizeof(details) - n, "%s%d VFs", n ? " " : "",
+				      json_object_get_int(v));
+	if (n < sizeof(details) && json_object_object_get_ex(ev, "cause", &v))
+		snprintf(details + n, sizeof(details) - n, n ? " (%s)" : "%s",
+			 json_object_get_string(v));
+	if (!strcmp(str(ev, "type"), "lost"))
+		snprintf(details, sizeof(details), "%s events not delivered (this client fell behind)",
+			 str(ev, "count"));
+	if (details[0])
+		printf("%-27s %-12s %-17s %s\n", str(ev, "time"), str(ev, "device"), str(ev, "type"),
+		       details);
+	else
+		printf("%-27s %-12s %s\n", str(ev, "time"), str(ev, "device"), str(ev, "type"));
+}
+
+static void emit_event(struct json_object *ev, bool json)
+{
+	if (json)
+		printf("%s\n", json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN |
+									   JSON_C_TO_STRING_NOSLASHESCAPE));
+	else
+		print_event(ev);
+}
+
+static int connect_ctl(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(a.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(a.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+/* Subscribes and prints every line the server pushes until it closes the
+ * connection (vfpmd stopped) or vfpmctl is interrupted. */
+static int follow(const char *path, const char *only, bool json)
+{
+	int fd = connect_ctl(path);
+	if (fd < 0) {
+		fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(-fd));
+		return 1;
+	}
+	struct json_object *req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("subscribe"));
+	if (only)
+		json_object_object_add(req, "device", json_object_new_string(only));
+	const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+	size_t len = strlen(s);
+	bool sent = send(fd, s, len, MSG_NOSIGNAL) == (ssize_t)len &&
+		    send(fd, "\n", 1, MSG_NOSIGNAL) == 1;
+	json_object_put(req);
+	if (!sent) {
+		fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(errno));
+		close(fd);
+		return 1;
+	}
+	static char buf[1 << 16];
+	size_t have = 0;
+	bool first = true;
+	int ret = 0;
+	for (;;) {
+		char *nl = memchr(buf, '\n', have);
+		if (!nl) {
+			if (have == sizeof(buf)) {
+				fprintf(stderr, "vfpmctl: events: line too long\n");
+				ret = 1;
+				break;
+			}
+			ssize_t r = read(fd, buf + have, sizeof(buf) - have);
+			if (r <= 0) {
+				if (first) {
+					fprintf(stderr, "vfpmctl: events: connection closed\n");
+					ret = 1;
+				}
+				break;   /* vfpmd stopped */
+			}
+			have += (size_t)r;
+			continue;
+		}
+		*nl = '\0';
+		struct json_object *o = json_tokener_parse(buf);
+		size_t used = (size_t)(nl - buf) + 1;
+		memmove(buf, buf + used, have - used);
+		have -= used;
+		if (!o) {
+			fprintf(stderr, "vfpmctl: events: malformed line from vfpmd\n");
+			ret = 1;
+			break;
+		}
+		if (first) {
+			first = false;
+			if (check_reply(o, "events")) {
+				json_object_put(o);
+				ret = 1;
+				break;
+			}
+		} else {
+			emit_event(o, json);
+			fflush(stdout);
+		}
+		json_object_put(o);
+	}
+	close(fd);
+	return ret;
+}
+
+int ctlplane_events(const char *path, int argc, char **argv)
+{
+	bool json = false, follow_on = false;
+	const char *only = NULL;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "--follow") || !strcmp(argv[i], "-f"))
+			follow_on = true;
+		else if (argv[i][0] == '-') {
+			fprintf(stderr, "vfpmctl: events: unknown option '%s'\n", argv[i]);
+			return 2;
+		} else if (only) {
+			fprintf(stderr, "vfpmctl: events: one DEVICE at most\n");
+			return 2;
+		} else
+			only = argv[i];
+	}
+	if (follow_on)
+		return follow(path, only, json);
+	struct json_object *req = json_object_new_object(), *rep = NULL;
+	json_object_object_add(req, "cmd", json_object_new_string("events"));
+	if (only)
+		json_object_object_add(req, "device", json_object_new_string(only));
+	int rc = request(path, req, &rep);
+	json_object_put(req);
+	if (rc) {
+		fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(-rc));
+		return 1;
+	}
+	if (check_reply(rep, "events")) {
+		json_object_put(rep);
+		return 1;
+	}
+	struct json_object *evs = sub(rep, "events");
+	for (size_t i = 0; evs && i < json_object_array_length(evs); i++)
+		emit_event(json_object_array_get_idx(evs, i), json);
+	json_object_put(rep);
+	return 0;
+}
+
+int ctlplane_metrics(const char *path, int argc, char **argv)
+{
+	struct json_object *req = json_object_new_object(), *rep = NULL;
+	json_object_object_add(req, "cmd", json_object_new_string("metrics"));
+	int rc = request(path, req, &rep);
+	json_object_put(req);
+	if (rc) {
+		fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(-rc));
+		return 1;
+	}
+	if (check_reply(rep, "metrics")) {
+		json_object_put(rep);
+		return 1;
+	}
+	fputs(str(rep, "text"), stdout);
+	json_object_put(rep);
+	return 0;
+}

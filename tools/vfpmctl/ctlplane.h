@@ -7,4 +7,6 @@ int ctlplane_default_path(char *buf, size_t len);
 int ctlplane_status(const char *path, int argc, char **argv);
 int ctlplane_set(const char *path, int argc, char **argv);
 int ctlplane_inject_intx(const char *path, int argc, char **argv);
+int ctlplane_events(const char *path, int argc, char **argv);
+int ctlplane_metrics(const char *path, int argc, char **argv);
 #endif

@@ -386,6 +386,16 @@ static int cmd_inject_intx(struct ctl *ctl, int argc, char **argv)
 	return ctlplane_inject_intx(ctl->ctl_path, argc, argv);
 }
 
+static int cmd_events(struct ctl *ctl, int argc, char **argv)
+{
+	return ctlplane_events(ctl->ctl_path, argc, argv);
+}
+
+static int cmd_metrics(struct ctl *ctl, int argc, char **argv)
+{
+	return ctlplane_metrics(ctl->ctl_path, argc, argv);
+}
+
 static const struct command commands[] = {
 	{ "info", "", "device info, regions (size, flags, mmap areas), IRQ indexes", 0, 0,
 	  cmd_info },
@@ -405,6 +415,10 @@ static const struct command commands[] = {
 	  cmd_set },
 	{ "inject-intx", "DEVICE", "assert INTx from the host side (control socket; tests)", 1, 1,
 	  cmd_inject_intx },
+	{ "events", "[--json] [--follow] [DEVICE]",
+	  "PM events held by vfpmd; --follow prints new ones as they happen", 0, 3, cmd_events },
+	{ "metrics", "", "Prometheus text exposition of every device (control socket)", 0, 0,
+	  cmd_metrics },
 	{ "help", "", "this text", 0, 0, cmd_help },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -421,7 +435,8 @@ static void usage(FILE *out)
 		"  --socket PATH  device socket (default: $VFPM_SOCKET, /run/vfpm/demo.sock as\n"
 		"                 root, $XDG_RUNTIME_DIR/vfpm/demo.sock, /tmp/vfpm-$UID/demo.sock;\n"
 		"                 here %s)\n"
-		"  --ctl PATH     vfpmd's control socket, for status, set and inject-intx\n"
+		"  --ctl PATH     vfpmd's control socket, for status, set, events, metrics\n"
+		"                 and inject-intx\n"
 		"                 (default: vfpmd.ctl beside the default device socket)\n"
 		"  -h, --help     this text\n"
 		"\n"

@@ -1,6 +1,6 @@
 /* Unit tests for the runtime-PM core (lib/pm/rpm.c): status machine,
- * usage count, idle work queue, autosuspend delay, power_control, supplier
- * links, and teardown. A fake ops table records every callback in a
+ * usage count, idle work queue, autosuspend delay, power_control and
+ * teardown. A fake ops table records every callback in a
  * global event log with a sequence number and a monotonic timestamp. */
 #include <errno.h>
 #include <pthread.h>
@@ -135,7 +135,7 @@ static int fake_resume(void *ctx)
 
 static const struct rpm_ops fake_ops = { .suspend = fake_suspend, .resume = fake_resume };
 
-/* --- fixture: one work queue, device 0 (consumer) and 1 (supplier) --- */
+/* --- fixture: one work queue and two devices --- */
 
 struct fx {
 	struct rpm_wq *wq;
@@ -169,7 +169,7 @@ static void fini_dev(struct fx *x, int i)
 static int teardown(void **state)
 {
 	struct fx *x = *state;
-	fini_dev(x, 0);   /* consumer first: it may drop supplier references */
+	fini_dev(x, 0);
 	fini_dev(x, 1);
 	rpm_wq_destroy(x->wq);
 	for (int i = 0; i < 2; i++) {
@@ -570,103 +570,6 @@ static void test_resume_waits_for_suspend(void **state)
 	rpm_put_noidle(&f->rpm);
 }
 
-static void test_supplier_link(void **state)
-{
-	struct fx *x = *state;
-	struct fake *c = &x->dev[0], *s = &x->dev[1];
-	assert_int_equal(rpm_link_add(&c->rpm, &s->rpm), 0);
-	assert_int_equal(rpm_usage(&s->rpm), 1);   /* active consumer holds it */
-
-	/* the supplier cannot suspend while the consumer is active */
-	rpm_idle(&s->rpm);
-	sleep_ms(200);
-	assert_int_equal(rpm_status(&s->rpm), RPM_ACTIVE);
-	assert_int_equal(atomic_load(&s->suspend_calls), 0);
-
-	/* consumer suspends, then the supplier may */
-	rpm_idle(&c->rpm);
-	assert_true(wait_status(&c->rpm, RPM_SUSPENDED, 2000));
-	assert_true(wait_status(&s->rpm, RPM_SUSPENDED, 2000));
-	assert_int_equal(rpm_usage(&s->rpm), 0);
-	assert_true(find_ev(0, EV_SUSPEND_END) <= find_ev(1, EV_SUSPEND_START));
-
-	/* consumer resume resumes the supplier first */
-	log_clear();
-	assert_int_equal(rpm_get(&c->rpm), 0);
-	struct ev ev[MAX_EV];
-	unsigned n = log_get(ev);
-	assert_int_equal(n, 4);
-	assert_int_equal(ev[0].dev, 1);
-	assert_int_equal(ev[0].kind, EV_RESUME_START);
-	assert_int_equal(ev[1].dev, 1);
-	assert_int_equal(ev[1].kind, EV_RESUME_END);
-	assert_int_equal(ev[2].dev, 0);
-	assert_int_equal(ev[2].kind, EV_RESUME_START);
-	assert_int_equal(ev[3].dev, 0);
-	assert_int_equal(ev[3].kind, EV_RESUME_END);
-	assert_int_equal(rpm_status(&s->rpm), RPM_ACTIVE);
-	assert_int_equal(rpm_usage(&s->rpm), 1);
-
-	/* and a failing supplier resume fails the consumer's, holding nothing */
-	rpm_put(&c->rpm);
-	assert_true(wait_status(&c->rpm, RPM_SUSPENDED, 2000));
-	assert_true(wait_status(&s->rpm, RPM_SUSPENDED, 2000));
-	atomic_store(&s->resume_rc, -ENODEV);
-	int cres = atomic_load(&c->resume_calls);
-	assert_int_equal(rpm_resume_and_get(&c->rpm), -ENODEV);
-	assert_int_equal(atomic_load(&c->resume_calls), cres);   /* not called */
-	assert_int_equal(rpm_status(&c->rpm), RPM_SUSPENDED);
-	assert_int_equal(rpm_usage(&c->rpm), 0);
-	assert_int_equal(rpm_usage(&s->rpm), 0);
-	assert_int_equal(ctr(&s->rpm, &s->rpm.underflows), 0);
-	assert_int_equal(ctr(&c->rpm, &c->rpm.underflows), 0);
-}
-
-/* Regression: a link added while the consumer's suspend is in flight, with
- * a supplier resume that outlasts it, must not leave the supplier holding a
- * reference for a consumer that is suspended. */
-static void test_link_add_during_suspend(void **state)
-{
-	struct fx *x = *state;
-	struct fake *c = &x->dev[0], *s = &x->dev[1];
-	suspend_now(s);
-	atomic_store(&s->resume_sleep_ms, 200);
-	atomic_store(&c->suspend_sleep_ms, 50);
-	rpm_idle(&c->rpm);
-	assert_true(wait_int(&c->in_cb, 1, 2000));
-	assert_int_equal(rpm_link_add(&c->rpm, &s->rpm), 0);
-	assert_true(wait_status(&c->rpm, RPM_SUSPENDED, 2000));
-	/* consumer suspended: the supplier is free to suspend */
-	assert_true(wait_status(&s->rpm, RPM_SUSPENDED, 2000));
-	assert_int_equal(rpm_usage(&s->rpm), 0);
-
-	/* and the link works */
-	atomic_store(&s->resume_sleep_ms, 0);
-	assert_int_equal(rpm_get(&c->rpm), 0);
-	assert_int_equal(rpm_status(&s->rpm), RPM_ACTIVE);
-	assert_int_equal(rpm_usage(&s->rpm), 1);
-	rpm_put(&c->rpm);
-	assert_true(wait_status(&c->rpm, RPM_SUSPENDED, 2000));
-	assert_true(wait_status(&s->rpm, RPM_SUSPENDED, 2000));
-	assert_int_equal(rpm_usage(&s->rpm), 0);
-	assert_int_equal(ctr(&s->rpm, &s->rpm.underflows), 0);
-}
-
-static void test_link_add_full(void **state)
-{
-	struct fx *x = *state;
-	struct fake *c = &x->dev[0], *s = &x->dev[1];
-	for (int i = 0; i < RPM_MAX_SUPPLIERS; i++)
-		assert_int_equal(rpm_link_add(&c->rpm, &s->rpm), 0);
-	assert_int_equal(rpm_usage(&s->rpm), RPM_MAX_SUPPLIERS);
-	assert_int_equal(rpm_link_add(&c->rpm, &s->rpm), -ENOSPC);
-	assert_int_equal(rpm_usage(&s->rpm), RPM_MAX_SUPPLIERS);
-	rpm_idle(&c->rpm);
-	assert_true(wait_status(&c->rpm, RPM_SUSPENDED, 2000));
-	assert_true(wait_status(&s->rpm, RPM_SUSPENDED, 2000));
-	assert_int_equal(rpm_usage(&s->rpm), 0);
-}
-
 static void test_fini_with_queued_suspend(void **state)
 {
 	struct fx *x = *state;
@@ -734,9 +637,6 @@ int main(void)
 		T(test_power_control),
 		T(test_underflow),
 		T(test_resume_waits_for_suspend),
-		T(test_supplier_link),
-		T(test_link_add_during_suspend),
-		T(test_link_add_full),
 		T(test_fini_with_queued_suspend),
 		T(test_fini_waits_for_running_suspend),
 		T(test_rpm_resume_host),

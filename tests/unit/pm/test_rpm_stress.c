@@ -332,54 +332,12 @@ static void test_fini_race(void **state)
 	free(r);
 }
 
-/* rpm_link_add racing the consumer's idle suspend: once both are idle the
- * supplier holds no reference and suspends. */
-static void test_link_add_race(void **state)
-{
-	struct rpm_wq *wq;
-	assert_int_equal(rpm_wq_create(&wq), 0);
-	struct dev *c = calloc(1, sizeof(*c)), *s = calloc(1, sizeof(*s));
-	assert_non_null(c);
-	assert_non_null(s);
-	for (int i = 0; i < 300; i++) {
-		atomic_store(&c->powered, 1);
-		atomic_store(&s->powered, 1);
-		rpm_init(&c->rpm, &dev_ops, c, wq);
-		rpm_init(&s->rpm, &dev_ops, s, wq);
-		if (i & 1)
-			rpm_idle(&s->rpm);
-		rpm_idle(&c->rpm);
-		for (volatile int k = 0; k < (i % 32) * 100; k++)
-			;
-		assert_int_equal(rpm_link_add(&c->rpm, &s->rpm), 0);
-		assert_true(wait_status(&c->rpm, RPM_SUSPENDED, 2000));
-		assert_true(wait_status(&s->rpm, RPM_SUSPENDED, 2000));
-		assert_int_equal(rpm_usage(&s->rpm), 0);
-		/* and the link holds the supplier while the consumer is used */
-		assert_int_equal(rpm_get(&c->rpm), 0);
-		assert_int_equal(rpm_status(&s->rpm), RPM_ACTIVE);
-		assert_int_equal(rpm_usage(&s->rpm), 1);
-		rpm_put(&c->rpm);
-		assert_true(wait_status(&c->rpm, RPM_SUSPENDED, 2000));
-		assert_true(wait_status(&s->rpm, RPM_SUSPENDED, 2000));
-		assert_int_equal(ctr(&s->rpm, &s->rpm.underflows), 0);
-		rpm_fini(&c->rpm);
-		rpm_fini(&s->rpm);
-	}
-	assert_int_equal(atomic_load(&c->cb_overlap) + atomic_load(&s->cb_overlap), 0);
-	assert_int_equal(atomic_load(&c->cb_bad_status) + atomic_load(&s->cb_bad_status), 0);
-	rpm_wq_destroy(wq);
-	free(c);
-	free(s);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stress),
 		cmocka_unit_test(test_power_control_concurrent),
 		cmocka_unit_test(test_fini_race),
-		cmocka_unit_test(test_link_add_race),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
