@@ -161,6 +161,17 @@ static struct json_object *handle(const struct ctl_ops *ops, void *ctx, const ch
 	return rep;
 }
 
+char *ctl_handle_line(const struct ctl_ops *ops, void *ctx, const char *line, bool may_mutate)
+{
+	struct json_object *rep = handle(ops, ctx, line, may_mutate);
+	if (!rep)
+		return NULL;
+	const char *out = json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PLAIN);
+	char *dup = out ? strdup(out) : NULL;
+	json_object_put(rep);
+	return dup;
+}
+
 void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutate, int stop_fd)
 {
 	char *buf = malloc(CTL_MAX_LINE + 1);
@@ -189,12 +200,11 @@ void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutat
 			continue;
 		}
 		*nl = '\0';
-		struct json_object *rep = handle(ops, ctx, buf, may_mutate);
-		const char *out = json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PLAIN);
-		size_t len = strlen(out);
-		bool ok = send(fd, out, len, MSG_NOSIGNAL) == (ssize_t)len &&
+		char *out = ctl_handle_line(ops, ctx, buf, may_mutate);
+		size_t len = out ? strlen(out) : 0;
+		bool ok = out && send(fd, out, len, MSG_NOSIGNAL) == (ssize_t)len &&
 			  send(fd, "\n", 1, MSG_NOSIGNAL) == 1;
-		json_object_put(rep);
+		free(out);
 		if (!ok)
 			break;
 		size_t used = (size_t)(nl - buf) + 1;

@@ -445,6 +445,11 @@ static const struct ctl_ops server_ctl_ops = {
 	.put = ctl_put,
 };
 
+char *server_ctl_request(struct vfpm_server *srv, const char *line, bool may_mutate)
+{
+	return ctl_handle_line(&server_ctl_ops, srv, line, may_mutate);
+}
+
 /* Whether the peer on a control connection may change settings and config
  * space: root, the server's own user, or (with --ctl-group) a member of
  * that group. Others may read the status and config space. */
