@@ -74,6 +74,13 @@ static struct json_object *do_status(const struct ctl_ops *ops, void *ctx)
 			json_object_object_add(d, "socket", json_object_new_string(e[i].socket));
 			if (e[i].pf)
 				json_object_object_add(d, "pf", json_object_new_string(e[i].pf));
+			/* the client's account: bytes of its files vfpmd maps
+			 * for DMA, and their bound */
+			json_object_object_add(
+				d, "dma_mapped",
+				json_object_new_int64((int64_t)atomic_load(&dev->dma_mapped)));
+			json_object_object_add(d, "dma_max",
+					       json_object_new_int64((int64_t)dev->dma_max));
 			if (dev->sriov_cap) {
 				json_object_object_add(d, "total_vfs",
 						       json_object_new_int((int)dev->total_vfs));
