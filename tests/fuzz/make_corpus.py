@@ -203,7 +203,7 @@ def ctl_seeds():
     cfgr = '{"cmd":"config-read","device":"%s","offset":%d,"len":%d}'
     cfgw = '{"cmd":"config-write","device":"%s","offset":%d,"len":%d,"value":%d}'
     sets = '{"cmd":"set","device":"%s","key":"%s","value":"%s"}'
-    sriov = 0x100 + 16   # the SR-IOV capability follows the 16-byte DSN (demo.c)
+    sriov = 0x100 + 12   # the SR-IOV capability follows the 12-byte DSN (demo.c)
     s = {}
     s["status"] = ctl(['{"cmd":"status"}'])
     s["status_ro"] = ctl(['{"cmd":"status"}', cfgr % ("demo", 0, 4),
