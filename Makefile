@@ -3,7 +3,7 @@ BUILD ?= build
 BUILD_ASAN ?= build-asan
 BUILD_TSAN ?= build-tsan
 BUILD_FUZZ ?= build-fuzz
-FUZZ_SECONDS ?= 30
+FUZZ_SECONDS ?= 40
 
 .PHONY: all deps build demo check check-plain check-asan check-tsan check-fuzz check-clang check-e2e clean
 

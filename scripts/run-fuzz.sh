@@ -1,9 +1,12 @@
 #!/bin/sh
-# Bounded fuzzing: runs every libFuzzer target of a fuzz build for SECONDS
-# each, on a scratch copy of its seed corpus (the checked-in seeds are never
-# modified).
+# Bounded fuzzing: runs every libFuzzer target of a fuzz build, one after
+# another, sharing SECONDS between them (at least 5 s each), each on a
+# scratch copy of its seed corpus tests/fuzz/corpus/TARGET (TARGET: the
+# program's name without "fuzz_"; the checked-in seeds are never modified).
 #
 #   scripts/run-fuzz.sh BUILD_DIR SECONDS
+#
+# For long runs of one target (hours, corpus kept) see docs/security.md.
 #
 # Prints "fuzz: OK <target> (<execs> execs)" or "fuzz: FAILED <target>" per
 # target and exits non-zero if any target crashed (or did not run). Crash
@@ -36,17 +39,21 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 
+ntargets=$(echo "$targets" | wc -l)
+each=$((secs / ntargets))
+[ "$each" -ge 5 ] || each=5
+
 failed=0
 for bin in $targets; do
 	name=$(basename "$bin")
-	seeds=$src/tests/fuzz/corpus
+	seeds=$src/tests/fuzz/corpus/${name#fuzz_}
 	work=$tmp/$name
 	mkdir -p "$work/corpus"
 	if [ -d "$seeds" ]; then
 		cp "$seeds"/* "$work/corpus/" 2>/dev/null
 	fi
 	log=$work/log
-	"$bin" "$work/corpus" -max_total_time="$secs" -timeout=25 -rss_limit_mb=4096 \
+	"$bin" "$work/corpus" -max_total_time="$each" -timeout=25 -rss_limit_mb=4096 \
 		-print_final_stats=1 -artifact_prefix="$artifacts/$name-" >"$log" 2>&1
 	rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)

@@ -239,6 +239,12 @@ struct vfpm_device {
 	 * that thread under req_lock; read by it alone to mean anything) */
 	pthread_t access_cb_thread;
 	atomic_bool access_cb_active;
+	/* Bytes of the client's files mapped by DMA_MAP (message-based
+	 * windows map nothing and do not count), and their bound, the
+	 * device option dma_max (a VF takes its PF's). Written under
+	 * dma_lock; atomic so that status reads it without the lock. */
+	_Atomic uint64_t dma_mapped;
+	uint64_t dma_max;
 
 	int verbosity;          /* log level threshold (VFPM_LOG_*) */
 	struct dev_events events;   /* PM event ring (events.c) */
@@ -438,6 +444,10 @@ bool core_is_eventfd(int fd);
 bool irq_intx_in_use_locked(struct vfpm_device *dev);
 
 /* DMA table (dma.c) */
+/* -ENOSPC when the table is full: VFPM_MAX_DMA_MAPS windows, or a
+ * descriptor-backed window that would take dma_mapped past dma_max. */
+#define CORE_DMA_MAX_DEFAULT (1ull << 40)   /* dma_max: 1 TiB */
+#define CORE_DMA_MAX_LIMIT (1ull << 47)     /* 128 TiB, a whole x86-64 address space */
 int dma_map(struct vfpm_device *dev, const struct vfu_dma_map *m, int fd);
 int dma_unmap(struct vfpm_device *dev, uint64_t iova, uint64_t size, bool all);
 void dma_unmap_all(struct vfpm_device *dev);

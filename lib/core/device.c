@@ -206,6 +206,31 @@ static void hook_devctl(void *opaque, struct pci_cfg *cfg, unsigned reg, unsigne
 
 /* --- lifecycle --- */
 
+/* A byte count with an optional K, M, G or T suffix (powers of 1024),
+ * within [min, max]. */
+static int parse_size(const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (!v || *v < '0' || *v > '9')
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (errno)
+		return -EINVAL;
+	unsigned shift = 0;
+	if (*end) {
+		const char *units = "KMGT";
+		const char *u = strchr(units, *end);
+		if (!u || end[1])
+			return -EINVAL;
+		shift = 10 * (unsigned)(u - units + 1);
+	}
+	if (x > (max >> shift) || (x << shift) < min)
+		return -ERANGE;
+	*out = (uint64_t)x << shift;
+	return 0;
+}
+
 static int create_common(const struct vfpm_model *model, const char *name, struct vfpm_opts *opts,
 			 struct rpm_wq *wq, int verbosity, struct vfpm_device *pf, unsigned vf_index,
 			 struct vfpm_device **out)
@@ -272,6 +297,23 @@ static int create_common(const struct vfpm_model *model, const char *name, struc
 	if (pf && total_vfs) {
 		device_destroy(dev);
 		return -EINVAL;   /* a VF is not a PF */
+	}
+	/* dma_max=SIZE bounds what the client's DMA_MAPs make vfpmd map
+	 * (the core's key too); a VF takes its PF's */
+	dev->dma_max = pf ? pf->dma_max : CORE_DMA_MAX_DEFAULT;
+	for (size_t i = 0; i < dev->opts.n; i++) {
+		if (strcmp(dev->opts.kv[i].key, "dma_max"))
+			continue;
+		if (parse_size(dev->opts.kv[i].val, 4096, CORE_DMA_MAX_LIMIT, &dev->dma_max)) {
+			core_log(VFPM_LOG_ERR, VFPM_LOG_ERR, name,
+				 "dma_max must be a size from 4K to 128T (K, M, G, T: powers of 1024)");
+			device_destroy(dev);
+			return -EINVAL;
+		}
+		free(dev->opts.kv[i].key);
+		free(dev->opts.kv[i].val);
+		dev->opts.kv[i] = dev->opts.kv[--dev->opts.n];
+		break;
 	}
 	/* Reject keys the model does not understand: a typo must not be
 	 * silently ignored. */

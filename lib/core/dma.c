@@ -9,10 +9,13 @@
 
 #include "core.h"
 
-static void ent_release(struct dma_map_ent *e)
+/* dma_lock held for write */
+static void ent_release(struct vfpm_device *dev, struct dma_map_ent *e)
 {
-	if (e->host)
+	if (e->host) {
 		munmap(e->host, e->maplen);
+		atomic_store(&dev->dma_mapped, atomic_load(&dev->dma_mapped) - e->maplen);
+	}
 	e->host = NULL;
 }
 
@@ -71,6 +74,9 @@ int dma_map(struct vfpm_device *dev, const struct vfu_dma_map *m, int fd)
 		rc = -EEXIST;
 	} else if (dev->nmaps >= VFPM_MAX_DMA_MAPS) {
 		rc = -ENOSPC;
+	} else if (host && m->size > dev->dma_max - atomic_load(&dev->dma_mapped)) {
+		/* the bound on what one client makes vfpmd map (dma_max) */
+		rc = -ENOSPC;
 	} else {
 		struct dma_map_ent *n = realloc(dev->maps, (dev->nmaps + 1) * sizeof(*n));
 		if (!n) {
@@ -80,6 +86,9 @@ int dma_map(struct vfpm_device *dev, const struct vfu_dma_map *m, int fd)
 			n[dev->nmaps++] = (struct dma_map_ent){ .iova = m->addr, .size = m->size,
 								 .prot = prot, .host = host,
 								 .maplen = host ? m->size : 0 };
+			if (host)
+				atomic_store(&dev->dma_mapped,
+					     atomic_load(&dev->dma_mapped) + m->size);
 			host = NULL;
 		}
 	}
@@ -117,7 +126,7 @@ int dma_unmap(struct vfpm_device *dev, uint64_t iova, uint64_t size, bool all)
 	for (size_t i = 0; !rc && i < dev->nmaps;) {
 		struct dma_map_ent *e = &dev->maps[i];
 		if (e->iova >= iova && e->iova + e->size - 1 <= last) {
-			ent_release(e);
+			ent_release(dev, e);
 			dev->maps[i] = dev->maps[--dev->nmaps];
 		} else {
 			i++;
@@ -131,7 +140,7 @@ void dma_unmap_all(struct vfpm_device *dev)
 {
 	pthread_rwlock_wrlock(&dev->dma_lock);
 	for (size_t i = 0; i < dev->nmaps; i++)
-		ent_release(&dev->maps[i]);
+		ent_release(dev, &dev->maps[i]);
 	dev->nmaps = 0;
 	pthread_rwlock_unlock(&dev->dma_lock);
 }

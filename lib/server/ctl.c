@@ -79,6 +79,13 @@ static struct json_object *do_status(const struct ctl_ops *ops, void *ctx)
 			json_object_object_add(d, "socket", json_object_new_string(e[i].socket));
 			if (e[i].pf)
 				json_object_object_add(d, "pf", json_object_new_string(e[i].pf));
+			/* the client's account: bytes of its files vfpmd maps
+			 * for DMA, and their bound */
+			json_object_object_add(
+				d, "dma_mapped",
+				json_object_new_int64((int64_t)atomic_load(&dev->dma_mapped)));
+			json_object_object_add(d, "dma_max",
+					       json_object_new_int64((int64_t)dev->dma_max));
 			if (dev->sriov_cap) {   /* the PF's sysfs names */
 				json_object_object_add(d, "sriov_totalvfs",
 						       json_object_new_int((int)dev->total_vfs));
@@ -210,6 +217,19 @@ static struct json_object *handle(const struct ctl_ops *ops, void *ctx, const ch
 	return rep;
 }
 
+char *ctl_handle_line(const struct ctl_ops *ops, void *ctx, const char *line, bool may_mutate,
+		      char **follow)
+{
+	*follow = NULL;
+	struct json_object *rep = handle(ops, ctx, line, may_mutate, follow);
+	if (!rep)
+		return NULL;
+	const char *out = json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PLAIN);
+	char *dup = out ? strdup(out) : NULL;
+	json_object_put(rep);
+	return dup;
+}
+
 void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutate, int stop_fd)
 {
 	char *buf = malloc(CTL_MAX_LINE + 1);
@@ -239,17 +259,16 @@ void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutat
 		}
 		*nl = '\0';
 		char *follow = NULL;
-		struct json_object *rep = handle(ops, ctx, buf, may_mutate, &follow);
+		char *out = ctl_handle_line(ops, ctx, buf, may_mutate, &follow);
 		if (follow) {
 			ctl_follow(ops, ctx, fd, stop_fd, follow[0] ? follow : NULL);
 			free(follow);
 			break;
 		}
-		const char *out = json_object_to_json_string_ext(rep, JSON_C_TO_STRING_PLAIN);
-		size_t len = strlen(out);
-		bool ok = send(fd, out, len, MSG_NOSIGNAL) == (ssize_t)len &&
+		size_t len = out ? strlen(out) : 0;
+		bool ok = out && send(fd, out, len, MSG_NOSIGNAL) == (ssize_t)len &&
 			  send(fd, "\n", 1, MSG_NOSIGNAL) == 1;
-		json_object_put(rep);
+		free(out);
 		if (!ok)
 			break;
 		size_t used = (size_t)(nl - buf) + 1;

@@ -29,6 +29,14 @@ struct ctl_ops {
 	struct ev_hub *(*hub)(void *ctx);
 };
 
+/* The reply line (no newline) to one request line (no newline; it ends at
+ * its first NUL, as a line read from a connection does), malloc'ed; NULL
+ * when out of memory, or for a subscribe: then *follow is set (a malloc'ed
+ * device name, "" for all) and the connection is the caller's to serve as
+ * a follower. What ctl_serve_conn sends for each line. */
+char *ctl_handle_line(const struct ctl_ops *ops, void *ctx, const char *line, bool may_mutate,
+		      char **follow);
+
 /* Serves one connection until EOF, a line too long, 30 s without a whole
  * line, a reply the peer does not take (fd should have a send timeout), or
  * stop_fd becoming readable. may_mutate: the peer may change things (set,

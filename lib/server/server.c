@@ -462,6 +462,18 @@ static const struct ctl_ops server_ctl_ops = {
 	.hub = ctl_hub,
 };
 
+char *server_ctl_request(struct vfpm_server *srv, const char *line, bool may_mutate)
+{
+	char *follow = NULL;
+	char *out = ctl_handle_line(&server_ctl_ops, srv, line, may_mutate, &follow);
+	if (follow) {   /* a subscription needs a connection: none here */
+		free(follow);
+		free(out);
+		out = strdup("{\"ok\":false,\"errno\":95,\"error\":\"subscribe needs a control connection\"}");
+	}
+	return out;
+}
+
 /* Whether the peer on a control connection may change settings and config
  * space: root, the server's own user, or (with --ctl-group) a member of
  * that group. Others may read the status and config space. */

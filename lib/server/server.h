@@ -37,6 +37,11 @@ int server_start(struct vfpm_server *srv);
  * removed. Safe to call once after server_start. */
 void server_stop(struct vfpm_server *srv);
 void server_destroy(struct vfpm_server *srv);
+/* The control plane's reply line to one request line, exactly as a control
+ * connection gets it (may_mutate: a peer allowed to change things), but
+ * without a socket: for tests and fuzzing. malloc'ed; NULL when out of
+ * memory. Works before server_start. */
+char *server_ctl_request(struct vfpm_server *srv, const char *line, bool may_mutate);
 /* The control socket path in use (NULL if none). */
 const char *server_ctl_path(const struct vfpm_server *srv);
 /* Number of devices, and the socket path of device i. */

@@ -37,6 +37,10 @@ wait_sock() {
 [ $? -eq 1 ] && grep -q "no option 'bogus'" "$dir/out" && ok "unknown model key: exit 1" || bad "unknown model key"
 "$VFPMD" --device demo,platform_d3cold=maybe,socket="$dir/x.sock" --ctl none >"$dir/out" 2>&1
 [ $? -eq 1 ] && grep -q "platform_d3cold" "$dir/out" && ok "bad PM value: exit 1" || bad "bad PM value"
+for v in 0 4095 129T 1X -1 1KB; do
+	"$VFPMD" --device demo,dma_max=$v,socket="$dir/x.sock" --ctl none >"$dir/out" 2>&1
+	[ $? -eq 1 ] && grep -q "dma_max must be" "$dir/out" && ok "dma_max=$v: exit 1" || bad "dma_max=$v"
+done
 "$VFPMD" --bogus >"$dir/out" 2>&1
 [ $? -eq 2 ] && ok "unknown option: exit 2" || bad "unknown option"
 "$VFPMD" --help >"$dir/out" 2>&1 && grep -q -- "--device" "$dir/out" && grep -q -- "--ctl" "$dir/out" && ok "vfpmd --help" || bad "vfpmd --help"
@@ -61,7 +65,8 @@ check "status --json" "$VFPMCTL" --ctl "$dir/ctl" status --json b
 for f in '"power_state": "D3cold"' '"runtime_status": "suspended"' '"usage_count": 0' '"engaged": false' \
 	'"wakeup_armed": false' '"client_connected": false' '"platform_d3cold": true' '"d3cold_allowed": true' \
 	'"idle_d3": true' '"power_control": "auto"' '"autosuspend_delay_ms": 0' '"d3hot_promotion": "off"' \
-	'"pm_delays": "none"' '"suspends": 1' '"resumes": 0' '"wakeups_signalled": 0' '"D3cold":' '"socket":'; do
+	'"pm_delays": "none"' '"suspends": 1' '"resumes": 0' '"wakeups_signalled": 0' '"D3cold":' '"socket":' \
+	'"dma_mapped": 0' '"dma_max": 1099511627776'; do
 	grep -q "$f" "$dir/out" && ok "status --json has $f" || bad "status --json lacks $f"
 done
 grep -q '"name": "a"' "$dir/out" && bad "status --json b lists only b" || ok "status --json b lists only b"

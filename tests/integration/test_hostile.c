@@ -1,7 +1,9 @@
 /* A client that takes memory away under the server: it shrinks the BAR
  * memfd it was given, or the file behind its own DMA mapping. The server
  * must answer with an error for that access and keep serving; before the
- * SIGBUS guard (lib/core/guard.c) it died with every device it served. */
+ * SIGBUS guard (lib/core/guard.c) it died with every device it served.
+ * A client that maps more guest memory than its device's dma_max allows
+ * gets ENOSPC, and status accounts what it has mapped. */
 #include <errno.h>
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <json-c/json.h>
 
 #include "harness.h"
 #include "vfpm/client.h"
@@ -24,7 +27,8 @@ static struct vfpmd_proc proc;
 
 static int setup(void **state)
 {
-	const char *specs[] = { "demo,name=dev,pm_delays=none", NULL };
+	const char *specs[] = { "demo,name=dev,pm_delays=none",
+				"demo,name=capped,pm_delays=none,dma_max=64K", NULL };
 	return vfpmd_start(&proc, specs, NULL) ? -1 : 0;
 }
 
@@ -109,11 +113,88 @@ static void dma_file_shrunk_by_client(void **state)
 	close(mfd);
 }
 
+/* dma_mapped / dma_max of device name from the control plane's status */
+static void dma_account(const char *name, int64_t *mapped, int64_t *max)
+{
+	char rep[16384];
+	assert_int_equal(ctl_request(proc.ctl, "{\"cmd\":\"status\"}", rep, sizeof(rep)), 0);
+	struct json_object *o = json_tokener_parse(rep), *devs, *v;
+	assert_non_null(o);
+	assert_true(json_object_object_get_ex(o, "devices", &devs));
+	*mapped = *max = -1;
+	for (size_t i = 0; i < json_object_array_length(devs); i++) {
+		struct json_object *d = json_object_array_get_idx(devs, i);
+		assert_true(json_object_object_get_ex(d, "name", &v));
+		if (strcmp(json_object_get_string(v), name))
+			continue;
+		assert_true(json_object_object_get_ex(d, "dma_mapped", &v));
+		*mapped = json_object_get_int64(v);
+		assert_true(json_object_object_get_ex(d, "dma_max", &v));
+		*max = json_object_get_int64(v);
+	}
+	json_object_put(o);
+	assert_true(*mapped >= 0 && *max >= 0);
+}
+
+static void dma_total_bounded_by_dma_max(void **state)
+{
+	const uint32_t rw = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
+	int64_t mapped, max;
+	dma_account("dev", &mapped, &max);
+	assert_int_equal(max, 1ll << 40);   /* the default: 1 TiB */
+	dma_account("capped", &mapped, &max);
+	assert_int_equal(mapped, 0);
+	assert_int_equal(max, 64 << 10);
+
+	struct vfpm_client *c;
+	assert_int_equal(vfpm_client_connect(proc.sock[1], NULL, &c), 0);
+	int mfd = memfd_create("guest", MFD_CLOEXEC);
+	assert_true(mfd >= 0);
+	assert_int_equal(ftruncate(mfd, 256 << 10), 0);
+	assert_int_equal(vfpm_client_dma_map(c, mfd, 0, 0x100000, 32 << 10, rw, NULL), 0);
+	assert_int_equal(vfpm_client_dma_map(c, mfd, 32 << 10, 0x200000, 32 << 10, rw, NULL), 0);
+	dma_account("capped", &mapped, &max);
+	assert_int_equal(mapped, 64 << 10);
+	/* one page past the bound: refused, nothing changes */
+	assert_int_equal(vfpm_client_dma_map(c, mfd, 64 << 10, 0x300000, 4096, rw, NULL), -ENOSPC);
+	assert_int_equal(vfpm_client_dma_map(c, mfd, 0, 0x300000, 256 << 10, rw, NULL), -ENOSPC);
+	dma_account("capped", &mapped, &max);
+	assert_int_equal(mapped, 64 << 10);
+	/* a message-based window maps nothing in vfpmd: not counted */
+	assert_int_equal(vfpm_client_dma_map(c, -1, 0, 0x400000, 1 << 20, rw, NULL), 0);
+	dma_account("capped", &mapped, &max);
+	assert_int_equal(mapped, 64 << 10);
+	/* unmapping frees room */
+	assert_int_equal(vfpm_client_dma_unmap(c, 0x100000, 32 << 10), 0);
+	dma_account("capped", &mapped, &max);
+	assert_int_equal(mapped, 32 << 10);
+	assert_int_equal(vfpm_client_dma_map(c, mfd, 64 << 10, 0x300000, 32 << 10, rw, NULL), 0);
+	dma_account("capped", &mapped, &max);
+	assert_int_equal(mapped, 64 << 10);
+	/* the other device's account is its own */
+	dma_account("dev", &mapped, &max);
+	assert_int_equal(mapped, 0);
+
+	/* nothing stays mapped for a client that is gone (the session's end
+	 * unmaps everything; wait for it, bounded) */
+	vfpm_client_close(c);
+	close(mfd);
+	for (int i = 0; i < 500; i++) {
+		dma_account("capped", &mapped, &max);
+		if (!mapped)
+			break;
+		struct timespec t = { 0, 10000000 };
+		nanosleep(&t, NULL);
+	}
+	assert_int_equal(mapped, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(bar_memfd_shrunk_by_client),
 		cmocka_unit_test(dma_file_shrunk_by_client),
+		cmocka_unit_test(dma_total_bounded_by_dma_max),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

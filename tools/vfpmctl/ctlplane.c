@@ -4,6 +4,7 @@
 #include "ctlplane.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -104,11 +105,31 @@ static struct json_object *sub(struct json_object *o, const char *k)
 	return json_object_object_get_ex(o, k, &v) ? v : NULL;
 }
 
+/* A byte count as the largest whole binary unit: 0, 4K, 16M, 1G, ... */
+static const char *size_str(struct json_object *o, const char *k, char *buf, size_t len)
+{
+	struct json_object *v;
+	if (!json_object_object_get_ex(o, k, &v))
+		return "-";
+	uint64_t n = (uint64_t)json_object_get_int64(v);
+	const char *u = "KMGTPE";
+	int i = -1;
+	while (n >= 1024 && !(n & 1023) && i < 5) {
+		n >>= 10;
+		i++;
+	}
+	if (i < 0)
+		snprintf(buf, len, "%" PRIu64, n);
+	else
+		snprintf(buf, len, "%" PRIu64 "%c", n, u[i]);
+	return buf;
+}
+
 static void print_table(struct json_object *devs)
 {
-	printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s %7s  %s\n", "DEVICE", "STATE",
+	printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s %7s %6s  %s\n", "DEVICE", "STATE",
 	       "RUNTIME", "USAGE", "ENGAGED", "ARMED", "CLIENT", "SUSPENDS", "RESUMES", "WAKEUPS",
-	       "VFS", "SOCKET");
+	       "VFS", "DMA", "SOCKET");
 	for (size_t i = 0; i < json_object_array_length(devs); i++) {
 		struct json_object *d = json_object_array_get_idx(devs, i);
 		struct json_object *lp = sub(d, "low_power"), *c = sub(d, "counters");
@@ -117,12 +138,13 @@ static void print_table(struct json_object *devs)
 		if (sub(d, "sriov_totalvfs"))
 			snprintf(vfs, sizeof(vfs), "%s/%s", str(d, "sriov_numvfs"),
 				 str(d, "sriov_totalvfs"));
-		printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s %7s  %s\n", str(d, "name"),
+		char dma[32];
+		printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s %7s %6s  %s\n", str(d, "name"),
 		       str(d, "power_state"), str(d, "runtime_status"), str(d, "usage_count"),
 		       lp ? str(lp, "engaged") : "-", lp ? str(lp, "wakeup_armed") : "-",
 		       str(d, "client_connected"), c ? str(c, "suspends") : "-",
 		       c ? str(c, "resumes") : "-", c ? str(c, "wakeups_signalled") : "-", vfs,
-		       str(d, "socket"));
+		       size_str(d, "dma_mapped", dma, sizeof(dma)), str(d, "socket"));
 	}
 }
 
