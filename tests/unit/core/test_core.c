@@ -52,7 +52,8 @@ static int probe_resume(void *priv)
 static int probe_create(struct vfpm_device *dev, const struct vfpm_opts *opts, void **priv,
 			const struct vfpm_model_ops **ops)
 {
-	static const struct vfpm_model_ops ops_ = { .quiesce = probe_quiesce,
+	static const struct vfpm_model_ops ops_ = { .size = sizeof(ops_),
+						    .quiesce = probe_quiesce,
 						    .suspend = probe_suspend,
 						    .resume = probe_resume };
 	static const struct vfpm_pci_ids ids = { .vendor = 0x1b36, .device = 0x10ff,
@@ -74,7 +75,9 @@ static int probe_create(struct vfpm_device *dev, const struct vfpm_opts *opts, v
 	return rc;
 }
 
-static const struct vfpm_model probe_model = { .name = "probe", .create = probe_create };
+static const struct vfpm_model probe_model = { .size = sizeof(struct vfpm_model),
+						 .name = "probe",
+						 .create = probe_create };
 
 static struct vfpm_device *make(void)
 {
