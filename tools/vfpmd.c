@@ -1,4 +1,6 @@
-/* vfpmd: the vfpm device server. */
+/* vfpmd: the vfpm device server, a user of the embedding API
+ * (include/vfpm/server.h) like any other program linked with libvfpm. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -9,10 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/core.h"
-#include "models.h"
-#include "server.h"
 #include "vfpm/client.h"
+#include "vfpm/server.h"
 
 #ifndef VFPM_VERSION
 #define VFPM_VERSION "unknown"
@@ -57,6 +57,9 @@ static void usage(FILE *f)
 		"                           milliseconds (default 10000; 0: never)\n"
 		"      --send-timeout MS    close a connection whose client has not read a\n"
 		"                           message within MS milliseconds (default 10000)\n"
+		"      --model PATH.so      load a device model from a shared object that\n"
+		"                           defines vfpm_model_entry() (docs/device-api.md);\n"
+		"                           repeatable; before --device uses it\n"
 		"      --list-models        list device models and their keys\n"
 		"  -h, --help               this help\n"
 		"  -V, --version            version\n"
@@ -67,15 +70,48 @@ static void usage(FILE *f)
 		def);
 }
 
-static void list_models(void)
+static void list_models(const struct vfpm_server *srv)
 {
-	for (const struct vfpm_model *const *m = vfpm_models(); *m; m++) {
-		printf("%-10s %s\n", (*m)->name, (*m)->summary);
+	const struct vfpm_model *m;
+	for (unsigned i = 0; (m = vfpm_server_model(srv, i)); i++) {
+		printf("%-10s %s\n", m->name, m->summary ? m->summary : "");
 		printf("           keys:");
-		for (const char *const *k = (*m)->keys; k && *k; k++)
+		for (const char *const *k = m->keys; k && *k; k++)
 			printf(" %s", *k);
 		printf("\n");
 	}
+}
+
+/* Loads the model of a shared object (its vfpm_model_entry()) into srv.
+ * The object stays loaded until the process ends. */
+static int load_model(struct vfpm_server *srv, const char *path)
+{
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		fprintf(stderr, "vfpmd: --model %s: %s\n", path, dlerror());
+		return -ENOENT;
+	}
+	const struct vfpm_model *(*entry)(void);
+	*(void **)&entry = dlsym(h, VFPM_MODEL_ENTRY_SYMBOL);
+	if (!entry) {
+		fprintf(stderr, "vfpmd: --model %s: no %s() in it (not a vfpm model)\n", path,
+			VFPM_MODEL_ENTRY_SYMBOL);
+		dlclose(h);
+		return -ENOENT;
+	}
+	const struct vfpm_model *m = entry();
+	int rc = m ? vfpm_server_add_model(srv, m) : -EINVAL;
+	if (rc) {
+		fprintf(stderr, "vfpmd: --model %s: %s\n", path,
+			!m		? "its vfpm_model_entry() returned NULL"
+			: rc == -E2BIG	? "built against a newer libvfpm than this one (struct vfpm_model is larger)"
+			: rc == -EEXIST ? "a model of that name is already loaded"
+			: rc == -EINVAL ? "its struct vfpm_model has no size, name or create()"
+					: strerror(-rc));
+		dlclose(h);
+		return rc;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -88,6 +124,7 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "list-models", no_argument, NULL, 'L' },
+		{ "model", required_argument, NULL, 'P' },
 		{ "handshake-timeout", required_argument, NULL, 'H' },
 		{ "send-timeout", required_argument, NULL, 'T' },
 		{ "ctl-mode", required_argument, NULL, 'M' },
@@ -98,16 +135,22 @@ int main(int argc, char **argv)
 	};
 	const char *socket_path = NULL;
 	const char **specs = calloc((size_t)argc + 1, sizeof(*specs));
-	unsigned nspecs = 0;
-	struct server_opts so = { .verbosity = VFPM_LOG_INFO, .socket_mode = 0600 };
+	const char **plugins = calloc((size_t)argc + 1, sizeof(*plugins));
+	unsigned nspecs = 0, nplugins = 0;
+	bool list = false;
+	struct vfpm_server_opts so = { .size = sizeof(so), .verbosity = 2, .socket_mode = 0600,
+				       .ctl = true };
 	int c;
-	if (!specs)
+	if (!specs || !plugins)
 		return 1;
 	while ((c = getopt_long(argc, argv, "s:d:m:c:vqhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 's': socket_path = optarg; break;
 		case 'd': specs[nspecs++] = optarg; break;
-		case 'c': so.ctl_path = optarg; break;
+		case 'c':
+			so.ctl = strcmp(optarg, "none") != 0;
+			so.ctl_path = optarg;
+			break;
 		case 'm': {
 			char *end;
 			errno = 0;
@@ -120,9 +163,10 @@ int main(int argc, char **argv)
 			so.socket_mode = (mode_t)m;
 			break;
 		}
-		case 'v': so.verbosity = so.verbosity < CORE_VERBOSITY_MAX ? so.verbosity + 1 : so.verbosity; break;
-		case 'q': so.verbosity = VFPM_LOG_WARN; break;
-		case 'L': list_models(); free(specs); return 0;
+		case 'v': so.verbosity = so.verbosity < 4 ? so.verbosity + 1 : so.verbosity; break;
+		case 'q': so.verbosity = 1; break;
+		case 'L': list = true; break;
+		case 'P': plugins[nplugins++] = optarg; break;
 		case 'M': {
 			char *end;
 			errno = 0;
@@ -131,6 +175,7 @@ int main(int argc, char **argv)
 				fprintf(stderr, "vfpmd: --ctl-mode '%s': expected octal bits like 0600\n",
 					optarg);
 				free(specs);
+				free(plugins);
 				return 2;
 			}
 			so.ctl_mode = (mode_t)m;
@@ -148,6 +193,7 @@ int main(int argc, char **argv)
 			} else {
 				fprintf(stderr, "vfpmd: --ctl-group '%s': no such group\n", optarg);
 				free(specs);
+				free(plugins);
 				return 2;
 			}
 			so.has_ctl_group = true;
@@ -162,23 +208,23 @@ int main(int argc, char **argv)
 				fprintf(stderr, "vfpmd: --%s '%s': expected 0..3600000 ms\n",
 					c == 'H' ? "handshake-timeout" : "send-timeout", optarg);
 				free(specs);
+				free(plugins);
 				return 2;
 			}
 			*(c == 'H' ? &so.handshake_ms : &so.send_ms) = ms ? (int)ms : -1;
 			break;
 		}
-		case 'h': usage(stdout); free(specs); return 0;
-		case 'V': printf("vfpmd %s\n", VFPM_VERSION); free(specs); return 0;
-		default: usage(stderr); free(specs); return 2;
+		case 'h': usage(stdout); free(specs); free(plugins); return 0;
+		case 'V': printf("vfpmd %s\n", VFPM_VERSION); free(specs); free(plugins); return 0;
+		default: usage(stderr); free(specs); free(plugins); return 2;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "vfpmd: unexpected argument '%s' (see vfpmd --help)\n", argv[optind]);
 		free(specs);
+		free(plugins);
 		return 2;
 	}
-	if (!nspecs)
-		specs[nspecs++] = "demo";
 
 	/* Signals are taken synchronously by the main thread only. */
 	sigset_t set;
@@ -189,29 +235,45 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	struct vfpm_server *srv;
-	int rc = server_create(&so, &srv);
+	int rc = vfpm_server_new(&so, &srv);
 	if (rc) {
 		fprintf(stderr, "vfpmd: %s\n", strerror(-rc));
 		free(specs);
+		free(plugins);
 		return 1;
 	}
+	for (unsigned i = 0; i < nplugins && !rc; i++)
+		rc = load_model(srv, plugins[i]);
+	free(plugins);
+	if (!rc && list) {
+		list_models(srv);
+		vfpm_server_free(srv);
+		free(specs);
+		return 0;
+	}
+	if (!nspecs)
+		specs[nspecs++] = "demo";
 	for (unsigned i = 0; i < nspecs && !rc; i++) {
 		/* --socket applies to the first device that names none */
-		rc = server_add_device(srv, specs[i], &socket_path);
+		const char *spec = specs[i];
+		bool named = strstr(spec, ",socket=") != NULL;
+		rc = vfpm_server_add_device(srv, spec, named ? NULL : socket_path);
+		if (!named)
+			socket_path = NULL;
 	}
 	free(specs);
 	if (!rc)
-		rc = server_start(srv);
+		rc = vfpm_server_start(srv);
 	if (rc) {
-		server_stop(srv);
-		server_destroy(srv);
+		vfpm_server_free(srv);
 		return 1;
 	}
 	int sig = 0;
 	sigwait(&set, &sig);
-	core_log(so.verbosity, VFPM_LOG_INFO, NULL, "%s: shutting down",
-		 sig == SIGINT ? "SIGINT" : "SIGTERM");
-	server_stop(srv);
-	server_destroy(srv);
+	if (so.verbosity >= 2)
+		fprintf(stderr, "vfpmd: info: -: %s: shutting down\n",
+			sig == SIGINT ? "SIGINT" : "SIGTERM");
+	vfpm_server_stop(srv);
+	vfpm_server_free(srv);
 	return 0;
 }

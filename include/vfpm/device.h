@@ -111,6 +111,13 @@ struct vfpm_model {
 		      const struct vfpm_model_ops **ops);
 };
 
+/* A model in a shared object, for vfpmd --model PATH.so, defines this
+ * function: it returns the model (which lives as long as the object is
+ * loaded). It is the only symbol vfpmd looks up; the object links with
+ * libvfpm (pkg-config --libs vfpm). */
+#define VFPM_MODEL_ENTRY_SYMBOL "vfpm_model_entry"
+VFPM_EXPORT const struct vfpm_model *vfpm_model_entry(void);
+
 /* --- setup calls, only inside create(): elsewhere they change nothing and
  * return -EPERM --- */
 struct vfpm_pci_ids {

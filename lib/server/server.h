@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 struct vfpm_server;
+struct vfpm_model;
 
 struct server_opts {
 	int verbosity;        /* VFPM_LOG_* threshold */
@@ -22,6 +23,10 @@ struct server_opts {
 	bool has_ctl_group;   /* ctl_group is set: the control socket's group,
 			       * whose members may change settings too */
 	gid_t ctl_group;
+	/* when set, how server_add_device finds a model by name (the
+	 * embedding API's models); else the built-in registry */
+	const struct vfpm_model *(*find_model)(void *ctx, const char *name);
+	void *find_ctx;
 };
 
 int server_create(const struct server_opts *o, struct vfpm_server **out);
