@@ -346,6 +346,7 @@ static uint64_t demo_violations(void *priv)
 }
 
 static const struct vfpm_model_ops demo_ops = {
+	.size = sizeof(struct vfpm_model_ops),
 	.bar_rw = demo_bar_rw,
 	.reset = demo_reset,
 	.quiesce = demo_quiesce,
@@ -445,6 +446,7 @@ static const struct vfpm_vf_bar demo_vf_bars[6] = {
 };
 
 const struct vfpm_model vfpm_model_demo = {
+	.size = sizeof(struct vfpm_model),
 	.name = "demo",
 	.summary = "DMA copy engine with MSI-X, INTx, PM and PCIe capabilities",
 	.keys = demo_keys,

@@ -1,4 +1,6 @@
-/* vfpmd: the vfpm device server. */
+/* vfpmd: the vfpm device server, a user of the embedding API
+ * (include/vfpm/server.h) like any other program linked with libvfpm. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
@@ -9,10 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/core.h"
-#include "models.h"
-#include "server.h"
 #include "vfpm/client.h"
+#include "vfpm/server.h"
 
 #ifndef VFPM_VERSION
 #define VFPM_VERSION "unknown"
@@ -62,6 +62,9 @@ static void usage(FILE *f)
 		"                           milliseconds (default 10000; 0: never)\n"
 		"      --send-timeout MS    close a connection whose client has not read a\n"
 		"                           message within MS milliseconds (default 10000)\n"
+		"      --model PATH.so      load a device model from a shared object that\n"
+		"                           defines vfpm_model_entry() (docs/device-api.md);\n"
+		"                           repeatable\n"
 		"      --list-models        list device models and their keys\n"
 		"  -h, --help               this help\n"
 		"  -V, --version            version\n"
@@ -93,15 +96,48 @@ static void notify_stopping(void)
 }
 #endif
 
-static void list_models(void)
+static void list_models(const struct vfpm_server *srv)
 {
-	for (const struct vfpm_model *const *m = vfpm_models(); *m; m++) {
-		printf("%-10s %s\n", (*m)->name, (*m)->summary);
+	const struct vfpm_model *m;
+	for (unsigned i = 0; (m = vfpm_server_model(srv, i)); i++) {
+		printf("%-10s %s\n", m->name, m->summary ? m->summary : "");
 		printf("           keys:");
-		for (const char *const *k = (*m)->keys; k && *k; k++)
+		for (const char *const *k = m->keys; k && *k; k++)
 			printf(" %s", *k);
 		printf("\n");
 	}
+}
+
+/* Loads the model of a shared object (its vfpm_model_entry()) into srv.
+ * The object stays loaded until the process ends. */
+static int load_model(struct vfpm_server *srv, const char *path)
+{
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		fprintf(stderr, "vfpmd: --model %s: %s\n", path, dlerror());
+		return -ENOENT;
+	}
+	const struct vfpm_model *(*entry)(void);
+	*(void **)&entry = dlsym(h, VFPM_MODEL_ENTRY_SYMBOL);
+	if (!entry) {
+		fprintf(stderr, "vfpmd: --model %s: no %s() in it (not a vfpm model)\n", path,
+			VFPM_MODEL_ENTRY_SYMBOL);
+		dlclose(h);
+		return -ENOENT;
+	}
+	const struct vfpm_model *m = entry();
+	int rc = m ? vfpm_server_add_model(srv, m) : -EINVAL;
+	if (rc) {
+		fprintf(stderr, "vfpmd: --model %s: %s\n", path,
+			!m		? "its vfpm_model_entry() returned NULL"
+			: rc == -E2BIG	? "built against a newer libvfpm than this one (struct vfpm_model is larger)"
+			: rc == -EEXIST ? "a model of that name is already loaded"
+			: rc == -EINVAL ? "its struct vfpm_model has no size, name or create()"
+					: strerror(-rc));
+		dlclose(h);
+		return rc;
+	}
+	return 0;
 }
 
 static const struct option long_opts[] = {
@@ -117,6 +153,7 @@ static const struct option long_opts[] = {
 	{ "ctl-mode", required_argument, NULL, 'M' },
 	{ "ctl-group", required_argument, NULL, 'G' },
 	{ "metrics-file", required_argument, NULL, 'P' },
+	{ "model", required_argument, NULL, 'X' },
 	{ "config", required_argument, NULL, 'C' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -131,10 +168,13 @@ struct spec {
 };
 
 struct settings {
-	struct server_opts so;
+	struct vfpm_server_opts so;
 	const char *socket_path;
 	struct spec *specs;
 	unsigned nspecs, cap;
+	const char **models;        /* --model PATH.so, in order */
+	unsigned nmodels, models_cap;
+	bool list;
 	/* strings the options point into (config file values) */
 	char **owned;
 	unsigned nowned, owned_cap;
@@ -167,10 +207,24 @@ static int read_config(struct settings *st, const char *path);
  * from a config file, "" for the command line. */
 static int apply_opt(struct settings *st, int c, const char *arg, const char *where)
 {
-	struct server_opts *so = &st->so;
+	struct vfpm_server_opts *so = &st->so;
 	switch (c) {
 	case 's': st->socket_path = arg; return 0;
-	case 'c': so->ctl_path = arg; return 0;
+	case 'c':
+		so->ctl = strcmp(arg, "none") != 0;
+		so->ctl_path = arg;
+		return 0;
+	case 'X':
+		if (st->nmodels == st->models_cap) {
+			unsigned nc = st->models_cap ? 2 * st->models_cap : 4;
+			const char **n = realloc(st->models, nc * sizeof(*n));
+			if (!n)
+				return 1;
+			st->models = n;
+			st->models_cap = nc;
+		}
+		st->models[st->nmodels++] = arg;
+		return 0;
 	case 'P': so->metrics_path = arg; return 0;
 	case 'd': {
 		if (st->nspecs == st->cap) {
@@ -205,9 +259,9 @@ static int apply_opt(struct settings *st, int c, const char *arg, const char *wh
 		*(c == 'm' ? &so->socket_mode : &so->ctl_mode) = (mode_t)m;
 		return 0;
 	}
-	case 'v': so->verbosity = so->verbosity < CORE_VERBOSITY_MAX ? so->verbosity + 1 : so->verbosity; return 0;
-	case 'q': so->verbosity = VFPM_LOG_WARN; return 0;
-	case 'L': list_models(); return OPT_DONE;
+	case 'v': so->verbosity = so->verbosity < 4 ? so->verbosity + 1 : so->verbosity; return 0;
+	case 'q': so->verbosity = 1; return 0;
+	case 'L': st->list = true; return 0;
 	case 'G': {
 		struct group *g = getgrnam(arg);
 		char *end;
@@ -319,11 +373,15 @@ static void settings_free(struct settings *st)
 	for (unsigned i = 0; i < st->nowned; i++)
 		free(st->owned[i]);
 	free(st->owned);
+	free(st->models);
 }
 
 int main(int argc, char **argv)
 {
-	struct settings st = { .so = { .verbosity = VFPM_LOG_INFO, .socket_mode = 0600 } };
+	struct settings st = { .so = { .size = sizeof(st.so),
+				       .verbosity = 2,   /* info */
+				       .socket_mode = 0600,
+				       .ctl = true } };
 	int c, rc = 0;
 	while (!rc && (c = getopt_long(argc, argv, "s:d:m:c:vqhV", long_opts, NULL)) != -1)
 		rc = apply_opt(&st, c, optarg, "");
@@ -331,7 +389,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vfpmd: unexpected argument '%s' (see vfpmd --help)\n", argv[optind]);
 		rc = 2;
 	}
-	if (!rc && !st.nspecs)
+	if (!rc && !st.nspecs && !st.list)
 		rc = apply_opt(&st, 'd', "demo", "");
 	if (rc) {
 		settings_free(&st);
@@ -347,34 +405,46 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	struct vfpm_server *srv;
-	rc = server_create(&st.so, &srv);
+	rc = vfpm_server_new(&st.so, &srv);
 	if (rc) {
 		fprintf(stderr, "vfpmd: %s\n", strerror(-rc));
 		settings_free(&st);
 		return 1;
 	}
+	for (unsigned i = 0; i < st.nmodels && !rc; i++)
+		rc = load_model(srv, st.models[i]);
+	if (!rc && st.list) {
+		list_models(srv);
+		vfpm_server_free(srv);
+		settings_free(&st);
+		return 0;
+	}
 	for (unsigned i = 0; i < st.nspecs && !rc; i++) {
 		/* --socket applies to the first device that names none */
-		rc = server_add_device(srv, st.specs[i].text, &st.socket_path);
+		const char *spec = st.specs[i].text;
+		bool named = strstr(spec, ",socket=") != NULL;
+		rc = vfpm_server_add_device(srv, spec, named ? NULL : st.socket_path);
+		if (!named)
+			st.socket_path = NULL;
 		if (rc && st.specs[i].where)
 			fprintf(stderr, "vfpmd: %sthis device\n", st.specs[i].where);
 	}
 	if (!rc)
-		rc = server_start(srv);
+		rc = vfpm_server_start(srv);
 	if (rc) {
-		server_stop(srv);
-		server_destroy(srv);
+		vfpm_server_free(srv);
 		settings_free(&st);
 		return 1;
 	}
 	notify_ready();
 	int sig = 0;
 	sigwait(&set, &sig);
-	core_log(st.so.verbosity, VFPM_LOG_INFO, NULL, "%s: shutting down",
-		 sig == SIGINT ? "SIGINT" : "SIGTERM");
+	if (st.so.verbosity >= 2)
+		fprintf(stderr, "vfpmd: info: -: %s: shutting down\n",
+			sig == SIGINT ? "SIGINT" : "SIGTERM");
 	notify_stopping();
-	server_stop(srv);
-	server_destroy(srv);
+	vfpm_server_stop(srv);
+	vfpm_server_free(srv);
 	settings_free(&st);
 	return 0;
 }

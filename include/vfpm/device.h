@@ -29,7 +29,15 @@
 extern "C" {
 #endif
 
+#ifndef VFPM_EXPORT
 #define VFPM_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* The SDK's version (docs/device-api.md, "Versioning"): the library keeps
+ * every symbol of an older version node (libvfpm.sym), and the structures a
+ * model fills begin with their size, so they can grow at their end. */
+#define VFPM_VERSION_MAJOR 0
+#define VFPM_VERSION_MINOR 1
 
 struct vfpm_device;
 
@@ -43,6 +51,12 @@ struct vfpm_device;
 enum vfpm_dstate { VFPM_D0 = 0, VFPM_D1, VFPM_D2, VFPM_D3HOT, VFPM_D3COLD };
 
 struct vfpm_model_ops {
+	/* sizeof(struct vfpm_model_ops) as the model was compiled. A smaller
+	 * table (a model built against an older header) works: the callbacks
+	 * past its size are taken as NULL. A larger one (a newer header) is
+	 * refused, as is size 0: the core quiesces and destroys what create()
+	 * made and the device fails with -E2BIG (larger) or -EINVAL (0). */
+	size_t size;
 	/* Access to a callback-backed BAR (or to the non-MSI-X part of any
 	 * BAR that is not memfd-backed). len is 1..VFPM_MAX_DATA_XFER; the
 	 * core checked the bounds. Returns 0 or a negative errno. */
@@ -88,6 +102,10 @@ struct vfpm_vf_bar {
 };
 
 struct vfpm_model {
+	/* sizeof(struct vfpm_model) as the model was compiled; the same rule
+	 * as vfpm_model_ops.size (-E2BIG when larger than this library's,
+	 * -EINVAL when smaller than the first version's). */
+	size_t size;
 	const char *name;
 	const char *summary;
 	/* NULL-terminated list of the option keys create() understands
@@ -104,6 +122,13 @@ struct vfpm_model {
 	 * refused). */
 	const struct vfpm_vf_bar *vf_bars;
 };
+
+/* A model in a shared object, for vfpmd --model PATH.so, defines this
+ * function: it returns the model (which lives as long as the object is
+ * loaded). It is the only symbol vfpmd looks up; the object links with
+ * libvfpm (pkg-config --libs vfpm). */
+#define VFPM_MODEL_ENTRY_SYMBOL "vfpm_model_entry"
+VFPM_EXPORT const struct vfpm_model *vfpm_model_entry(void);
 
 /* --- setup calls, only inside create(): elsewhere they change nothing and
  * return -EPERM --- */

@@ -55,6 +55,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <linux/pci_regs.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/channel.h"
@@ -172,10 +173,21 @@ struct dev_pm {
 	bool client_connected;
 };
 
+/* The smallest struct vfpm_model a model may give: version 0.1's, whose
+ * create() is required. */
+#define CORE_MODEL_SIZE_MIN (offsetof(struct vfpm_model, create) + sizeof(void (*)(void)))
+/* Checks a model's size and required fields: 0, -EINVAL (size smaller than
+ * CORE_MODEL_SIZE_MIN, no name or no create), -E2BIG (built against a newer
+ * header: larger than this library's struct). */
+int core_model_check(const struct vfpm_model *model);
+
 struct vfpm_device {
 	char *name;
 	const struct vfpm_model *model;
+	/* &ops_copy: the model's table as this library knows it (fields
+	 * past the model's ops->size read as NULL) */
 	const struct vfpm_model_ops *ops;
+	struct vfpm_model_ops ops_copy;
 	void *priv;
 	struct vfpm_opts opts;
 	bool creating;          /* setup calls allowed */

@@ -231,10 +231,44 @@ static int parse_size(const char *v, uint64_t min, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+int core_model_check(const struct vfpm_model *model)
+{
+	if (!model || model->size < CORE_MODEL_SIZE_MIN)
+		return -EINVAL;
+	if (model->size > sizeof(struct vfpm_model))
+		return -E2BIG;
+	if (!model->name || !model->name[0] || !model->create)
+		return -EINVAL;
+	return 0;
+}
+
+/* Takes the ops table create() returned: a smaller (older) one is copied
+ * into a full one whose missing callbacks are NULL. */
+static int take_ops(struct vfpm_device *dev, const struct vfpm_model_ops *ops)
+{
+	if (!ops)
+		return -EINVAL;
+	if (ops->size < sizeof(ops->size) || ops->size > sizeof(*ops))
+		return ops->size ? -E2BIG : -EINVAL;
+	memset(&dev->ops_copy, 0, sizeof(dev->ops_copy));
+	memcpy(&dev->ops_copy, ops, ops->size);
+	dev->ops_copy.size = sizeof(dev->ops_copy);
+	dev->ops = &dev->ops_copy;
+	return 0;
+}
+
 static int create_common(const struct vfpm_model *model, const char *name, struct vfpm_opts *opts,
 			 struct rpm_wq *wq, int verbosity, struct vfpm_device *pf, unsigned vf_index,
 			 struct vfpm_device **out)
 {
+	int rc = core_model_check(model);
+	if (rc) {
+		core_log(verbosity, VFPM_LOG_ERR, name, "model %s refused: %s",
+			 model && model->size >= CORE_MODEL_SIZE_MIN && model->name ? model->name : "?",
+			 rc == -E2BIG ? "built against a newer vfpm/device.h (struct vfpm_model is larger)"
+				      : "struct vfpm_model has no size, name or create");
+		return rc;
+	}
 	struct vfpm_device *dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
@@ -330,10 +364,25 @@ static int create_common(const struct vfpm_model *model, const char *name, struc
 	}
 
 	dev->creating = true;
-	int rc = model->create(dev, &dev->opts, &dev->priv, &dev->ops);
+	const struct vfpm_model_ops *ops = NULL;
+	rc = model->create(dev, &dev->opts, &dev->priv, &ops);
 	dev->creating = false;
 	if (rc) {
-		dev->ops = NULL;
+		device_destroy(dev);
+		return rc;
+	}
+	rc = take_ops(dev, ops);
+	if (rc) {
+		core_log(verbosity, VFPM_LOG_ERR, name, "model %s refused: %s", model->name,
+			 rc == -E2BIG ? "built against a newer vfpm/device.h (struct vfpm_model_ops "
+					"is larger)"
+				      : "its struct vfpm_model_ops has no size");
+		/* undo what create() made: the table's prefix has this
+		 * library's layout (tables only grow at their end) */
+		if (ops && ops->quiesce)
+			ops->quiesce(dev->priv);
+		if (ops && ops->destroy)
+			ops->destroy(dev->priv);
 		device_destroy(dev);
 		return rc;
 	}

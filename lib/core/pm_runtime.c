@@ -456,9 +456,10 @@ int pm_init(struct vfpm_device *dev, struct vfpm_opts *opts, struct rpm_wq *wq)
 			rc = strcmp(opts->kv[i].val, "on") && strcmp(opts->kv[i].val, "auto") ? -EINVAL : 0;
 			power_control = !strcmp(opts->kv[i].val, "on") ? "on" : NULL;
 		} else if (!strcmp(opts->kv[i].key, "idle_d3")) {
-			bool b;
+			bool b = false;
 			rc = opts_parse_bool(opts->kv[i].val, &b);
-			pm->set.idle_d3 = b;
+			if (!rc)
+				pm->set.idle_d3 = b;
 		} else {
 			rc = pm_set(dev, opts->kv[i].key, opts->kv[i].val);
 		}

@@ -242,7 +242,7 @@ void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutat
 			if (have >= CTL_MAX_LINE) {
 				static const char msg[] =
 					"{\"ok\":false,\"errno\":7,\"error\":\"line too long\"}\n";
-				if (write(fd, msg, sizeof(msg) - 1) < 0) {
+				if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL) < 0) {
 					/* the client is gone */
 				}
 				break;

@@ -203,7 +203,9 @@ int server_add_device(struct vfpm_server *srv, const char *spec, const char **so
 	}
 	memcpy(model_name, spec, mlen);
 	model_name[mlen] = '\0';
-	const struct vfpm_model *model = vfpm_model_find(model_name);
+	const struct vfpm_model *model = srv->o.find_model
+						 ? srv->o.find_model(srv->o.find_ctx, model_name)
+						 : vfpm_model_find(model_name);
 	if (!model) {
 		fprintf(stderr, "vfpmd: unknown device model '%s' (see vfpmd --list-models)\n",
 			model_name);

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 struct vfpm_server;
+struct vfpm_model;
 
 struct server_opts {
 	int verbosity;        /* VFPM_LOG_* threshold */
@@ -23,6 +24,10 @@ struct server_opts {
 			       * whose members may change settings too */
 	gid_t ctl_group;
 	const char *metrics_path;   /* node_exporter textfile, or NULL */
+	/* when set, how server_add_device finds a model by name (the
+	 * embedding API's models); else the built-in registry */
+	const struct vfpm_model *(*find_model)(void *ctx, const char *name);
+	void *find_ctx;
 };
 
 int server_create(const struct server_opts *o, struct vfpm_server **out);

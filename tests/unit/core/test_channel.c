@@ -97,7 +97,8 @@ static int probe_bar_rw(void *priv, unsigned bar, uint64_t off, void *buf, size_
 static int probe_create(struct vfpm_device *dev, const struct vfpm_opts *opts, void **priv,
 			const struct vfpm_model_ops **ops)
 {
-	static const struct vfpm_model_ops ops_ = { .quiesce = probe_quiesce,
+	static const struct vfpm_model_ops ops_ = { .size = sizeof(ops_),
+						    .quiesce = probe_quiesce,
 						    .suspend = probe_suspend,
 						    .bar_rw = probe_bar_rw };
 	static const struct vfpm_pci_ids ids = { .vendor = 0x1b36, .device = 0x10ff,
@@ -120,7 +121,9 @@ static int probe_create(struct vfpm_device *dev, const struct vfpm_opts *opts, v
 	return rc;
 }
 
-static const struct vfpm_model probe_model = { .name = "probe", .create = probe_create };
+static const struct vfpm_model probe_model = { .size = sizeof(struct vfpm_model),
+					       .name = "probe",
+					       .create = probe_create };
 
 /* --- the fixture: device, session thread, client end --- */
 

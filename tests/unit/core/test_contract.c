@@ -148,7 +148,8 @@ static void *worker_main(void *arg)
 static int c_create(struct vfpm_device *dev, const struct vfpm_opts *opts, void **priv,
 		    const struct vfpm_model_ops **ops)
 {
-	static const struct vfpm_model_ops ops_ = { .bar_rw = c_bar_rw,
+	static const struct vfpm_model_ops ops_ = { .size = sizeof(ops_),
+						    .bar_rw = c_bar_rw,
 						    .reset = c_reset,
 						    .quiesce = c_quiesce,
 						    .suspend = c_suspend,
@@ -171,7 +172,9 @@ static int c_create(struct vfpm_device *dev, const struct vfpm_opts *opts, void 
 	return rc;
 }
 
-static const struct vfpm_model contract_model = { .name = "contract", .create = c_create };
+static const struct vfpm_model contract_model = { .size = sizeof(struct vfpm_model),
+						    .name = "contract",
+						    .create = c_create };
 
 static void cfg_w16(struct vfpm_device *dev, unsigned off, uint16_t v)
 {

@@ -53,7 +53,8 @@ static int probe_resume(void *priv)
 static int probe_create(struct vfpm_device *dev, const struct vfpm_opts *opts, void **priv,
 			const struct vfpm_model_ops **ops)
 {
-	static const struct vfpm_model_ops ops_ = { .quiesce = probe_quiesce,
+	static const struct vfpm_model_ops ops_ = { .size = sizeof(ops_),
+						    .quiesce = probe_quiesce,
 						    .suspend = probe_suspend,
 						    .resume = probe_resume };
 	static const struct vfpm_pci_ids ids = { .vendor = 0x1b36, .device = 0x10ff,
@@ -75,7 +76,9 @@ static int probe_create(struct vfpm_device *dev, const struct vfpm_opts *opts, v
 	return rc;
 }
 
-static const struct vfpm_model probe_model = { .name = "probe", .create = probe_create };
+static const struct vfpm_model probe_model = { .size = sizeof(struct vfpm_model),
+						 .name = "probe",
+						 .create = probe_create };
 
 static struct vfpm_device *make(void)
 {
@@ -348,7 +351,7 @@ static bool g_vf_bar_wrong;
 static int vfmodel_create(struct vfpm_device *dev, const struct vfpm_opts *opts, void **priv,
 			  const struct vfpm_model_ops **ops)
 {
-	static const struct vfpm_model_ops ops_ = { 0 };
+	static const struct vfpm_model_ops ops_ = { .size = sizeof(ops_) };
 	g_creates++;
 	int rc = vfpm_dev_add_bar(dev, 0, vfpm_dev_is_vf(dev) && g_vf_bar_wrong ? 8192 : 4096, 0);
 	if (!rc)
@@ -362,9 +365,13 @@ static const struct vfpm_vf_bar vfmodel_bars[6] = {
 	[0] = { 4096, 0 },
 	[2] = { 1 << 16, VFPM_BAR_64 | VFPM_BAR_PREFETCH },
 };
-static const struct vfpm_model vfmodel = { .name = "vfm", .create = vfmodel_create,
+static const struct vfpm_model vfmodel = { .size = sizeof(struct vfpm_model),
+					   .name = "vfm",
+					   .create = vfmodel_create,
 					   .vf_bars = vfmodel_bars };
-static const struct vfpm_model vfmodel_no_table = { .name = "vfn", .create = vfmodel_create };
+static const struct vfpm_model vfmodel_no_table = { .size = sizeof(struct vfpm_model),
+						    .name = "vfn",
+						    .create = vfmodel_create };
 
 static void vf_geometry_comes_from_the_model_without_creating_a_device(void **state)
 {

@@ -68,7 +68,8 @@ static void probe_destroy(void *priv)
 	free(priv);
 }
 
-static const struct vfpm_model_ops probe_ops = { .quiesce = probe_quiesce,
+static const struct vfpm_model_ops probe_ops = { .size = sizeof(struct vfpm_model_ops),
+						 .quiesce = probe_quiesce,
 						 .suspend = probe_suspend,
 						 .resume = probe_resume,
 						 .reset = probe_reset,
@@ -113,7 +114,8 @@ static int probe_create(struct vfpm_device *dev, const struct vfpm_opts *opts, v
 /* what probe_create describes for a VF (the core checks each VF against it) */
 static const struct vfpm_vf_bar probe_vf_bars[6] = { { 4096, VFPM_BAR_MEMFD } };
 
-static const struct vfpm_model probe_model = { .name = "pmprobe",
+static const struct vfpm_model probe_model = { .size = sizeof(struct vfpm_model),
+					       .name = "pmprobe",
 					       .keys = probe_keys,
 					       .create = probe_create,
 					       .vf_bars = probe_vf_bars };
