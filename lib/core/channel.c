@@ -110,50 +110,50 @@ static void finish_all(struct channel *c, int rc, bool reply_may_come)
 
 int channel_attach(struct channel *c, int fd)
 {
-	pthread_mutex_lock(&c->send_lock);
+	mutex_lock(&c->send_lock);
 	bool busy = c->fd >= 0;
 	if (!busy)
 		c->fd = fd;
-	pthread_mutex_unlock(&c->send_lock);
+	mutex_unlock(&c->send_lock);
 	if (busy)
 		return -EBUSY;
-	pthread_mutex_lock(&c->mu);
+	mutex_lock(&c->mu);
 	c->connected = true;
 	c->max_xfer = VFU_DEFAULT_MAX_DATA_XFER;
 	c->has_reader = false;
 	c->nabandoned = 0;
 	c->abandoned_next = 0;
-	pthread_mutex_unlock(&c->mu);
+	mutex_unlock(&c->mu);
 	return 0;
 }
 
 void channel_hangup(struct channel *c)
 {
-	pthread_mutex_lock(&c->mu);
+	mutex_lock(&c->mu);
 	c->connected = false;
 	finish_all(c, -ENOTCONN, false);
-	pthread_mutex_unlock(&c->mu);
+	mutex_unlock(&c->mu);
 }
 
 void channel_detach(struct channel *c)
 {
 	channel_hangup(c);
-	pthread_mutex_lock(&c->mu);
+	mutex_lock(&c->mu);
 	c->has_reader = false;
 	c->nabandoned = 0;
-	pthread_mutex_unlock(&c->mu);
+	mutex_unlock(&c->mu);
 	/* waits for a send in progress (bounded by the send deadline) */
-	pthread_mutex_lock(&c->send_lock);
+	mutex_lock(&c->send_lock);
 	c->fd = -1;
-	pthread_mutex_unlock(&c->send_lock);
+	mutex_unlock(&c->send_lock);
 }
 
 void channel_set_reader(struct channel *c)
 {
-	pthread_mutex_lock(&c->mu);
+	mutex_lock(&c->mu);
 	c->reader = pthread_self();
 	c->has_reader = true;
-	pthread_mutex_unlock(&c->mu);
+	mutex_unlock(&c->mu);
 }
 
 void channel_set_max_xfer(struct channel *c, uint32_t n)
@@ -163,16 +163,16 @@ void channel_set_max_xfer(struct channel *c, uint32_t n)
 		n = VFPM_MAX_DATA_XFER;
 	if (!n)
 		return;
-	pthread_mutex_lock(&c->mu);
+	mutex_lock(&c->mu);
 	c->max_xfer = n;
-	pthread_mutex_unlock(&c->mu);
+	mutex_unlock(&c->mu);
 }
 
 int channel_send(struct channel *c, struct vfu_hdr *h, const void *p1, size_t l1,
 		 const void *p2, size_t l2, const int *fds, int nfds)
 {
 	int rc = -ENOTCONN;
-	pthread_mutex_lock(&c->send_lock);
+	mutex_lock(&c->send_lock);
 	if (c->fd >= 0) {
 		rc = wire_send2(c->fd, h, p1, l1, p2, l2, fds, nfds);
 		if (rc == -ETIMEDOUT) {
@@ -183,7 +183,7 @@ int channel_send(struct channel *c, struct vfu_hdr *h, const void *p1, size_t l1
 			shutdown(c->fd, SHUT_RDWR);
 		}
 	}
-	pthread_mutex_unlock(&c->send_lock);
+	mutex_unlock(&c->send_lock);
 	return rc;
 }
 
@@ -191,7 +191,7 @@ void channel_deliver(struct channel *c, struct wire_msg *m)
 {
 	enum { TAKEN, LATE, UNKNOWN } what = UNKNOWN;
 	uint16_t id = m->hdr.msg_id;
-	pthread_mutex_lock(&c->mu);
+	mutex_lock(&c->mu);
 	struct chan_waiter *w = find_waiter(c, id);
 	int a;
 	if (w) {
@@ -206,7 +206,7 @@ void channel_deliver(struct channel *c, struct wire_msg *m)
 		c->abandoned[a] = c->abandoned[--c->nabandoned];
 		what = LATE;
 	}
-	pthread_mutex_unlock(&c->mu);
+	mutex_unlock(&c->mu);
 	if (what == LATE)
 		DLOG(c->dev, VFPM_LOG_DEBUG, "dropping the late reply to cancelled request id %u", id);
 	else if (what == UNKNOWN)
@@ -217,18 +217,18 @@ void channel_deliver(struct channel *c, struct wire_msg *m)
 
 void channel_cancel_begin(struct channel *c)
 {
-	pthread_mutex_lock(&c->mu);
+	mutex_lock(&c->mu);
 	c->cancel_depth++;
 	finish_all(c, -ECANCELED, true);
-	pthread_mutex_unlock(&c->mu);
+	mutex_unlock(&c->mu);
 }
 
 void channel_cancel_end(struct channel *c)
 {
-	pthread_mutex_lock(&c->mu);
+	mutex_lock(&c->mu);
 	if (c->cancel_depth)
 		c->cancel_depth--;
-	pthread_mutex_unlock(&c->mu);
+	mutex_unlock(&c->mu);
 }
 
 /* --- requests --- */
@@ -280,7 +280,7 @@ static int request(struct channel *c, bool write, uint64_t addr, void *buf, size
 	pthread_condattr_destroy(&ca);
 
 	int rc = 0;
-	pthread_mutex_lock(&c->mu);
+	mutex_lock(&c->mu);
 	if (c->has_reader && pthread_equal(c->reader, pthread_self()))
 		rc = -EDEADLK;   /* the reply would wait for this very thread */
 	else if (!c->connected)
@@ -293,7 +293,7 @@ static int request(struct channel *c, bool write, uint64_t addr, void *buf, size
 		w.next = c->waiters;
 		c->waiters = &w;
 	}
-	pthread_mutex_unlock(&c->mu);
+	mutex_unlock(&c->mu);
 	if (rc) {
 		pthread_cond_destroy(&w.cv);
 		return rc;
@@ -303,7 +303,7 @@ static int request(struct channel *c, bool write, uint64_t addr, void *buf, size
 	int src = channel_send(c, &h, &req, sizeof(req), write ? buf : NULL, write ? len : 0, NULL,
 			       0);
 
-	pthread_mutex_lock(&c->mu);
+	mutex_lock(&c->mu);
 	if (src) {
 		/* nothing (whole) went out: no reply will come */
 		if (!w.done)
@@ -325,7 +325,7 @@ static int request(struct channel *c, bool write, uint64_t addr, void *buf, size
 			late = true;
 		}
 	}
-	pthread_mutex_unlock(&c->mu);
+	mutex_unlock(&c->mu);
 	pthread_cond_destroy(&w.cv);
 	if (late)
 		DLOG(c->dev, VFPM_LOG_WARN, "no reply to %s id %u within %d ms", vfu_cmd_name(w.cmd),
@@ -340,9 +340,9 @@ static int request(struct channel *c, bool write, uint64_t addr, void *buf, size
 
 int channel_dma(struct channel *c, bool write, uint64_t addr, void *buf, size_t len)
 {
-	pthread_mutex_lock(&c->mu);
+	mutex_lock(&c->mu);
 	uint32_t lim = c->max_xfer;
-	pthread_mutex_unlock(&c->mu);
+	mutex_unlock(&c->mu);
 	uint8_t *p = buf;
 	while (len) {
 		size_t n = len < lim ? len : lim;

@@ -38,6 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/lock.h"
+
 #include "wire/wire.h"
 
 #define CHANNEL_REPLY_MS 10000
@@ -48,9 +50,9 @@ struct chan_waiter;
 
 struct channel {
 	struct vfpm_device *dev;       /* for logging */
-	pthread_mutex_t send_lock;
+	mutex_t send_lock;
 	int fd;                        /* send_lock; -1: detached */
-	pthread_mutex_t mu;            /* all below */
+	mutex_t mu;            /* all below */
 	bool connected;                /* a client can answer requests */
 	unsigned cancel_depth;         /* open cancel windows */
 	uint32_t max_xfer;             /* bytes per DMA message */

@@ -45,6 +45,11 @@
  *                                taken under events.mu only. Both are
  *                                leaves: dev_event() runs under any lock.
  *
+ * Every lock is a mutex_t or rwlock_t of lib/common/lock.h: clang checks
+ * the REQUIRES/ACQUIRE/RELEASE annotations of the functions below at every
+ * clang build (-Wthread-safety, errors; tests/layers/tsa_misuse.c proves it
+ * refuses misuse) and debug builds assert every lock call's return code.
+ *
  * A model callback is never called with memory_lock write-held, dev->lock,
  * dma_lock, irq_lock, the channel's locks or rpm.lock held.
  */
@@ -143,11 +148,11 @@ struct dev_pm {
 	/* trans_lock: every change of the PM state below (power state,
 	 * engaged, promotion, mappings, snapshots) is made under it, and the
 	 * model's quiesce/suspend/resume/reset are called under it alone. */
-	pthread_mutex_t trans_lock;
+	mutex_t trans_lock;
 	/* memory_lock (rwlock): write-held for power-state changes, the
 	 * engaged flag and wakeup fd, COMMAND.MEM effects and mmap
 	 * revocation; read-held for BAR access. */
-	pthread_rwlock_t memory_lock;
+	rwlock_t memory_lock;
 	int power_state;           /* enum vfpm_dstate */
 	bool needs_pm_restore;     /* NoSoftRst- (sampled at creation) */
 	bool d1, d2;               /* advertised by the PMC */
@@ -193,8 +198,8 @@ struct vfpm_device {
 	bool creating;          /* setup calls allowed */
 	bool pm_ready;          /* pm_init done: pm_fini due */
 
-	pthread_mutex_t req_lock;
-	pthread_mutex_t lock;   /* see top of file */
+	mutex_t req_lock;
+	mutex_t lock;   /* see top of file */
 	struct pci_cfg cfg;
 	struct core_bar bars[PCI_NUM_BARS];
 	bool has_intx;
@@ -211,7 +216,7 @@ struct vfpm_device {
 	int unmask_stop_fd;
 	pthread_t unmask_thread;
 	bool unmask_thread_running;
-	pthread_mutex_t irq_lock;   /* the unmask thread's lifetime */
+	mutex_t irq_lock;   /* the unmask thread's lifetime */
 	unsigned msi_nvec;
 	int msi_fds[CORE_MAX_MSI];
 	uint32_t msi_pending;
@@ -230,7 +235,7 @@ struct vfpm_device {
 	unsigned sriov_cap;          /* PF: offset of the SR-IOV capability */
 	unsigned total_vfs;
 	unsigned num_vfs;            /* VFs that exist now (sriov_lock) */
-	pthread_mutex_t sriov_lock;  /* serialises VF enable and disable */
+	mutex_t sriov_lock;  /* serialises VF enable and disable */
 	bool is_vf;
 	struct vfpm_device *pf;      /* VF: its PF */
 	unsigned vf_index;
@@ -241,7 +246,7 @@ struct vfpm_device {
 	unsigned nioeventfds;
 
 	/* DMA (dma_lock) */
-	pthread_rwlock_t dma_lock;
+	rwlock_t dma_lock;
 	struct dma_map_ent *maps;
 	size_t nmaps;
 	/* the client link: sends, and message DMA's requests in flight */
@@ -326,7 +331,7 @@ int region_bar_rw(struct vfpm_device *dev, unsigned idx, uint64_t off, void *buf
 /* A client's config write: bytes inside the SR-IOV capability are dropped
  * (read-only to the client, as vfio-pci presents it). dev->lock held. */
 int region_cfg_client_write_locked(struct vfpm_device *dev, unsigned off, const void *buf,
-				   unsigned len, struct pci_effects *fx);
+				   unsigned len, struct pci_effects *fx) REQUIRES(dev->lock);
 /* The calling thread enters / leaves the model's bar_rw or command_changed;
  * region_in_access_callback: whether it is inside one (where message DMA
  * cannot complete). */
@@ -335,14 +340,14 @@ void region_cb_exit(struct vfpm_device *dev);
 bool region_in_access_callback(struct vfpm_device *dev);
 /* memory_enabled (B24): D0-D2, not promoted, COMMAND.MEM (a VF: its PF's
  * VF MSE). memory_lock held. */
-bool region_mem_enabled(struct vfpm_device *dev);
+bool region_mem_enabled(struct vfpm_device *dev) REQUIRES_SHARED(dev->pm.memory_lock);
 /* memory_lock held for write: mappings follow memory_enabled && !engaged;
  * every memfd BAR revoked, dropped (D3cold: contents gone) or scrubbed
  * (the client is gone: size and contents back to power-on). */
-void region_mmap_update(struct vfpm_device *dev);
-void region_revoke_all(struct vfpm_device *dev);
-void region_drop_all(struct vfpm_device *dev);
-void region_scrub_all(struct vfpm_device *dev);
+void region_mmap_update(struct vfpm_device *dev) REQUIRES(dev->pm.memory_lock);
+void region_revoke_all(struct vfpm_device *dev) REQUIRES(dev->pm.memory_lock);
+void region_drop_all(struct vfpm_device *dev) REQUIRES(dev->pm.memory_lock);
+void region_scrub_all(struct vfpm_device *dev) REQUIRES(dev->pm.memory_lock);
 bool region_any_revoked(struct vfpm_device *dev);
 /* A memfd BAR's bytes while access is revoked (the server's copy). */
 void *region_bar_shadow(struct vfpm_device *dev, unsigned bar);
@@ -368,20 +373,21 @@ bool sriov_vf_mse(struct vfpm_device *pf);
 struct sriov_keep {
 	uint8_t bytes[PCI_EXT_CAP_SRIOV_SIZEOF];
 };
-void sriov_keep_save(const struct vfpm_device *dev, struct sriov_keep *k);
-void sriov_keep_restore(struct vfpm_device *dev, const struct sriov_keep *k);
+void sriov_keep_save(const struct vfpm_device *dev, struct sriov_keep *k) REQUIRES(dev->lock);
+void sriov_keep_restore(struct vfpm_device *dev, const struct sriov_keep *k) REQUIRES(dev->lock);
 
 /* --- pm_state.c: the D-state machine, PMCSR, snapshots, mappings --- */
 
 const char *pm_state_name(int state);
 void pm_start(struct vfpm_device *dev);     /* virtualise the PM capability */
 /* A PM state change: trans_lock, then memory_lock for write. */
-void pm_trans_begin(struct vfpm_device *dev);
-void pm_trans_end(struct vfpm_device *dev);
+void pm_trans_begin(struct vfpm_device *dev) ACQUIRE(dev->pm.trans_lock, dev->pm.memory_lock);
+void pm_trans_end(struct vfpm_device *dev) RELEASE(dev->pm.trans_lock, dev->pm.memory_lock);
 /* Inside pm_trans_begin/end: back to D0 (B31 before a reset, B33 before
  * VFs are created); memory_lock is dropped around the model's callbacks
  * and retaken. */
-void pm_set_d0_locked(struct vfpm_device *dev, const char *cause);
+void pm_set_d0_locked(struct vfpm_device *dev, const char *cause)
+	REQUIRES(dev->pm.trans_lock, dev->pm.memory_lock);
 /* After a config write: act on a PMCSR PowerState write (state, or -1 for
  * none) and on COMMAND.MEM changes (mmap revocation). No lock held. */
 void pm_after_config_write(struct vfpm_device *dev, int state, bool mem_changed);
@@ -442,18 +448,18 @@ void irq_release_all(struct vfpm_device *dev);
  * irq_reset_device_state: only the device's own state (levels, pending
  * bits); the host-side setup (MSI-X table, the client's INTx mask) stays,
  * as across a loss of power or a user's reset. */
-void irq_reset_state(struct vfpm_device *dev);
-void irq_reset_device_state(struct vfpm_device *dev);
+void irq_reset_state(struct vfpm_device *dev) REQUIRES(dev->lock);
+void irq_reset_device_state(struct vfpm_device *dev) REQUIRES(dev->lock);
 int irq_msix_rw(struct vfpm_device *dev, uint64_t off, void *buf, uint32_t len, bool is_write);
 bool irq_msix_overlaps(struct vfpm_device *dev, unsigned bar, uint64_t off, uint64_t len);
 /* config-space hooks (installed at seal time) */
 void irq_install_cfg_hooks(struct vfpm_device *dev);
 void irq_signal_req(struct vfpm_device *dev);
 /* dev->lock held: re-evaluates the INTx line (delivers if unmasked). */
-int irq_intx_update_locked(struct vfpm_device *dev);
+int irq_intx_update_locked(struct vfpm_device *dev) REQUIRES(dev->lock);
 bool core_is_eventfd(int fd);
 /* dev->lock held: INTx is the interrupt in use (eventfd set, no MSI/MSI-X). */
-bool irq_intx_in_use_locked(struct vfpm_device *dev);
+bool irq_intx_in_use_locked(struct vfpm_device *dev) REQUIRES(dev->lock);
 
 /* DMA table (dma.c) */
 /* -ENOSPC when the table is full: VFPM_MAX_DMA_MAPS windows, or a

@@ -388,12 +388,12 @@ static int create_common(const struct vfpm_model *model, const char *name, struc
 	}
 	if (pf) {
 		/* VF rules: IDs from the PF's SR-IOV capability, no INTx */
-		pthread_mutex_lock(&pf->lock);
+		mutex_lock(&pf->lock);
 		uint16_t vendor = pci_cfg_get16(&pf->cfg, PCI_VENDOR_ID);
 		uint16_t vfdid = pci_cfg_get16(&pf->cfg, pf->sriov_cap + PCI_SRIOV_VF_DID);
 		uint16_t ssv = pci_cfg_get16(&pf->cfg, PCI_SUBSYSTEM_VENDOR_ID);
 		uint16_t ssid = pci_cfg_get16(&pf->cfg, PCI_SUBSYSTEM_ID);
-		pthread_mutex_unlock(&pf->lock);
+		mutex_unlock(&pf->lock);
 		pci_cfg_set16(&dev->cfg, PCI_VENDOR_ID, vendor);
 		pci_cfg_set16(&dev->cfg, PCI_DEVICE_ID, vfdid);
 		pci_cfg_set16(&dev->cfg, PCI_SUBSYSTEM_VENDOR_ID, ssv);
@@ -422,7 +422,9 @@ static int create_common(const struct vfpm_model *model, const char *name, struc
 	irq_install_cfg_hooks(dev);
 	if (dev->pcie_cap)
 		pci_cfg_hook(&dev->cfg, dev->pcie_cap + PCI_EXP_DEVCTL, 2, hook_devctl, dev);
+	mutex_lock(&dev->lock);   /* no other thread yet: for the analysis */
 	irq_reset_state(dev);
+	mutex_unlock(&dev->lock);
 	pci_cfg_seal(&dev->cfg);
 	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
 	if (wq)
@@ -512,11 +514,11 @@ void device_reset(struct vfpm_device *dev, const char *cause, bool keep_config)
 	dev_event(dev, EV_RESET, -1, -1, cause);
 	pm_trans_begin(dev);
 	pm_set_d0_locked(dev, "reset");
-	pthread_rwlock_unlock(&dev->pm.memory_lock);
+	rwlock_unlock(&dev->pm.memory_lock);
 	device_quiesce(dev);
 	if (dev->ops->reset)
 		dev->ops->reset(dev->priv);
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	/* A user's reset is pci_try_reset_function: config is saved before and
 	 * restored after, with the MSI-X table (host-side setup), so the client
 	 * sees its config unchanged and only the function's own state resets:
@@ -534,8 +536,8 @@ void device_reset(struct vfpm_device *dev, const char *cause, bool keep_config)
 		irq_reset_state(dev);
 	}
 	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
-	pthread_mutex_unlock(&dev->lock);
-	pthread_mutex_unlock(&dev->pm.trans_lock);
+	mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->pm.trans_lock);
 	/* mappings follow memory_enabled again (revoked while COMMAND.MEM
 	 * is clear after a close reset) */
 	pm_sync_mappings(dev);
@@ -557,9 +559,9 @@ static void device_flr(struct vfpm_device *dev)
 
 void device_disconnect(struct vfpm_device *dev)
 {
-	pthread_mutex_lock(&dev->pm.trans_lock);
+	mutex_lock(&dev->pm.trans_lock);
 	device_quiesce(dev);
-	pthread_mutex_unlock(&dev->pm.trans_lock);
+	mutex_unlock(&dev->pm.trans_lock);
 	dma_unmap_all(dev);
 	irq_release_all(dev);
 	device_reset(dev, "client disconnected", false);
@@ -610,7 +612,7 @@ static int config_rw(struct vfpm_device *dev, uint64_t off, void *buf, uint32_t 
 	if (off > VPCI_CFG_SIZE || count > VPCI_CFG_SIZE - off)
 		return -EINVAL;
 	struct pci_effects fx = { 0 };
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	int rc = !is_write ? pci_cfg_read(&dev->cfg, (unsigned)off, buf, count)
 		 : host	   ? pci_cfg_write(&dev->cfg, (unsigned)off, buf, count, &fx)
 			   : region_cfg_client_write_locked(dev, (unsigned)off, buf, count, &fx);
@@ -618,7 +620,7 @@ static int config_rw(struct vfpm_device *dev, uint64_t off, void *buf, uint32_t 
 	bool changed = cmd != dev->last_command;
 	bool mem_changed = (cmd ^ dev->last_command) & PCI_COMMAND_MEMORY;
 	dev->last_command = cmd;
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 	/* The write's effects, acted on once and outside dev->lock:
 	 * PowerState transitions sleep and take memory_lock, VF Enable
 	 * creates devices, the model may raise interrupts. */
@@ -649,9 +651,9 @@ int device_ctl_config_rw(struct vfpm_device *dev, unsigned off, void *buf, unsig
 	struct dev_pm *pm = &dev->pm;
 	enum rpm_status st = rpm_get_settled(&pm->rpm);
 	if (st == RPM_SUSPENDED) {
-		pthread_rwlock_rdlock(&pm->memory_lock);
+		rwlock_rdlock(&pm->memory_lock);
 		bool cold = pm->power_state == VFPM_D3COLD;
-		pthread_rwlock_unlock(&pm->memory_lock);
+		rwlock_unlock(&pm->memory_lock);
 		bool pmcsr = write && dev->pm_cap && off < dev->pm_cap + PCI_PM_CTRL + 2 &&
 			     dev->pm_cap + PCI_PM_CTRL < off + len;
 		if ((cold || pmcsr) && rpm_get(&pm->rpm)) {
@@ -664,9 +666,9 @@ int device_ctl_config_rw(struct vfpm_device *dev, unsigned off, void *buf, unsig
 	}
 	/* req_lock: a write may reset the device (FLR), which is serialised
 	 * against the session's requests */
-	pthread_mutex_lock(&dev->req_lock);
+	mutex_lock(&dev->req_lock);
 	int rc = device_host_config_rw(dev, off, buf, len, write);
-	pthread_mutex_unlock(&dev->req_lock);
+	mutex_unlock(&dev->req_lock);
 	rpm_put(&pm->rpm);
 	return rc;
 }
@@ -713,7 +715,7 @@ int device_sriov_configure(struct vfpm_device *dev, unsigned n)
 		return -ENOENT;   /* not a PF: no such setting */
 	if (n > dev->total_vfs)
 		return -ERANGE;
-	pthread_mutex_lock(&dev->sriov_lock);
+	mutex_lock(&dev->sriov_lock);
 	int rc = 0;
 	if (n == dev->num_vfs) {
 		/* nothing to do (as the kernel: the same count succeeds) */
@@ -729,7 +731,7 @@ int device_sriov_configure(struct vfpm_device *dev, unsigned n)
 		else
 			DLOG(dev, VFPM_LOG_INFO, "%u VFs enabled (sriov_numvfs)", n);
 	}
-	pthread_mutex_unlock(&dev->sriov_lock);
+	mutex_unlock(&dev->sriov_lock);
 	return rc;
 }
 
@@ -739,7 +741,7 @@ static void device_sriov_sync(struct vfpm_device *dev)
 {
 	if (!dev->sriov_cap)
 		return;
-	pthread_mutex_lock(&dev->sriov_lock);
+	mutex_lock(&dev->sriov_lock);
 	bool vfe;
 	unsigned n;
 	sriov_read_ctrl(dev, &vfe, &n);
@@ -756,14 +758,14 @@ static void device_sriov_sync(struct vfpm_device *dev)
 		/* VF MSE may have changed: VF mappings follow it */
 		dev->host->sync_vfs(dev->host_ctx, dev);
 	}
-	pthread_mutex_unlock(&dev->sriov_lock);
+	mutex_unlock(&dev->sriov_lock);
 }
 
 void device_sriov_disable(struct vfpm_device *dev)
 {
 	if (!dev->sriov_cap)
 		return;
-	pthread_mutex_lock(&dev->sriov_lock);
+	mutex_lock(&dev->sriov_lock);
 	sriov_disable_pf(dev, false);
-	pthread_mutex_unlock(&dev->sriov_lock);
+	mutex_unlock(&dev->sriov_lock);
 }

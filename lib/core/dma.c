@@ -69,7 +69,7 @@ int dma_map(struct vfpm_device *dev, const struct vfu_dma_map *m, int fd)
 	}
 
 	int rc = 0;
-	pthread_rwlock_wrlock(&dev->dma_lock);
+	rwlock_wrlock(&dev->dma_lock);
 	if (find_overlap(dev, m->addr, m->size)) {
 		rc = -EEXIST;
 	} else if (dev->nmaps >= VFPM_MAX_DMA_MAPS) {
@@ -92,7 +92,7 @@ int dma_map(struct vfpm_device *dev, const struct vfu_dma_map *m, int fd)
 			host = NULL;
 		}
 	}
-	pthread_rwlock_unlock(&dev->dma_lock);
+	rwlock_unlock(&dev->dma_lock);
 	if (host)
 		munmap(host, m->size);
 	return rc;
@@ -113,7 +113,7 @@ int dma_unmap(struct vfpm_device *dev, uint64_t iova, uint64_t size, bool all)
 	uint64_t last = iova + size - 1;
 	int rc = 0;
 	/* The write lock waits for copies in flight through the mappings. */
-	pthread_rwlock_wrlock(&dev->dma_lock);
+	rwlock_wrlock(&dev->dma_lock);
 	for (size_t i = 0; i < dev->nmaps; i++) {
 		const struct dma_map_ent *e = &dev->maps[i];
 		uint64_t elast = e->iova + e->size - 1;
@@ -132,17 +132,17 @@ int dma_unmap(struct vfpm_device *dev, uint64_t iova, uint64_t size, bool all)
 			i++;
 		}
 	}
-	pthread_rwlock_unlock(&dev->dma_lock);
+	rwlock_unlock(&dev->dma_lock);
 	return rc;
 }
 
 void dma_unmap_all(struct vfpm_device *dev)
 {
-	pthread_rwlock_wrlock(&dev->dma_lock);
+	rwlock_wrlock(&dev->dma_lock);
 	for (size_t i = 0; i < dev->nmaps; i++)
 		ent_release(dev, &dev->maps[i]);
 	dev->nmaps = 0;
-	pthread_rwlock_unlock(&dev->dma_lock);
+	rwlock_unlock(&dev->dma_lock);
 }
 
 /* Copies len bytes between buf and guest memory at iova, one mapping at a
@@ -152,14 +152,14 @@ static int dma_rw(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len,
 {
 	if (iova + len < iova)
 		return -EFAULT;
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	bool bme = pci_cfg_bus_master(&dev->cfg);
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 	if (!bme)
 		return -EPERM;
 	uint8_t *p = buf;
 	while (len) {
-		pthread_rwlock_rdlock(&dev->dma_lock);
+		rwlock_rdlock(&dev->dma_lock);
 		struct dma_map_ent *e = NULL;
 		for (size_t i = 0; i < dev->nmaps; i++) {
 			if (iova >= dev->maps[i].iova && iova - dev->maps[i].iova < dev->maps[i].size) {
@@ -169,7 +169,7 @@ static int dma_rw(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len,
 		}
 		uint32_t need = write ? VFU_DMA_FLAG_WRITE : VFU_DMA_FLAG_READ;
 		if (!e || !(e->prot & need)) {
-			pthread_rwlock_unlock(&dev->dma_lock);
+			rwlock_unlock(&dev->dma_lock);
 			return -EFAULT;
 		}
 		uint64_t in = e->size - (iova - e->iova);
@@ -178,11 +178,11 @@ static int dma_rw(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len,
 			uint8_t *h = (uint8_t *)e->host + (iova - e->iova);
 			/* the client may have shrunk the file it mapped */
 			int rc = write ? core_copy(h, p, chunk) : core_copy(p, h, chunk);
-			pthread_rwlock_unlock(&dev->dma_lock);
+			rwlock_unlock(&dev->dma_lock);
 			if (rc)
 				return rc;
 		} else {
-			pthread_rwlock_unlock(&dev->dma_lock);
+			rwlock_unlock(&dev->dma_lock);
 			/* from the model's access callback on the control plane's
 			 * thread, the session thread may be waiting for that very
 			 * request to end (req_lock) before it reads the reply */

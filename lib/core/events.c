@@ -28,7 +28,7 @@ struct ev_sub {
 };
 
 struct ev_hub {
-	pthread_mutex_t mu;
+	mutex_t mu;
 	struct ev_sub *subs;
 };
 
@@ -114,7 +114,7 @@ void dev_event(struct vfpm_device *dev, enum dev_event_type type, int from, int 
 	e.wall_ns = clock_ns(CLOCK_REALTIME);
 	if (cause)
 		snprintf(e.cause, sizeof(e.cause), "%s", cause);
-	pthread_mutex_lock(&ev->mu);
+	mutex_lock(&ev->mu);
 	e.seq = ev->next_seq++;
 	if (!ev->ring)
 		ev->ring = calloc(EV_RING_SIZE, sizeof(*ev->ring));
@@ -129,12 +129,12 @@ void dev_event(struct vfpm_device *dev, enum dev_event_type type, int from, int 
 	/* under ev->mu: subscribers see one device's events in ring order */
 	struct ev_hub *hub = __atomic_load_n(&ev->hub, __ATOMIC_ACQUIRE);
 	if (hub) {
-		pthread_mutex_lock(&hub->mu);
+		mutex_lock(&hub->mu);
 		for (struct ev_sub *s = hub->subs; s; s = s->next)
 			sub_push(s, &e, dev->name);
-		pthread_mutex_unlock(&hub->mu);
+		mutex_unlock(&hub->mu);
 	}
-	pthread_mutex_unlock(&ev->mu);
+	mutex_unlock(&ev->mu);
 }
 
 void events_poke(struct vfpm_device *dev)
@@ -143,7 +143,7 @@ void events_poke(struct vfpm_device *dev)
 	if (!hub)
 		return;
 	uint64_t one = 1;
-	pthread_mutex_lock(&hub->mu);
+	mutex_lock(&hub->mu);
 	for (struct ev_sub *s = hub->subs; s; s = s->next) {
 		if (s->only[0] && strcmp(s->only, dev->name))
 			continue;
@@ -151,18 +151,18 @@ void events_poke(struct vfpm_device *dev)
 			/* EAGAIN: the counter is far from empty, the reader wakes anyway */
 		}
 	}
-	pthread_mutex_unlock(&hub->mu);
+	mutex_unlock(&hub->mu);
 }
 
 int events_read(struct vfpm_device *dev, struct dev_event **out, uint64_t *dropped)
 {
 	struct dev_events *ev = &dev->events;
-	pthread_mutex_lock(&ev->mu);
+	mutex_lock(&ev->mu);
 	uint64_t total = ev->next_seq - 1;
 	size_t n = ev->ring ? (size_t)(total < EV_RING_SIZE ? total : EV_RING_SIZE) : 0;
 	struct dev_event *a = malloc((n ? n : 1) * sizeof(*a));
 	if (!a) {
-		pthread_mutex_unlock(&ev->mu);
+		mutex_unlock(&ev->mu);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -170,7 +170,7 @@ int events_read(struct vfpm_device *dev, struct dev_event **out, uint64_t *dropp
 		a[i] = ev->ring[(seq - 1) % EV_RING_SIZE];
 	}
 	*dropped = ev->dropped;
-	pthread_mutex_unlock(&ev->mu);
+	mutex_unlock(&ev->mu);
 	*out = a;
 	return (int)n;
 }
@@ -213,10 +213,10 @@ int ev_sub_create(struct ev_hub *hub, const char *only, struct ev_sub **out)
 	if (only)
 		strcpy(s->only, only);
 	s->hub = hub;
-	pthread_mutex_lock(&hub->mu);
+	mutex_lock(&hub->mu);
 	s->next = hub->subs;
 	hub->subs = s;
-	pthread_mutex_unlock(&hub->mu);
+	mutex_unlock(&hub->mu);
 	*out = s;
 	return 0;
 }
@@ -226,14 +226,14 @@ void ev_sub_destroy(struct ev_sub *s)
 	if (!s)
 		return;
 	struct ev_hub *hub = s->hub;
-	pthread_mutex_lock(&hub->mu);
+	mutex_lock(&hub->mu);
 	for (struct ev_sub **p = &hub->subs; *p; p = &(*p)->next) {
 		if (*p == s) {
 			*p = s->next;
 			break;
 		}
 	}
-	pthread_mutex_unlock(&hub->mu);
+	mutex_unlock(&hub->mu);
 	close(s->efd);
 	free(s->q);
 	free(s);
@@ -246,7 +246,7 @@ int ev_sub_fd(const struct ev_sub *s)
 
 size_t ev_sub_take(struct ev_sub *s, struct dev_event_rec *out, size_t max)
 {
-	pthread_mutex_lock(&s->hub->mu);
+	mutex_lock(&s->hub->mu);
 	size_t k = 0;
 	for (; k < max && s->n; k++) {
 		out[k] = s->q[s->head];
@@ -259,6 +259,6 @@ size_t ev_sub_take(struct ev_sub *s, struct dev_event_rec *out, size_t max)
 			/* EAGAIN: nothing was signalled */
 		}
 	}
-	pthread_mutex_unlock(&s->hub->mu);
+	mutex_unlock(&s->hub->mu);
 	return k;
 }

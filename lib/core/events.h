@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/lock.h"
+
 #define EV_RING_SIZE 256      /* events kept per device */
 #define EV_SUB_QUEUE 1024     /* events a subscriber may fall behind */
 #define EV_CAUSE_MAX 48
@@ -54,7 +56,7 @@ struct dev_event_rec {
 
 /* One device's ring (ev->mu). */
 struct dev_events {
-	pthread_mutex_t mu;
+	mutex_t mu;
 	struct dev_event *ring;   /* EV_RING_SIZE, allocated at the first event */
 	uint64_t next_seq;        /* seq of the next event */
 	uint64_t dropped;         /* events overwritten (or not stored: no memory) */

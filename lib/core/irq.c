@@ -267,7 +267,7 @@ static void *unmask_main(void *arg)
 			break;
 		uint64_t n;
 		if ((p[0].revents & POLLIN) && read(p[0].fd, &n, sizeof(n)) == sizeof(n)) {
-			pthread_mutex_lock(&dev->lock);
+			mutex_lock(&dev->lock);
 			/* a line masked by a suspend stays masked: its resume unmasks
 			 * it (B17), and this unmask takes no PM reference (it is no
 			 * device command) */
@@ -275,7 +275,7 @@ static void *unmask_main(void *arg)
 				dev->intx_masked = false;
 				intx_update(dev);   /* still asserted: fires, masks again */
 			}
-			pthread_mutex_unlock(&dev->lock);
+			mutex_unlock(&dev->lock);
 		}
 	}
 	return NULL;
@@ -323,10 +323,10 @@ static int unmask_set(struct vfpm_device *dev, int fd)
 
 void irq_release_all(struct vfpm_device *dev)
 {
-	pthread_mutex_lock(&dev->irq_lock);
+	mutex_lock(&dev->irq_lock);
 	unmask_stop(dev);
-	pthread_mutex_unlock(&dev->irq_lock);
-	pthread_mutex_lock(&dev->lock);
+	mutex_unlock(&dev->irq_lock);
+	mutex_lock(&dev->lock);
 	close_fd(&dev->intx_fd);
 	close_fd(&dev->err_fd);
 	close_fd(&dev->req_fd);
@@ -336,15 +336,15 @@ void irq_release_all(struct vfpm_device *dev)
 		close_fd(&dev->msix_fds[i]);
 	if (dev->msix_cap)
 		memset(dev->msix_irq_mask, 0, ((dev->msix_nvec + 63) / 64) * 8);
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 }
 
 void irq_signal_req(struct vfpm_device *dev)
 {
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	if (dev->req_fd >= 0)
 		signal_fd(dev->req_fd);
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 }
 
 /* --- model API --- */
@@ -352,7 +352,7 @@ void irq_signal_req(struct vfpm_device *dev)
 VFPM_EXPORT int vfpm_dev_irq(struct vfpm_device *dev, unsigned vec)
 {
 	int rc;
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	if (msix_enabled(dev))
 		rc = vec < dev->msix_nvec ? msix_fire(dev, vec) : -EINVAL;
 	else if (msi_enabled(dev))
@@ -362,7 +362,7 @@ VFPM_EXPORT int vfpm_dev_irq(struct vfpm_device *dev, unsigned vec)
 		rc = intx_update(dev);
 	} else
 		rc = -ENODEV;
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 	return rc;
 }
 
@@ -370,10 +370,10 @@ VFPM_EXPORT void vfpm_dev_intx(struct vfpm_device *dev, bool level)
 {
 	if (!dev->has_intx)
 		return;
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	dev->intx_level = level;
 	intx_update(dev);
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 }
 
 /* --- MSI-X table and PBA inside their BAR --- */
@@ -392,7 +392,7 @@ int irq_msix_rw(struct vfpm_device *dev, uint64_t off, void *buf, uint32_t len, 
 	uint64_t t0 = dev->msix_table_off, t1 = t0 + (uint64_t)dev->msix_nvec * 16;
 	uint64_t p0 = dev->msix_pba_off, p1 = p0 + ((dev->msix_nvec + 63) / 64) * 8;
 	int rc = 0;
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	if (off >= t0 && off + len <= t1) {
 		uint8_t *p = dev->msix_table + (off - t0);
 		if (is_write) {
@@ -410,7 +410,7 @@ int irq_msix_rw(struct vfpm_device *dev, uint64_t off, void *buf, uint32_t len, 
 	} else {
 		rc = -EINVAL;   /* straddles the table or PBA boundary */
 	}
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 	return rc;
 }
 
@@ -521,16 +521,16 @@ int irq_set(struct vfpm_device *dev, uint32_t flags, uint32_t index, uint32_t st
 			return -EINVAL;
 		/* disable the whole index (for INTx, its unmask eventfd too) */
 		if (index == VFU_IRQ_INTX) {
-			pthread_mutex_lock(&dev->irq_lock);
+			mutex_lock(&dev->irq_lock);
 			unmask_set(dev, -1);
-			pthread_mutex_unlock(&dev->irq_lock);
+			mutex_unlock(&dev->irq_lock);
 		}
-		pthread_mutex_lock(&dev->lock);
+		mutex_lock(&dev->lock);
 		for (int i = 0; i < n; i++)
 			close_fd(irq_fd_slot(dev, index, (uint32_t)i));
 		if (index == VFU_IRQ_MSIX)
 			memset(dev->msix_irq_mask, 0, ((dev->msix_nvec + 63) / 64) * 8);
-		pthread_mutex_unlock(&dev->lock);
+		mutex_unlock(&dev->lock);
 		return 0;
 	}
 	if (n <= 0 || start >= (uint32_t)n || count > (uint32_t)n - start)
@@ -550,14 +550,14 @@ int irq_set(struct vfpm_device *dev, uint32_t flags, uint32_t index, uint32_t st
 			 * has no handler. */
 			if (index != VFU_IRQ_INTX || action != VFIO_IRQ_SET_ACTION_UNMASK)
 				return -ENOTTY;
-			pthread_mutex_lock(&dev->irq_lock);
+			mutex_lock(&dev->irq_lock);
 			int rc = unmask_set(dev, nfds ? fds[0] : -1);
-			pthread_mutex_unlock(&dev->irq_lock);
+			mutex_unlock(&dev->irq_lock);
 			if (nfds)
 				fds[0] = -1;   /* owned (or closed) by unmask_set */
 			return rc;
 		}
-		pthread_mutex_lock(&dev->lock);
+		mutex_lock(&dev->lock);
 		for (uint32_t i = 0; i < count; i++) {
 			int *slot = irq_fd_slot(dev, index, start + i);
 			close_fd(slot);
@@ -572,10 +572,10 @@ int irq_set(struct vfpm_device *dev, uint32_t flags, uint32_t index, uint32_t st
 			intx_update(dev);
 		else if (index == VFU_IRQ_MSIX)
 			msix_deliver_pending(dev);
-		pthread_mutex_unlock(&dev->lock);
+		mutex_unlock(&dev->lock);
 		return 0;
 	}
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	for (uint32_t i = 0; i < count; i++) {
 		if (dtype == VFIO_IRQ_SET_DATA_BOOL && !data[i])
 			continue;
@@ -584,6 +584,6 @@ int irq_set(struct vfpm_device *dev, uint32_t flags, uint32_t index, uint32_t st
 		else
 			irq_mask(dev, index, start + i, action == VFIO_IRQ_SET_ACTION_MASK);
 	}
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 	return 0;
 }

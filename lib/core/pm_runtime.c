@@ -33,13 +33,13 @@ static int target_state(struct vfpm_device *dev)
  * unmasks. Takes dev->lock. */
 static void intx_unmask_by_pm(struct vfpm_device *dev)
 {
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	if (dev->pm.intx_masked_by_pm) {
 		dev->pm.intx_masked_by_pm = false;
 		dev->intx_masked = false;
 		irq_intx_update_locked(dev);
 	}
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 }
 
 static int rt_suspend(void *ctx)
@@ -55,12 +55,12 @@ static int rt_suspend(void *ctx)
 		return rc;
 	}
 	/* B17/B18/B20: mask INTx if it is in use and the client has not */
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	if (irq_intx_in_use_locked(dev) && !dev->intx_masked) {
 		dev->intx_masked = true;
 		pm->intx_masked_by_pm = true;
 	}
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 	free(pm->rt_save);
 	pm->rt_save = pm_cfg_snapshot(dev);
 
@@ -97,6 +97,7 @@ static int rt_suspend(void *ctx)
 
 /* memory_lock held for write: T6 and B11, and the silent exit (T7, T10). */
 static void pm_lowpower_exit_locked(struct vfpm_device *dev, bool signal, const char *cause)
+	REQUIRES(dev->pm.trans_lock, dev->pm.memory_lock)
 {
 	struct dev_pm *pm = &dev->pm;
 	if (!pm->engaged)
@@ -104,7 +105,7 @@ static void pm_lowpower_exit_locked(struct vfpm_device *dev, bool signal, const 
 	DLOG(dev, VFPM_LOG_INFO, "low-power exit (%s)", cause);
 	dev_event(dev, EV_LOW_POWER_EXIT, -1, -1, cause);
 	pm->engaged = false;
-	pm_open_ref_sync(pm);   /* the reference ENTRY dropped */
+	pm_open_ref_sync(dev);   /* the reference ENTRY dropped */
 	if (pm->wake_fd >= 0) {
 		if (signal) {
 			uint64_t one = 1;
@@ -186,7 +187,7 @@ int pm_feature_entry(struct vfpm_device *dev, int wake_fd)
 	pm->wake_fd = wake_fd;
 	DLOG(dev, VFPM_LOG_INFO, "low-power entry%s", wake_fd >= 0 ? " (wakeup armed)" : "");
 	dev_event(dev, EV_LOW_POWER_ENTRY, -1, -1, wake_fd >= 0 ? "wakeup armed" : NULL);
-	pm_open_ref_sync(pm);   /* the open reference; the wrapper's put idles */
+	pm_open_ref_sync(dev);   /* the open reference; the wrapper's put idles */
 	pm_trans_end(dev);
 	return 0;
 }
@@ -233,19 +234,19 @@ int pm_open(struct vfpm_device *dev)
 	struct dev_pm *pm = &dev->pm;
 	/* kernel §2.2: with idle_d3=off the probe reference stands for the open
 	 * one (open and close take none). req_lock: against set_idle_d3. */
-	pthread_mutex_lock(&dev->req_lock);
+	mutex_lock(&dev->req_lock);
 	if (!pm->probe_ref) {
 		int rc = rpm_resume_and_get(&pm->rpm);
 		if (rc) {
-			pthread_mutex_unlock(&dev->req_lock);
+			mutex_unlock(&dev->req_lock);
 			return rc;
 		}
 		pm->open_ref = true;
 	}
-	pthread_rwlock_wrlock(&pm->memory_lock);
+	rwlock_wrlock(&pm->memory_lock);
 	pm->client_connected = true;
-	pthread_rwlock_unlock(&pm->memory_lock);
-	pthread_mutex_unlock(&dev->req_lock);
+	rwlock_unlock(&pm->memory_lock);
+	mutex_unlock(&dev->req_lock);
 	return 0;
 }
 
@@ -296,12 +297,12 @@ static const char *const pm_keys[] = { "platform_d3cold", "d3cold_allowed", "idl
 static int set_idle_d3(struct vfpm_device *dev, bool on)
 {
 	struct dev_pm *pm = &dev->pm;
-	pthread_mutex_lock(&dev->req_lock);
-	pthread_rwlock_wrlock(&pm->memory_lock);
+	mutex_lock(&dev->req_lock);
+	rwlock_wrlock(&pm->memory_lock);
 	bool was = pm->set.idle_d3;
 	pm->set.idle_d3 = on;
 	bool open = pm->client_connected;
-	pthread_rwlock_unlock(&pm->memory_lock);
+	rwlock_unlock(&pm->memory_lock);
 	if (was != on) {
 		if (open && on && pm->probe_ref) {
 			pm->probe_ref = false;
@@ -317,7 +318,7 @@ static int set_idle_d3(struct vfpm_device *dev, bool on)
 			rpm_put(&pm->rpm);
 		}
 	}
-	pthread_mutex_unlock(&dev->req_lock);
+	mutex_unlock(&dev->req_lock);
 	return 0;
 }
 
@@ -338,9 +339,9 @@ int pm_set(struct vfpm_device *dev, const char *key, const char *val)
 		long ms = strtol(val, &end, 10);
 		if (errno || *end || !*val || ms < -1 || ms > 3600000)
 			return -EINVAL;
-		pthread_rwlock_wrlock(&pm->memory_lock);
+		rwlock_wrlock(&pm->memory_lock);
 		pm->set.autosuspend_delay_ms = (int)ms;
-		pthread_rwlock_unlock(&pm->memory_lock);
+		rwlock_unlock(&pm->memory_lock);
 		rpm_set_autosuspend_delay(&pm->rpm, (int)ms);
 		return 0;
 	}
@@ -354,17 +355,17 @@ int pm_set(struct vfpm_device *dev, const char *key, const char *val)
 			p = PM_PROMOTE_ALWAYS;
 		else
 			return -EINVAL;
-		pthread_rwlock_wrlock(&pm->memory_lock);
+		rwlock_wrlock(&pm->memory_lock);
 		pm->set.d3hot_promotion = p;
-		pthread_rwlock_unlock(&pm->memory_lock);
+		rwlock_unlock(&pm->memory_lock);
 		return 0;
 	}
 	if (!strcmp(key, "pm_delays")) {
 		if (strcmp(val, "pci") && strcmp(val, "none"))
 			return -EINVAL;
-		pthread_rwlock_wrlock(&pm->memory_lock);
+		rwlock_wrlock(&pm->memory_lock);
 		__atomic_store_n(&pm->set.pm_delays, !strcmp(val, "pci"), __ATOMIC_RELAXED);
-		pthread_rwlock_unlock(&pm->memory_lock);
+		rwlock_unlock(&pm->memory_lock);
 		return 0;
 	}
 	bool *field = !strcmp(key, "platform_d3cold")  ? &pm->set.platform_d3cold
@@ -377,10 +378,10 @@ int pm_set(struct vfpm_device *dev, const char *key, const char *val)
 		return -EINVAL;
 	if (field == &pm->set.idle_d3)
 		return set_idle_d3(dev, b);
-	pthread_rwlock_wrlock(&pm->memory_lock);
+	rwlock_wrlock(&pm->memory_lock);
 	bool was = *field;
 	*field = b;
-	pthread_rwlock_unlock(&pm->memory_lock);
+	rwlock_unlock(&pm->memory_lock);
 	/* As the kernel's d3cold_allowed_store: a change resumes the device
 	 * (a host-side resume: an armed wakeup fires, B16), which then suspends again, to the
 	 * target the new setting gives. */
@@ -393,11 +394,11 @@ int pm_inject_intx(struct vfpm_device *dev)
 {
 	if (!dev->has_intx)
 		return -ENODEV;
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	dev->intx_level = true;
 	dev->intx_pulse = true;
 	int rc = irq_intx_update_locked(dev);
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 	return rc == -EAGAIN ? 0 : rc;   /* held back by a mask: pending */
 }
 
@@ -405,7 +406,7 @@ int pm_inject_intx(struct vfpm_device *dev)
 void pm_get_status(struct vfpm_device *dev, struct pm_status *st)
 {
 	struct dev_pm *pm = &dev->pm;
-	pthread_rwlock_rdlock(&pm->memory_lock);
+	rwlock_rdlock(&pm->memory_lock);
 	uint64_t now = pm_clock_now(pm->clock);
 	uint64_t since = (uint64_t)pm->state_since.tv_sec * 1000000000ull +
 			 (uint64_t)pm->state_since.tv_nsec;
@@ -422,7 +423,7 @@ void pm_get_status(struct vfpm_device *dev, struct pm_status *st)
 	};
 	for (int i = 0; i <= VFPM_D3COLD; i++)
 		st->residency_ns[i] = pm->residency_ns[i] + (i == pm->power_state ? now - since : 0);
-	pthread_rwlock_unlock(&pm->memory_lock);
+	rwlock_unlock(&pm->memory_lock);
 	rpm_get_stats(&pm->rpm, &st->rpm);
 }
 

@@ -46,7 +46,7 @@ void pm_set_state_raw(struct vfpm_device *dev, int state, const char *cause)
 	pm->state_since.tv_nsec = (long)(now % 1000000000ull);
 	__atomic_store_n(&pm->power_state, state, __ATOMIC_RELEASE);   /* vfpm_dev_mem_decode */
 	if (dev->pm_cap) {
-		pthread_mutex_lock(&dev->lock);
+		mutex_lock(&dev->lock);
 		uint16_t csr = pci_cfg_get16(&dev->cfg, dev->pm_cap + PCI_PM_CTRL);
 		/* D3cold reads as D3hot: PMCSR can only express D0-D3hot */
 		int ps = state == VFPM_D3COLD ? VFPM_D3HOT : state;
@@ -54,7 +54,7 @@ void pm_set_state_raw(struct vfpm_device *dev, int state, const char *cause)
 			ps = VFPM_D3HOT;   /* V3: the guest sees the D3hot it asked for */
 		csr = (uint16_t)((csr & ~PCI_PM_CTRL_STATE_MASK) | ps);
 		pci_cfg_set16(&dev->cfg, dev->pm_cap + PCI_PM_CTRL, csr);
-		pthread_mutex_unlock(&dev->lock);
+		mutex_unlock(&dev->lock);
 	}
 }
 
@@ -77,9 +77,9 @@ uint8_t *pm_cfg_snapshot(struct vfpm_device *dev)
 	uint8_t *s = malloc(VPCI_CFG_SIZE);
 	if (!s)
 		return NULL;
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	memcpy(s, dev->cfg.data, VPCI_CFG_SIZE);
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 	return s;
 }
 
@@ -89,24 +89,24 @@ uint8_t *pm_cfg_snapshot(struct vfpm_device *dev)
 void pm_cfg_restore(struct vfpm_device *dev, const uint8_t *s)
 {
 	struct sriov_keep keep;
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	sriov_keep_save(dev, &keep);
 	memcpy(dev->cfg.data, s, VPCI_CFG_SIZE);
 	sriov_keep_restore(dev, &keep);
 	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 }
 
 void pm_trans_begin(struct vfpm_device *dev)
 {
-	pthread_mutex_lock(&dev->pm.trans_lock);
-	pthread_rwlock_wrlock(&dev->pm.memory_lock);
+	mutex_lock(&dev->pm.trans_lock);
+	rwlock_wrlock(&dev->pm.memory_lock);
 }
 
 void pm_trans_end(struct vfpm_device *dev)
 {
-	pthread_rwlock_unlock(&dev->pm.memory_lock);
-	pthread_mutex_unlock(&dev->pm.trans_lock);
+	rwlock_unlock(&dev->pm.memory_lock);
+	mutex_unlock(&dev->pm.trans_lock);
 }
 
 /* trans_lock held and memory_lock write-held: the model's callbacks run
@@ -114,12 +114,12 @@ void pm_trans_end(struct vfpm_device *dev)
  * and it is retaken before returning. */
 void pm_mem_drop(struct vfpm_device *dev)
 {
-	pthread_rwlock_unlock(&dev->pm.memory_lock);
+	rwlock_unlock(&dev->pm.memory_lock);
 }
 
 void pm_mem_retake(struct vfpm_device *dev)
 {
-	pthread_rwlock_wrlock(&dev->pm.memory_lock);
+	rwlock_wrlock(&dev->pm.memory_lock);
 }
 
 /* The device lost its state (D3cold, or D3hot->D0 with NoSoftRst-): the
@@ -133,7 +133,7 @@ void pm_lost_state(struct vfpm_device *dev)
 		pm_mem_retake(dev);
 	}
 	struct sriov_keep keep;
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	sriov_keep_save(dev, &keep);   /* the host's SR-IOV state is restored with it */
 	pci_cfg_reset(&dev->cfg);
 	sriov_keep_restore(dev, &keep);
@@ -142,7 +142,7 @@ void pm_lost_state(struct vfpm_device *dev)
 	 * config space): only the device's own interrupt state (level,
 	 * pending bits) is lost with its power. */
 	irq_reset_device_state(dev);
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 }
 
 /* Quiesces the model and asks it to suspend. A refusal (a negative errno
@@ -254,9 +254,10 @@ int pm_set_state(struct vfpm_device *dev, int target, const char *cause)
  * suspend while a client is connected by dropping the client's open
  * reference. It is one reference: dropped while either holds, taken back
  * when neither does, so the two together never drop it twice.
- * memory_lock held for write. */
-void pm_open_ref_sync(struct dev_pm *pm)
+ * trans_lock held, memory_lock held for write. */
+void pm_open_ref_sync(struct vfpm_device *dev)
 {
+	struct dev_pm *pm = &dev->pm;
 	bool want = pm->engaged || pm->promoted;
 	if (want && !pm->open_ref_lent)
 		rpm_put_noidle(&pm->rpm);   /* the request's own put runs the idle */
@@ -270,6 +271,7 @@ void pm_open_ref_sync(struct dev_pm *pm)
  * restored, also when it never really suspended. memory_lock held for
  * write; mappings are the caller's to update. */
 static void pm_promotion_end_locked(struct vfpm_device *dev, const char *cause)
+	REQUIRES(dev->pm.trans_lock, dev->pm.memory_lock)
 {
 	struct dev_pm *pm = &dev->pm;
 	__atomic_store_n(&pm->promoted, false, __ATOMIC_RELAXED);
@@ -281,7 +283,7 @@ static void pm_promotion_end_locked(struct vfpm_device *dev, const char *cause)
 		pm->pm_save = NULL;
 	}
 	pm_set_state_raw(dev, pm->power_state, NULL);   /* PMCSR reads the real state */
-	pm_open_ref_sync(pm);
+	pm_open_ref_sync(dev);
 	DLOG(dev, VFPM_LOG_INFO, "guest PMCSR D3hot -> D0 (%s; promotion ends)", cause);
 	dev_event(dev, EV_GUEST_D0, VFPM_D3HOT, VFPM_D0, cause);
 }
@@ -355,7 +357,7 @@ void pm_after_config_write(struct vfpm_device *dev, int req, bool mem_changed)
 		promotion_changed = true;
 		__atomic_store_n(&pm->promoted, true, __ATOMIC_RELAXED);
 		pm_set_state_raw(dev, pm->power_state, NULL);   /* PMCSR reads D3hot */
-		pm_open_ref_sync(pm);
+		pm_open_ref_sync(dev);
 		DLOG(dev, VFPM_LOG_INFO,
 		     "guest PMCSR D0 -> D3hot (promoted: the device suspends when idle)");
 		dev_event(dev, EV_GUEST_D3HOT, VFPM_D0, VFPM_D3HOT, "PMCSR write");
@@ -411,13 +413,13 @@ int pm_config_asleep(struct vfpm_device *dev, unsigned off, void *buf, unsigned 
 		pm_trans_end(dev);
 		return -EAGAIN;
 	}
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	/* config_write_wakes() let through no write with effects to act on */
 	int rc = write ? region_cfg_client_write_locked(dev, off, buf, len, NULL)
 		       : pci_cfg_read(&dev->cfg, off, buf, len);
 	if (!rc && write && pm->rt_save)
 		memcpy(pm->rt_save, dev->cfg.data, VPCI_CFG_SIZE);
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 	pm_trans_end(dev);
 	return rc;
 }

@@ -84,9 +84,9 @@ bool region_mem_enabled(struct vfpm_device *dev)
 	if (dev->is_vf) {
 		mem = sriov_vf_mse(dev->pf);
 	} else {
-		pthread_mutex_lock(&dev->lock);
+		mutex_lock(&dev->lock);
 		mem = pci_cfg_mem_enabled(&dev->cfg);
-		pthread_mutex_unlock(&dev->lock);
+		mutex_unlock(&dev->lock);
 	}
 	return dev->pm.power_state < VFPM_D3HOT && !dev->pm.promoted && mem;
 }
@@ -140,9 +140,9 @@ VFPM_EXPORT bool vfpm_dev_mem_decode(struct vfpm_device *dev)
 {
 	int state = __atomic_load_n(&dev->pm.power_state, __ATOMIC_ACQUIRE);
 	bool promoted = __atomic_load_n(&dev->pm.promoted, __ATOMIC_ACQUIRE);
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	bool mem = pci_cfg_mem_enabled(&dev->cfg);
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 	return state < VFPM_D3HOT && !promoted && mem;
 }
 
@@ -295,9 +295,9 @@ int region_bar_rw(struct vfpm_device *dev, unsigned idx, uint64_t off, void *buf
 	/* As vfio-pci: a memory BAR does not decode while COMMAND.MEM is off
 	 * or the device is in D3hot/D3cold (B24). Engaged is not part of it:
 	 * region access still works while low power is engaged (B23). */
-	pthread_rwlock_rdlock(&dev->pm.memory_lock);
+	rwlock_rdlock(&dev->pm.memory_lock);
 	int rc = region_mem_enabled(dev) ? bar_rw_locked(dev, idx, off, buf, count, is_write) : -EIO;
-	pthread_rwlock_unlock(&dev->pm.memory_lock);
+	rwlock_unlock(&dev->pm.memory_lock);
 	return rc;
 }
 

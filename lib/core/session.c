@@ -558,11 +558,11 @@ int session_dispatch(struct core_session *s, struct wire_msg *m)
 	r.buf = r.small;
 	if (rc == 1 && d->asleep && !m->nfds && m->len >= d->min_len && pm_maybe_asleep(dev)) {
 		/* V3: a promoted device answers config space without waking */
-		pthread_mutex_lock(&dev->req_lock);
+		mutex_lock(&dev->req_lock);
 		int a = d->asleep(s, m, &r);
 		if (a != -EAGAIN)
 			atomic_fetch_add_explicit(&dev->requests, 1, memory_order_relaxed);
-		pthread_mutex_unlock(&dev->req_lock);
+		mutex_unlock(&dev->req_lock);
 		if (a != -EAGAIN) {
 			rc = a;
 		} else {
@@ -585,14 +585,13 @@ int session_dispatch(struct core_session *s, struct wire_msg *m)
 			rc = -EINVAL;   /* stray descriptors: closed below with the message */
 		else if (rc == 1 && m->len < d->min_len)
 			rc = -EINVAL;
-		if (rc == 1) {
-			if (d->device_cmd) {
-				pthread_mutex_lock(&dev->req_lock);
-				atomic_fetch_add_explicit(&dev->requests, 1, memory_order_relaxed);
-			}
+		if (rc == 1 && d->device_cmd) {
+			mutex_lock(&dev->req_lock);
+			atomic_fetch_add_explicit(&dev->requests, 1, memory_order_relaxed);
 			rc = d->fn(s, m, &r);
-			if (d->device_cmd)
-				pthread_mutex_unlock(&dev->req_lock);
+			mutex_unlock(&dev->req_lock);
+		} else if (rc == 1) {
+			rc = d->fn(s, m, &r);
 		}
 		/* The count drops before the reply, as the ioctl's put comes
 		 * before it returns: a client that sees the reply sees the
@@ -749,7 +748,7 @@ void session_fini(struct core_session *s)
 	/* Wake any device thread waiting on a DMA reply: none will come
 	 * (the model's quiesce in device_close may wait for that thread). */
 	channel_hangup(&dev->chan);
-	pthread_mutex_lock(&dev->req_lock);
+	mutex_lock(&dev->req_lock);
 	/* A connection that never finished VERSION never opened the device
 	 * and could not configure anything (every other command needs
 	 * VERSION first): there is nothing to undo, and the device may be
@@ -759,6 +758,6 @@ void session_fini(struct core_session *s)
 		dev_event(dev, EV_CLIENT_DISCONNECT, -1, -1, NULL);
 	if (s->version_done)
 		device_close(dev);   /* T2/T10: silent exit, D0, reset, idle */
-	pthread_mutex_unlock(&dev->req_lock);
+	mutex_unlock(&dev->req_lock);
 	channel_detach(&dev->chan);
 }

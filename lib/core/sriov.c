@@ -102,21 +102,21 @@ void sriov_keep_restore(struct vfpm_device *dev, const struct sriov_keep *k)
 
 bool sriov_vf_mse(struct vfpm_device *pf)
 {
-	pthread_mutex_lock(&pf->lock);
+	mutex_lock(&pf->lock);
 	bool on = pci_cfg_get16(&pf->cfg, pf->sriov_cap + PCI_SRIOV_CTRL) & PCI_SRIOV_CTRL_MSE;
-	pthread_mutex_unlock(&pf->lock);
+	mutex_unlock(&pf->lock);
 	return on;
 }
 
 /* Sets and clears Control bits; NumVFs too unless num < 0. */
 static void ctrl_update(struct vfpm_device *dev, uint16_t set, uint16_t clear, int num)
 {
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	unsigned reg = dev->sriov_cap + PCI_SRIOV_CTRL;
 	pci_cfg_set16(&dev->cfg, reg, (uint16_t)((pci_cfg_get16(&dev->cfg, reg) & ~clear) | set));
 	if (num >= 0)
 		pci_cfg_set16(&dev->cfg, dev->sriov_cap + PCI_SRIOV_NUM_VF, (uint16_t)num);
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 }
 
 /* The PF is in D0 and held there, under its trans_lock (device.c). host:
@@ -154,8 +154,8 @@ void sriov_destroy_vfs(struct vfpm_device *dev, bool host)
 
 void sriov_read_ctrl(struct vfpm_device *dev, bool *vfe, unsigned *num)
 {
-	pthread_mutex_lock(&dev->lock);
+	mutex_lock(&dev->lock);
 	*vfe = pci_cfg_get16(&dev->cfg, dev->sriov_cap + PCI_SRIOV_CTRL) & PCI_SRIOV_CTRL_VFE;
 	*num = pci_cfg_get16(&dev->cfg, dev->sriov_cap + PCI_SRIOV_NUM_VF);
-	pthread_mutex_unlock(&dev->lock);
+	mutex_unlock(&dev->lock);
 }

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 struct rpm_wq {
-	pthread_mutex_t mu;     /* the list and running */
+	mutex_t mu;     /* the list and running */
 	pthread_cond_t cv;      /* CLOCK_MONOTONIC */
 	pthread_cond_t done_cv; /* running changed */
 	struct rpm *head;
@@ -25,7 +25,7 @@ const char *rpm_status_name(enum rpm_status s)
 static void try_suspend(struct rpm *r);
 
 /* wq->mu held. The link to the earliest-due entry, or NULL if empty. */
-static struct rpm **wq_earliest(struct rpm_wq *wq)
+static struct rpm **wq_earliest(struct rpm_wq *wq) REQUIRES(wq->mu)
 {
 	struct rpm **pp, **best = NULL;
 	for (pp = &wq->head; *pp; pp = &(*pp)->next)
@@ -35,16 +35,16 @@ static struct rpm **wq_earliest(struct rpm_wq *wq)
 }
 
 /* wq->mu held; dropped while the suspend is attempted. */
-static void wq_run(struct rpm_wq *wq, struct rpm **link)
+static void wq_run(struct rpm_wq *wq, struct rpm **link) REQUIRES(wq->mu)
 {
 	struct rpm *r = *link;
 	*link = r->next;
 	r->next = NULL;
 	r->queued = false;
 	wq->running = r;
-	pthread_mutex_unlock(&wq->mu);
+	mutex_unlock(&wq->mu);
 	try_suspend(r);
-	pthread_mutex_lock(&wq->mu);
+	mutex_lock(&wq->mu);
 	wq->running = NULL;
 	pthread_cond_broadcast(&wq->done_cv);
 }
@@ -52,7 +52,7 @@ static void wq_run(struct rpm_wq *wq, struct rpm **link)
 static void *wq_main(void *arg)
 {
 	struct rpm_wq *wq = arg;
-	pthread_mutex_lock(&wq->mu);
+	mutex_lock(&wq->mu);
 	while (!wq->stop) {
 		uint64_t now = pm_clock_now(wq->clock);
 		struct rpm **best = wq_earliest(wq);
@@ -70,7 +70,7 @@ static void *wq_main(void *arg)
 		}
 		wq_run(wq, best);
 	}
-	pthread_mutex_unlock(&wq->mu);
+	mutex_unlock(&wq->mu);
 	return NULL;
 }
 
@@ -129,10 +129,10 @@ void rpm_wq_destroy(struct rpm_wq *wq)
 	if (!wq)
 		return;
 	if (!wq->manual) {
-		pthread_mutex_lock(&wq->mu);
+		mutex_lock(&wq->mu);
 		wq->stop = true;
 		pthread_cond_broadcast(&wq->cv);
-		pthread_mutex_unlock(&wq->mu);
+		mutex_unlock(&wq->mu);
 		pthread_join(wq->thread, NULL);
 	}
 	wq_free(wq);
@@ -143,7 +143,7 @@ int rpm_wq_step(struct rpm_wq *wq)
 	if (!wq->manual)
 		return -EINVAL;
 	int ran = 0;
-	pthread_mutex_lock(&wq->mu);
+	mutex_lock(&wq->mu);
 	for (;;) {
 		struct rpm **best = wq_earliest(wq);
 		if (!best || (*best)->due_ns > pm_clock_now(wq->clock))
@@ -151,17 +151,17 @@ int rpm_wq_step(struct rpm_wq *wq)
 		wq_run(wq, best);
 		ran++;
 	}
-	pthread_mutex_unlock(&wq->mu);
+	mutex_unlock(&wq->mu);
 	return ran;
 }
 
 bool rpm_wq_next_due(struct rpm_wq *wq, uint64_t *due_ns)
 {
-	pthread_mutex_lock(&wq->mu);
+	mutex_lock(&wq->mu);
 	struct rpm **best = wq_earliest(wq);
 	if (best)
 		*due_ns = (*best)->due_ns;
-	pthread_mutex_unlock(&wq->mu);
+	mutex_unlock(&wq->mu);
 	return best != NULL;
 }
 
@@ -175,7 +175,7 @@ static void wq_queue(struct rpm *r, int delay_ms)
 	struct rpm_wq *wq = r->wq;
 	if (!wq || delay_ms < 0)
 		return;
-	pthread_mutex_lock(&wq->mu);
+	mutex_lock(&wq->mu);
 	if (!r->dead) {
 		/* a new idle restarts the delay */
 		r->due_ns = pm_clock_now(wq->clock) + (uint64_t)delay_ms * 1000000u;
@@ -185,7 +185,7 @@ static void wq_queue(struct rpm *r, int delay_ms)
 			wq->head = r;
 		}
 	}
-	pthread_mutex_unlock(&wq->mu);
+	mutex_unlock(&wq->mu);
 	/* signalled after unlocking: the woken thread does not run straight
 	 * into the lock we still hold (two extra context switches) */
 	pthread_cond_signal(&wq->cv);
@@ -213,12 +213,15 @@ void rpm_fini(struct rpm *r)
 	struct rpm_wq *wq = r->wq;
 	/* dead is read under wq->mu (wq_queue) and under r->lock
 	 * (try_suspend): write it holding both. */
-	if (wq)
-		pthread_mutex_lock(&wq->mu);
-	pthread_mutex_lock(&r->lock);
-	r->dead = true;
-	pthread_mutex_unlock(&r->lock);
-	if (wq) {
+	if (!wq) {
+		mutex_lock(&r->lock);
+		r->dead = true;
+		mutex_unlock(&r->lock);
+	} else {
+		mutex_lock(&wq->mu);
+		mutex_lock(&r->lock);
+		r->dead = true;
+		mutex_unlock(&r->lock);
 		for (struct rpm **pp = &wq->head; *pp; pp = &(*pp)->next) {
 			if (*pp == r) {
 				*pp = r->next;
@@ -228,21 +231,21 @@ void rpm_fini(struct rpm *r)
 		r->queued = false;
 		while (wq->running == r)
 			pthread_cond_wait(&wq->done_cv, &wq->mu);
-		pthread_mutex_unlock(&wq->mu);
+		mutex_unlock(&wq->mu);
 	}
-	pthread_mutex_lock(&r->lock);
+	mutex_lock(&r->lock);
 	while (rpm_status(r) == RPM_SUSPENDING || rpm_status(r) == RPM_RESUMING)
 		pthread_cond_wait(&r->cv, &r->lock);
-	pthread_mutex_unlock(&r->lock);
+	mutex_unlock(&r->lock);
 	pthread_mutex_destroy(&r->lock);
 	pthread_cond_destroy(&r->cv);
 }
 
 static void try_suspend(struct rpm *r)
 {
-	pthread_mutex_lock(&r->lock);
+	mutex_lock(&r->lock);
 	if (r->dead || rpm_status(r) != RPM_ACTIVE || atomic_load(&r->usage) > 0) {
-		pthread_mutex_unlock(&r->lock);
+		mutex_unlock(&r->lock);
 		return;
 	}
 	atomic_store(&r->status, RPM_SUSPENDING);
@@ -250,14 +253,14 @@ static void try_suspend(struct rpm *r)
 		/* a getter came in between: it saw ACTIVE, so it keeps it */
 		atomic_store(&r->status, RPM_ACTIVE);
 		pthread_cond_broadcast(&r->cv);
-		pthread_mutex_unlock(&r->lock);
+		mutex_unlock(&r->lock);
 		return;
 	}
-	pthread_mutex_unlock(&r->lock);
+	mutex_unlock(&r->lock);
 
 	int rc = r->ops->suspend ? r->ops->suspend(r->ctx) : 0;
 
-	pthread_mutex_lock(&r->lock);
+	mutex_lock(&r->lock);
 	if (rc) {
 		atomic_store(&r->status, RPM_ACTIVE);
 		r->suspend_errors++;
@@ -266,7 +269,7 @@ static void try_suspend(struct rpm *r)
 		r->suspends++;
 	}
 	pthread_cond_broadcast(&r->cv);
-	pthread_mutex_unlock(&r->lock);
+	mutex_unlock(&r->lock);
 	if (r->ops->settled)
 		r->ops->settled(r->ctx);
 }
@@ -274,7 +277,7 @@ static void try_suspend(struct rpm *r)
 /* Brings r to ACTIVE, waiting for a transition in flight. */
 static int resume_slow(struct rpm *r)
 {
-	pthread_mutex_lock(&r->lock);
+	mutex_lock(&r->lock);
 	for (;;) {
 		enum rpm_status st = rpm_status(r);
 		if (st == RPM_ACTIVE)
@@ -284,16 +287,16 @@ static int resume_slow(struct rpm *r)
 			continue;
 		}
 		atomic_store(&r->status, RPM_RESUMING);
-		pthread_mutex_unlock(&r->lock);
+		mutex_unlock(&r->lock);
 
 		int rc = r->ops->resume ? r->ops->resume(r->ctx) : 0;
 
-		pthread_mutex_lock(&r->lock);
+		mutex_lock(&r->lock);
 		if (rc) {
 			atomic_store(&r->status, RPM_SUSPENDED);
 			r->resume_errors++;
 			pthread_cond_broadcast(&r->cv);
-			pthread_mutex_unlock(&r->lock);
+			mutex_unlock(&r->lock);
 			if (r->ops->settled)
 				r->ops->settled(r->ctx);
 			return rc;
@@ -301,12 +304,12 @@ static int resume_slow(struct rpm *r)
 		atomic_store(&r->status, RPM_ACTIVE);
 		r->resumes++;
 		pthread_cond_broadcast(&r->cv);
-		pthread_mutex_unlock(&r->lock);
+		mutex_unlock(&r->lock);
 		if (r->ops->settled)
 			r->ops->settled(r->ctx);
 		return 0;
 	}
-	pthread_mutex_unlock(&r->lock);
+	mutex_unlock(&r->lock);
 	return 0;
 }
 
@@ -332,14 +335,14 @@ enum rpm_status rpm_get_settled(struct rpm *r)
 	enum rpm_status st = rpm_status(r);
 	if (st == RPM_ACTIVE || st == RPM_SUSPENDED)
 		return st;
-	pthread_mutex_lock(&r->lock);
+	mutex_lock(&r->lock);
 	for (;;) {
 		st = rpm_status(r);
 		if (st == RPM_ACTIVE || st == RPM_SUSPENDED)
 			break;
 		pthread_cond_wait(&r->cv, &r->lock);
 	}
-	pthread_mutex_unlock(&r->lock);
+	mutex_unlock(&r->lock);
 	return st;
 }
 
@@ -355,9 +358,9 @@ static int dec(struct rpm *r)
 	int old = atomic_load(&r->usage);
 	do {
 		if (old <= 0) {
-			pthread_mutex_lock(&r->lock);
+			mutex_lock(&r->lock);
 			r->underflows++;
-			pthread_mutex_unlock(&r->lock);
+			mutex_unlock(&r->lock);
 			return -1;
 		}
 	} while (!atomic_compare_exchange_weak(&r->usage, &old, old - 1));
@@ -403,14 +406,14 @@ int rpm_resume(struct rpm *r)
 
 int rpm_set_power_on(struct rpm *r, bool on)
 {
-	pthread_mutex_lock(&r->lock);
+	mutex_lock(&r->lock);
 	bool change = r->power_on != on;
 	r->power_on = on;
 	/* Take on's reference with the flag, under the lock: otherwise a
 	 * concurrent on->auto could put it before it was got. */
 	if (change && on)
 		atomic_fetch_add(&r->usage, 1);
-	pthread_mutex_unlock(&r->lock);
+	mutex_unlock(&r->lock);
 	if (!change)
 		return 0;
 	if (on)   /* the reference stays even if resume fails */
@@ -421,20 +424,20 @@ int rpm_set_power_on(struct rpm *r, bool on)
 
 void rpm_set_autosuspend_delay(struct rpm *r, int ms)
 {
-	pthread_mutex_lock(&r->lock);
+	mutex_lock(&r->lock);
 	__atomic_store_n(&r->autosuspend_delay_ms, ms, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&r->lock);
+	mutex_unlock(&r->lock);
 	rpm_idle(r);   /* a shorter delay applies at once */
 }
 
 void rpm_get_stats(struct rpm *r, struct rpm_stats *out)
 {
-	pthread_mutex_lock(&r->lock);
+	mutex_lock(&r->lock);
 	*out = (struct rpm_stats){ .power_on = r->power_on,
 				   .suspends = r->suspends,
 				   .resumes = r->resumes,
 				   .suspend_errors = r->suspend_errors,
 				   .resume_errors = r->resume_errors,
 				   .underflows = r->underflows };
-	pthread_mutex_unlock(&r->lock);
+	mutex_unlock(&r->lock);
 }

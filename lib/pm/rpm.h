@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "common/lock.h"
+
 #include "pm/clock.h"
 
 enum rpm_status { RPM_ACTIVE = 0, RPM_SUSPENDING, RPM_SUSPENDED, RPM_RESUMING };
@@ -44,7 +46,7 @@ struct rpm_ops {
 struct rpm {
 	atomic_int usage;
 	atomic_int status;          /* enum rpm_status */
-	pthread_mutex_t lock;
+	mutex_t lock;
 	pthread_cond_t cv;          /* status changes */
 	const struct rpm_ops *ops;
 	void *ctx;

@@ -53,7 +53,7 @@ struct server_dev {
 	struct server_dev **vfs;   /* a PF's VFs, nvfs of them */
 	unsigned nvfs;
 	unsigned refs;             /* control-plane users of a VF */
-	pthread_mutex_t mu;  /* client_fd, session_active */
+	mutex_t mu;  /* client_fd, session_active */
 	int client_fd;
 	bool session_active;
 	bool session_joinable;
@@ -71,7 +71,7 @@ struct vfpm_server {
 	struct rpm_wq *wq;   /* runs every device's idle suspends */
 	struct ev_hub *hub;  /* PM event subscribers (events.h) */
 	struct metrics_file *metrics;   /* --metrics-file writer, or NULL */
-	pthread_mutex_t lock;   /* VF lists and refs */
+	mutex_t lock;   /* VF lists and refs */
 	pthread_cond_t refs_cv;
 	char *ctl_path;
 	int ctl_fd;
@@ -79,7 +79,7 @@ struct vfpm_server {
 	pthread_t ctl_thread;
 	bool ctl_started;
 	/* control connections, each served by its own thread (ctl_mu) */
-	pthread_mutex_t ctl_mu;
+	mutex_t ctl_mu;
 	struct ctl_conn {
 		pthread_t thread;
 		int fd;
@@ -394,10 +394,10 @@ static void ctl_put(void *ctx, void *handle)
 {
 	struct vfpm_server *srv = ctx;
 	struct server_dev *sd = handle;
-	pthread_mutex_lock(&srv->lock);
+	mutex_lock(&srv->lock);
 	if (!--sd->refs)
 		pthread_cond_broadcast(&srv->refs_cv);
-	pthread_mutex_unlock(&srv->lock);
+	mutex_unlock(&srv->lock);
 }
 
 static void fill_entry(struct ctl_entry *e, struct server_dev *sd)
@@ -412,7 +412,7 @@ static void fill_entry(struct ctl_entry *e, struct server_dev *sd)
 static struct ctl_entry *ctl_snapshot(void *ctx, unsigned *count)
 {
 	struct vfpm_server *srv = ctx;
-	pthread_mutex_lock(&srv->lock);
+	mutex_lock(&srv->lock);
 	unsigned n = srv->ndevs;
 	for (unsigned i = 0; i < srv->ndevs; i++)
 		n += srv->devs[i]->nvfs;
@@ -427,7 +427,7 @@ static struct ctl_entry *ctl_snapshot(void *ctx, unsigned *count)
 			fill_entry(&e[k++], pf->vfs[j]);
 		}
 	}
-	pthread_mutex_unlock(&srv->lock);
+	mutex_unlock(&srv->lock);
 	*count = k;
 	return e;
 }
@@ -436,7 +436,7 @@ static struct vfpm_device *ctl_get(void *ctx, const char *name, void **handle)
 {
 	struct vfpm_server *srv = ctx;
 	struct server_dev *found = NULL;
-	pthread_mutex_lock(&srv->lock);
+	mutex_lock(&srv->lock);
 	for (unsigned i = 0; !found && i < srv->ndevs; i++) {
 		struct server_dev *pf = srv->devs[i];
 		if (!strcmp(pf->dev->name, name))
@@ -447,7 +447,7 @@ static struct vfpm_device *ctl_get(void *ctx, const char *name, void **handle)
 	}
 	if (found)
 		sd_ref(found);
-	pthread_mutex_unlock(&srv->lock);
+	mutex_unlock(&srv->lock);
 	*handle = found;
 	return found ? found->dev : NULL;
 }
@@ -512,10 +512,10 @@ static void *ctl_conn_main(void *arg)
 	struct vfpm_server *srv = cc->srv;
 	ctl_serve_conn(&server_ctl_ops, srv, cc->fd, peer_may_mutate(srv, cc->fd), srv->stop_fd);
 	close(cc->fd);   /* at once: the connection is over */
-	pthread_mutex_lock(&srv->ctl_mu);
+	mutex_lock(&srv->ctl_mu);
 	cc->fd = -1;
 	cc->done = true;
-	pthread_mutex_unlock(&srv->ctl_mu);
+	mutex_unlock(&srv->ctl_mu);
 	return NULL;
 }
 
@@ -524,15 +524,15 @@ static void ctl_reap(struct vfpm_server *srv, bool all)
 {
 	for (unsigned i = 0; i < CTL_MAX_CONNS; i++) {
 		struct ctl_conn *cc = &srv->ctl_conns[i];
-		pthread_mutex_lock(&srv->ctl_mu);
+		mutex_lock(&srv->ctl_mu);
 		bool join = cc->used && (cc->done || all);
-		pthread_mutex_unlock(&srv->ctl_mu);
+		mutex_unlock(&srv->ctl_mu);
 		if (!join)
 			continue;
 		pthread_join(cc->thread, NULL);
-		pthread_mutex_lock(&srv->ctl_mu);
+		mutex_lock(&srv->ctl_mu);
 		cc->used = cc->done = false;
-		pthread_mutex_unlock(&srv->ctl_mu);
+		mutex_unlock(&srv->ctl_mu);
 	}
 }
 
@@ -545,13 +545,13 @@ static void ctl_accept(struct vfpm_server *srv, int fd)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	ctl_reap(srv, false);
 	struct ctl_conn *cc = NULL;
-	pthread_mutex_lock(&srv->ctl_mu);
+	mutex_lock(&srv->ctl_mu);
 	for (unsigned i = 0; i < CTL_MAX_CONNS && !cc; i++)
 		if (!srv->ctl_conns[i].used)
 			cc = &srv->ctl_conns[i];
 	if (cc)
 		*cc = (struct ctl_conn){ .fd = fd, .used = true, .srv = srv };
-	pthread_mutex_unlock(&srv->ctl_mu);
+	mutex_unlock(&srv->ctl_mu);
 	if (cc && pthread_create(&cc->thread, NULL, ctl_conn_main, cc) == 0)
 		return;
 	static const char msg[] =
@@ -560,9 +560,9 @@ static void ctl_accept(struct vfpm_server *srv, int fd)
 		/* it is refused either way */
 	}
 	if (cc) {
-		pthread_mutex_lock(&srv->ctl_mu);
+		mutex_lock(&srv->ctl_mu);
 		cc->used = false;
-		pthread_mutex_unlock(&srv->ctl_mu);
+		mutex_unlock(&srv->ctl_mu);
 	}
 	close(fd);
 }
@@ -646,11 +646,11 @@ static void *session_main(void *arg)
 	else
 		DLOG(sd->dev, VFPM_LOG_INFO, "client disconnected");
 	session_fini(&s);
-	pthread_mutex_lock(&sd->mu);
+	mutex_lock(&sd->mu);
 	close(sd->client_fd);
 	sd->client_fd = -1;
 	sd->session_active = false;
-	pthread_mutex_unlock(&sd->mu);
+	mutex_unlock(&sd->mu);
 	return NULL;
 }
 
@@ -696,19 +696,19 @@ static void *accept_main(void *arg)
 		int fd = accept4(sd->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		pthread_mutex_lock(&sd->mu);
+		mutex_lock(&sd->mu);
 		if (sd->session_active && peer_hung_up(sd->client_fd)) {
 			/* The client has closed its end and its session is
 			 * winding down: wait for it instead of refusing a
 			 * client that reconnects at once (the device is free
 			 * as soon as the old peer is gone). */
-			pthread_mutex_unlock(&sd->mu);
+			mutex_unlock(&sd->mu);
 			pthread_join(sd->session_thread, NULL);
-			pthread_mutex_lock(&sd->mu);
+			mutex_lock(&sd->mu);
 			sd->session_joinable = false;
 		}
 		if (sd->session_active) {
-			pthread_mutex_unlock(&sd->mu);
+			mutex_unlock(&sd->mu);
 			refuse(sd, fd);
 			continue;
 		}
@@ -726,7 +726,7 @@ static void *accept_main(void *arg)
 		} else {
 			sd->session_joinable = true;
 		}
-		pthread_mutex_unlock(&sd->mu);
+		mutex_unlock(&sd->mu);
 	}
 	return NULL;
 }
@@ -769,16 +769,16 @@ int server_start(struct vfpm_server *srv)
 
 static bool session_active(struct server_dev *sd)
 {
-	pthread_mutex_lock(&sd->mu);
+	mutex_lock(&sd->mu);
 	bool active = sd->session_active;
-	pthread_mutex_unlock(&sd->mu);
+	mutex_unlock(&sd->mu);
 	return active;
 }
 
 /* After the grace: closes sd's client (if any) and its socket. */
 static void unserve_finish(struct server_dev *sd, int grace_ms)
 {
-	pthread_mutex_lock(&sd->mu);
+	mutex_lock(&sd->mu);
 	if (sd->session_active) {
 		/* ask the client to let go (REQ), then close its stream */
 		irq_signal_req(sd->dev);
@@ -788,7 +788,7 @@ static void unserve_finish(struct server_dev *sd, int grace_ms)
 	}
 	bool join = sd->session_joinable;
 	sd->session_joinable = false;
-	pthread_mutex_unlock(&sd->mu);
+	mutex_unlock(&sd->mu);
 	if (join)
 		pthread_join(sd->session_thread, NULL);
 	if (sd->lfd >= 0)
@@ -922,10 +922,10 @@ static int host_create_vfs(void *ctx, struct vfpm_device *pfdev, unsigned n)
 		free(vfs);
 		return rc;
 	}
-	pthread_mutex_lock(&srv->lock);
+	mutex_lock(&srv->lock);
 	pf->vfs = vfs;
 	pf->nvfs = n;
-	pthread_mutex_unlock(&srv->lock);
+	mutex_unlock(&srv->lock);
 	return 0;
 }
 
@@ -933,7 +933,7 @@ static void host_destroy_vfs(void *ctx, struct vfpm_device *pfdev)
 {
 	struct server_dev *pf = ctx;
 	struct vfpm_server *srv = pf->srv;
-	pthread_mutex_lock(&srv->lock);
+	mutex_lock(&srv->lock);
 	struct server_dev **vfs = pf->vfs;
 	unsigned n = pf->nvfs;
 	pf->vfs = NULL;
@@ -942,7 +942,7 @@ static void host_destroy_vfs(void *ctx, struct vfpm_device *pfdev)
 	for (unsigned i = 0; i < n; i++)
 		while (vfs[i]->refs)
 			pthread_cond_wait(&srv->refs_cv, &srv->lock);
-	pthread_mutex_unlock(&srv->lock);
+	mutex_unlock(&srv->lock);
 	/* one grace for all: 256 VFs whose clients ignore REQ take 10 s,
 	 * not 43 minutes */
 	unserve_all(vfs, n, atomic_load(&srv->stopping) ? 0 : VF_RELEASE_GRACE_MS);
@@ -956,10 +956,10 @@ static void host_destroy_vfs(void *ctx, struct vfpm_device *pfdev)
 static void host_sync_vfs(void *ctx, struct vfpm_device *pfdev)
 {
 	struct server_dev *pf = ctx;
-	pthread_mutex_lock(&pf->srv->lock);
+	mutex_lock(&pf->srv->lock);
 	struct server_dev **vfs = pf->vfs;
 	unsigned n = pf->nvfs;
-	pthread_mutex_unlock(&pf->srv->lock);
+	mutex_unlock(&pf->srv->lock);
 	for (unsigned i = 0; i < n; i++)
 		pm_sync_mappings(vfs[i]->dev);
 	(void)pfdev;
