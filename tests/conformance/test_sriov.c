@@ -338,10 +338,29 @@ static struct vfpm_client *conn(int i, const char *path)
 	return g_cl[i];
 }
 
-static void disconn(int i)
+
+/* Closes client i; with gone set (a PF's or VF's device name), waits
+ * (bounded) until the server has processed the close. */
+static void disconn_wait(int i, const char *gone)
 {
 	vfpm_client_close(g_cl[i]);
 	g_cl[i] = NULL;
+	if (!gone)
+		return;
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (dev_status(gone).client_connected) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec > 10)
+			fail_msg("%s: the server never saw the client go", gone);
+		struct timespec ms = { 0, 1000000 };
+		nanosleep(&ms, NULL);
+	}
+}
+
+static void disconn(int i)
+{
+	disconn_wait(i, NULL);
 }
 
 /* Path of VF k's socket: <directory of the PF's socket>/<pf>-vf<k>.sock */
@@ -814,7 +833,7 @@ static void b33_enable_resumes_pf_and_holds_reference(void **state)
 	assert_int_equal(dev_status("dev").usage, 2);
 	/* the client leaves: the VFs are the host's and stay, and so does
 	 * their reference; sriov_numvfs=0 gives it back, then the PF suspends */
-	disconn(0);
+	disconn_wait(0, "dev");
 	struct snap s;
 	snap_or_fail(&s);
 	assert_int_equal(vfs_of(&s, "dev"), 3);
@@ -964,6 +983,44 @@ static void b34_pf_stays_d0_with_vfs(void **state)
 	set_ps(c, pm, 3);
 	assert_int_equal(ps_bits(c, pm), 0);
 	assert_string_equal(dev_status("dev").power_state, "D0");
+}
+
+/* V3 with B34: with d3hot_promotion on, a guest's D3hot on a PF that has
+ * VFs is not promoted either: it is refused as any D3hot is (PowerState
+ * reads D0), no reference is dropped, the PF stays in D0 with its VFs and
+ * its BARs decode. Without the VFs the same write is promoted. */
+static void v3_promotion_on_pf_with_vfs_is_refused(void **state)
+{
+	(void)state;
+	up(2, "d3hot_promotion=always");
+	pf_cap();
+	struct vfpm_client *c = conn(0, g_p.sock[0]);
+	unsigned pm = client_cap(c, PCI_CAP_ID_PM);
+	mem_enable(c);
+	enable_vfs(2);
+	int usage = dev_status("dev").usage;
+	set_ps(c, pm, 3);
+	assert_int_equal(ps_bits(c, pm), 0);
+	struct sdev pf = dev_status("dev");
+	assert_string_equal(pf.power_state, "D0");
+	assert_string_equal(pf.runtime_status, "active");
+	assert_int_equal(pf.usage, usage);   /* no reference lent */
+	assert_false(pf.mmap_revoked);
+	assert_int_equal(pf.underflows, 0);
+	uint32_t v = 0;
+	assert_int_equal(vfpm_client_region_read(c, 0, 0, &v, 4), 0);   /* BAR0 still decodes */
+	struct snap s;
+	snap_or_fail(&s);
+	assert_int_equal(vfs_of(&s, "dev"), 2);
+
+	/* without VFs the write is promoted: it reads D3hot, memory stops */
+	disable_vfs();
+	set_ps(c, pm, 3);
+	assert_int_equal(ps_bits(c, pm), 3);
+	assert_int_equal(vfpm_client_region_read(c, 0, 0, &v, 4), -EIO);
+	set_ps(c, pm, 0);
+	assert_int_equal(ps_bits(c, pm), 0);
+	assert_int_equal(dev_status("dev").underflows, 0);
 }
 
 /* B34 with B12: LOW_POWER_ENTRY_WITH_WAKEUP on a PF with VFs succeeds and
@@ -1718,7 +1775,7 @@ static void vfs_outlive_pf_client(void **state)
 	struct vfpm_client *vc = conn(1, vf_sock(g_p.dir, "dev", 0));
 	uint32_t scratch = 0x600d600d, v = 0;
 	assert_int_equal(vfpm_client_region_write(vc, BAR0, REG_SCRATCH, &scratch, 4), 0);
-	disconn(0);
+	disconn_wait(0, "dev");
 	struct snap s;
 	snap_or_fail(&s);
 	assert_int_equal(vfs_of(&s, "dev"), 2);
@@ -1920,6 +1977,7 @@ int main(void)
 		T(b33_pmcsr_d3hot_overridden_by_enable),
 		T(b33_enable_on_nosoftrst_minus_pf_keeps_vf_enable),
 		T(b34_pf_stays_d0_with_vfs),
+		T(v3_promotion_on_pf_with_vfs_is_refused),
 		T(b34_lowpower_on_pf_engages_never_suspends),
 		T(b36_vfs_suspend_independently),
 		T(vf_is_a_full_device),
