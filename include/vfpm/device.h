@@ -233,8 +233,10 @@ VFPM_EXPORT void *vfpm_dev_bar_mem(struct vfpm_device *dev, unsigned bar);
  * vector sets its PBA bit and fires once when released, also when its
  * eventfd arrives later), MSI, or INTx (asserts the line; the model
  * deasserts it). Returns 0; -EAGAIN when the interrupt is pending behind a
- * mask; -ENODEV when the device declares no interrupt, or the client
- * enabled none (no eventfd for the mechanism in use); -EINVAL when vec is
+ * mask (or, MSI-X, until its eventfd arrives); -ENODEV when the device
+ * declares no interrupt, or the client enabled neither MSI-X nor MSI and
+ * gave no INTx eventfd, or MSI is enabled and the vector has no eventfd;
+ * -EINVAL when vec is
  * not below the number of vectors the device declares (the largest of its
  * MSI-X and MSI counts, 1 for INTx alone), or, with MSI enabled, not below
  * the count the client enabled. A refused vector sets no pending bit. */
