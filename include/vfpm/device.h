@@ -87,11 +87,16 @@ struct vfpm_model_ops {
 
 /* key=value options given on the command line, after the model name. */
 struct vfpm_opts;
+/* The value of key, or NULL (absent, o or key NULL). */
 VFPM_EXPORT const char *vfpm_opts_get(const struct vfpm_opts *o, const char *key);
 /* Parses a boolean (on/off, yes/no, true/false, 1/0). Returns 0, -ENOENT
- * when absent (def is stored), -EINVAL when malformed. */
+ * when absent (def is stored), -EINVAL when malformed (def is stored) or
+ * key or out is NULL (nothing is stored). */
 VFPM_EXPORT int vfpm_opts_bool(const struct vfpm_opts *o, const char *key, bool def, bool *out);
-/* Parses an unsigned integer (decimal or 0x hex) within [min, max]. */
+/* Parses an unsigned integer (decimal or 0x hex) within [min, max]: 0,
+ * -ENOENT when absent, -EINVAL when malformed, -ERANGE outside [min, max]
+ * (def is stored in these three); -EINVAL for key or out NULL or min > max (nothing
+ * stored). */
 VFPM_EXPORT int vfpm_opts_u64(const struct vfpm_opts *o, const char *key, uint64_t def,
 			      uint64_t min, uint64_t max, uint64_t *out);
 
@@ -130,8 +135,49 @@ struct vfpm_model {
 #define VFPM_MODEL_ENTRY_SYMBOL "vfpm_model_entry"
 VFPM_EXPORT const struct vfpm_model *vfpm_model_entry(void);
 
-/* --- setup calls, only inside create(): elsewhere they change nothing and
- * return -EPERM --- */
+/* --- setup calls, only inside create() ---
+ *
+ * Errors (docs/device-api.md, "Errors"). Each call checks, in this order,
+ * dev, the calling context, its arguments, then conflicts with what create()
+ * declared before; a refused call changes nothing (config space and the
+ * device stay as they were), so create() may go on or return the error.
+ *
+ *   dev NULL                                         every call   -EINVAL
+ *   outside the device's create() (after it, from
+ *   another callback or thread)                      every call   -EPERM
+ *   set_ids:  ids NULL, vendor 0xffff, class_code over 24 bits    -EINVAL
+ *             (may be called again: the last IDs win; BARs and
+ *             capabilities declared before stay)
+ *   add_bar:  idx > 5; an unknown flag; VFPM_BAR_IO with _64,
+ *             _PREFETCH or _MEMFD; size not a power of two; I/O
+ *             size outside 4..256; memory size below 16, or above
+ *             2 GiB without VFPM_BAR_64; VFPM_BAR_MEMFD size outside
+ *             4 KiB..1 TiB; VFPM_BAR_64 at idx 5                  -EINVAL
+ *             idx already declared, or the upper half of a 64-bit
+ *             BAR at idx - 1; VFPM_BAR_64 with idx + 1 declared   -EEXIST
+ *             the memfd cannot be made (memfd_create, mmap)      their errno
+ *   add_pm_cap, add_pcie_cap: a second call                      -EEXIST
+ *   add_msi_cap:  nvec not 1, 2, 4, 8, 16 or 32                  -EINVAL
+ *                 a second call                                  -EEXIST
+ *   add_msix_cap: nvec not 1..2048; bar > 5, not declared or
+ *             I/O; table_off or pba_off not 8-byte aligned; the
+ *             table (nvec * 16 bytes) or the PBA ((nvec + 63) / 64
+ *             * 8 bytes) not wholly inside the BAR; table and PBA
+ *             overlapping; either over a declared ioeventfd      -EINVAL
+ *             a second call                                      -EEXIST
+ *   add_ext_cap: body NULL with len > 0; ver > 15; id 0 (the
+ *             null capability) or 0x10 (SR-IOV, the core's own)   -EINVAL
+ *             4 + len bytes do not fit in what is left of the
+ *             extended space (0x100..0xfff)                      -ENOSPC
+ *   add_ioeventfd: bar > 5 or not declared; size not 1, 2, 4, 8;
+ *             [offset, offset + size) not inside the BAR, or over
+ *             the MSI-X table or PBA                             -EINVAL
+ *             overlapping an ioeventfd declared before           -EEXIST
+ *             a 9th one (8 per device)                           -ENOSPC
+ *   set_intx: no error but the first two rows.
+ * The standard capabilities (PM, MSI, MSI-X, PCIe) are once each and all
+ * fit together in the 192 bytes at 0x40, so -ENOSPC cannot come from
+ * them. Memory failures are -ENOMEM. */
 struct vfpm_pci_ids {
 	uint16_t vendor, device;
 	uint16_t subsys_vendor, subsys_id;
@@ -169,8 +215,15 @@ VFPM_EXPORT bool vfpm_dev_is_vf(const struct vfpm_device *dev);
 VFPM_EXPORT int vfpm_dev_add_ioeventfd(struct vfpm_device *dev, unsigned bar, uint64_t offset,
 				       uint32_t size);
 
-/* --- runtime calls, thread-safe --- */
-/* Memory of a VFPM_BAR_MEMFD BAR as the server maps it, or NULL. Valid
+/* --- runtime calls, thread-safe ---
+ *
+ * Also valid inside create() (no client yet: nothing is enabled). With dev
+ * NULL: the int calls return -EINVAL, vfpm_dev_bar_mem and vfpm_dev_name
+ * NULL, vfpm_dev_mem_decode and vfpm_dev_is_vf false, vfpm_dev_intx and
+ * vfpm_dev_log do nothing (vfpm_dev_log(NULL, ...) logs as the core does,
+ * errors only, and a NULL fmt or an unknown level is ignored). */
+/* Memory of a VFPM_BAR_MEMFD BAR as the server maps it, or NULL (bar > 5,
+ * not declared, not memfd-backed, the upper half of a 64-bit BAR). Valid
  * while the device is not in D3cold (the model's suspend/resume callbacks
  * bracket that). */
 VFPM_EXPORT void *vfpm_dev_bar_mem(struct vfpm_device *dev, unsigned bar);
@@ -179,15 +232,23 @@ VFPM_EXPORT void *vfpm_dev_bar_mem(struct vfpm_device *dev, unsigned bar);
  * once the client programs it, the table's vector masks: a held-back
  * vector sets its PBA bit and fires once when released, also when its
  * eventfd arrives later), MSI, or INTx (asserts the line; the model
- * deasserts it). Returns 0, -EAGAIN when the interrupt is pending behind a
- * mask, -ENODEV when no interrupt is configured. */
+ * deasserts it). Returns 0; -EAGAIN when the interrupt is pending behind a
+ * mask (or, MSI-X, until its eventfd arrives); -ENODEV when the device
+ * declares no interrupt, or the client enabled neither MSI-X nor MSI and
+ * gave no INTx eventfd, or MSI is enabled and the vector has no eventfd;
+ * -EINVAL when vec is
+ * not below the number of vectors the device declares (the largest of its
+ * MSI-X and MSI counts, 1 for INTx alone), or, with MSI enabled, not below
+ * the count the client enabled. A refused vector sets no pending bit. */
 VFPM_EXPORT int vfpm_dev_irq(struct vfpm_device *dev, unsigned vec);
 /* INTx line level. A rising edge signals the client's INTx eventfd unless
- * INTx is masked or DisINTx is set (then it stays pending). */
+ * INTx is masked or DisINTx is set (then it stays pending). Ignored on a
+ * device without INTx (vfpm_dev_set_intx) and on a VF. */
 VFPM_EXPORT void vfpm_dev_intx(struct vfpm_device *dev, bool level);
 /* Guest memory access through the client's DMA mappings. Returns 0,
- * -EFAULT when [iova, iova+len) is not mapped (with the right permission),
- * -EPERM when bus mastering is disabled, or a transport error. */
+ * -EINVAL for buf NULL with len > 0, -EFAULT when [iova, iova+len) wraps
+ * or is not mapped (with the right permission), -EPERM when bus mastering
+ * is disabled, or a transport error (docs/device-api.md, "DMA"). */
 VFPM_EXPORT int vfpm_dev_dma_read(struct vfpm_device *dev, uint64_t iova, void *buf,
 				  size_t len);
 VFPM_EXPORT int vfpm_dev_dma_write(struct vfpm_device *dev, uint64_t iova, const void *buf,

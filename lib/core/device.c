@@ -13,16 +13,37 @@
 
 #include "core.h"
 
-/* --- setup API --- */
+/* --- setup API ---
+ *
+ * Every call checks, in this order: dev (NULL: -EINVAL), the calling
+ * context (outside the device's create(): -EPERM), its arguments, then
+ * conflicts with what is already declared; a refused call changes nothing
+ * (config space, the device's fields). The table of errors is in
+ * include/vfpm/device.h and docs/device-api.md; tests/unit/core/
+ * test_setup_errors.c checks each row. */
+
+#define SETUP_CONTEXT(dev)                   \
+	do {                                 \
+		if (!(dev))                  \
+			return -EINVAL;      \
+		if (!(dev)->creating)        \
+			return -EPERM;       \
+	} while (0)
 
 VFPM_EXPORT int vfpm_dev_set_ids(struct vfpm_device *dev, const struct vfpm_pci_ids *ids)
 {
-	if (!dev->creating)
-		return -EPERM;
-	if (!ids)
+	SETUP_CONTEXT(dev);
+	/* vendor 0xffff is what a read from an absent function returns */
+	if (!ids || ids->vendor == 0xffff || ids->class_code > 0xffffff)
 		return -EINVAL;
-	pci_cfg_init(&dev->cfg, ids->vendor, ids->device, ids->class_code, ids->revision,
-		     ids->subsys_vendor, ids->subsys_id);
+	/* the ID registers only: BARs and capabilities declared before stay */
+	pci_cfg_set16(&dev->cfg, PCI_VENDOR_ID, ids->vendor);
+	pci_cfg_set16(&dev->cfg, PCI_DEVICE_ID, ids->device);
+	pci_cfg_set8(&dev->cfg, PCI_REVISION_ID, ids->revision);
+	pci_cfg_set8(&dev->cfg, PCI_CLASS_PROG, (uint8_t)ids->class_code);
+	pci_cfg_set16(&dev->cfg, PCI_CLASS_DEVICE, (uint16_t)(ids->class_code >> 8));
+	pci_cfg_set16(&dev->cfg, PCI_SUBSYSTEM_VENDOR_ID, ids->subsys_vendor);
+	pci_cfg_set16(&dev->cfg, PCI_SUBSYSTEM_ID, ids->subsys_id);
 	return 0;
 }
 
@@ -31,55 +52,73 @@ static bool is_pow2(uint64_t x)
 	return x && !(x & (x - 1));
 }
 
+/* The sizes a BAR of these flags may have (pci_cfg_set_bar's rules, and
+ * a memfd the client can mmap: whole pages, within off_t). */
+static bool bar_size_ok(uint64_t size, unsigned flags)
+{
+	if (!is_pow2(size))
+		return false;
+	if (flags & VFPM_BAR_IO)
+		return size >= 4 && size <= 256;
+	if (size < 16 || (!(flags & VFPM_BAR_64) && size > (1ull << 31)))
+		return false;
+	return !(flags & VFPM_BAR_MEMFD) || (size >= 4096 && size <= (1ull << 40));
+}
+
+/* BAR idx, or the upper half of a 64-bit BAR at idx - 1, is declared. */
+static bool bar_slot_taken(const struct vfpm_device *dev, unsigned idx)
+{
+	return dev->bars[idx].size ||
+	       (idx > 0 && dev->bars[idx - 1].size && (dev->bars[idx - 1].flags & VFPM_BAR_64));
+}
+
 VFPM_EXPORT int vfpm_dev_add_bar(struct vfpm_device *dev, unsigned idx, uint64_t size,
 				 unsigned flags)
 {
-	if (!dev->creating)
-		return -EPERM;
-	if (idx >= PCI_NUM_BARS || !is_pow2(size) ||
+	SETUP_CONTEXT(dev);
+	if (idx >= PCI_NUM_BARS ||
 	    (flags & ~(VFPM_BAR_IO | VFPM_BAR_64 | VFPM_BAR_PREFETCH | VFPM_BAR_MEMFD)))
 		return -EINVAL;
 	if ((flags & VFPM_BAR_IO) && (flags & (VFPM_BAR_64 | VFPM_BAR_PREFETCH | VFPM_BAR_MEMFD)))
 		return -EINVAL;
-	if (dev->bars[idx].size || (idx > 0 && (dev->bars[idx - 1].flags & VFPM_BAR_64)))
-		return -EBUSY;
+	if (!bar_size_ok(size, flags) || ((flags & VFPM_BAR_64) && idx == PCI_NUM_BARS - 1))
+		return -EINVAL;
+	if (bar_slot_taken(dev, idx) || ((flags & VFPM_BAR_64) && bar_slot_taken(dev, idx + 1)))
+		return -EEXIST;
+	struct core_bar nb = { .size = size, .flags = flags, .memfd = -1 };
+	if (flags & VFPM_BAR_MEMFD) {
+		char nm[64];
+		snprintf(nm, sizeof(nm), "vfpm-%s-bar%u", dev->name, idx);
+		nb.memfd = memfd_create(nm, MFD_CLOEXEC);
+		if (nb.memfd < 0)
+			return -errno;
+		if (ftruncate(nb.memfd, (off_t)size) < 0 ||
+		    (nb.mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, nb.memfd, 0)) ==
+			    MAP_FAILED) {
+			int rc = -errno;
+			close(nb.memfd);
+			return rc;
+		}
+	}
 	unsigned pf = (flags & VFPM_BAR_IO ? PCI_BARF_IO : 0) |
 		      (flags & VFPM_BAR_64 ? PCI_BARF_MEM64 : 0) |
 		      (flags & VFPM_BAR_PREFETCH ? PCI_BARF_PREFETCH : 0);
 	int rc = pci_cfg_set_bar(&dev->cfg, idx, size, pf);
-	if (rc)
+	if (rc) {
+		/* not reached: the checks above are pci_cfg_set_bar's */
+		if (nb.mem)
+			munmap(nb.mem, size);
+		if (nb.memfd >= 0)
+			close(nb.memfd);
 		return rc;
-	struct core_bar *b = &dev->bars[idx];
-	b->size = size;
-	b->flags = flags;
-	b->memfd = -1;
-	if (flags & VFPM_BAR_MEMFD) {
-		/* The memfd is what the client mmaps; size must fit in off_t */
-		if (size < 4096 || size > (1ull << 40))
-			return -EINVAL;
-		char nm[64];
-		snprintf(nm, sizeof(nm), "vfpm-%s-bar%u", dev->name, idx);
-		b->memfd = memfd_create(nm, MFD_CLOEXEC);
-		if (b->memfd < 0)
-			return -errno;
-		if (ftruncate(b->memfd, (off_t)size) < 0 ||
-		    (b->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, b->memfd, 0)) ==
-			    MAP_FAILED) {
-			rc = -errno;
-			close(b->memfd);
-			b->memfd = -1;
-			b->mem = NULL;
-			b->size = 0;
-			return rc;
-		}
 	}
+	dev->bars[idx] = nb;
 	return 0;
 }
 
 VFPM_EXPORT int vfpm_dev_set_intx(struct vfpm_device *dev, bool present)
 {
-	if (!dev->creating)
-		return -EPERM;
+	SETUP_CONTEXT(dev);
 	dev->has_intx = present;
 	pci_cfg_set_intx_pin(&dev->cfg, present ? 1 : 0);
 	return 0;
@@ -88,10 +127,9 @@ VFPM_EXPORT int vfpm_dev_set_intx(struct vfpm_device *dev, bool present)
 VFPM_EXPORT int vfpm_dev_add_pm_cap(struct vfpm_device *dev, bool d1, bool d2,
 				    bool no_soft_reset)
 {
-	if (!dev->creating)
-		return -EPERM;
+	SETUP_CONTEXT(dev);
 	if (dev->pm_cap)
-		return -EINVAL;
+		return -EEXIST;
 	uint16_t pmc = (d1 ? PCI_PM_CAP_D1 : 0) | (d2 ? PCI_PM_CAP_D2 : 0) |
 		       PCI_PM_CAP_PME_D0 | PCI_PM_CAP_PME_D3hot;
 	int off = pci_cap_pm(&dev->cfg, pmc, no_soft_reset);
@@ -103,10 +141,11 @@ VFPM_EXPORT int vfpm_dev_add_pm_cap(struct vfpm_device *dev, bool d1, bool d2,
 
 VFPM_EXPORT int vfpm_dev_add_msi_cap(struct vfpm_device *dev, unsigned nvec)
 {
-	if (!dev->creating)
-		return -EPERM;
-	if (dev->msi_cap || !nvec || nvec > CORE_MAX_MSI || !is_pow2(nvec))
+	SETUP_CONTEXT(dev);
+	if (!nvec || nvec > CORE_MAX_MSI || !is_pow2(nvec))
 		return -EINVAL;
+	if (dev->msi_cap)
+		return -EEXIST;
 	int off = pci_cap_msi(&dev->cfg, nvec);
 	if (off < 0)
 		return off;
@@ -115,30 +154,52 @@ VFPM_EXPORT int vfpm_dev_add_msi_cap(struct vfpm_device *dev, unsigned nvec)
 	return 0;
 }
 
+static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
 VFPM_EXPORT int vfpm_dev_add_msix_cap(struct vfpm_device *dev, unsigned nvec, unsigned bar,
 				      uint32_t table_off, uint32_t pba_off)
 {
-	if (!dev->creating)
-		return -EPERM;
-	if (dev->msix_cap || !nvec || nvec > CORE_MAX_MSIX ||
-	    bar >= PCI_NUM_BARS || !dev->bars[bar].size || (dev->bars[bar].flags & VFPM_BAR_IO))
+	SETUP_CONTEXT(dev);
+	if (!nvec || nvec > CORE_MAX_MSIX || bar >= PCI_NUM_BARS || !dev->bars[bar].size ||
+	    (dev->bars[bar].flags & VFPM_BAR_IO) || (table_off & 7) || (pba_off & 7))
 		return -EINVAL;
+	uint64_t size = dev->bars[bar].size;
 	uint64_t tlen = (uint64_t)nvec * 16, plen = ((nvec + 63) / 64) * 8;
-	if ((uint64_t)table_off + tlen > dev->bars[bar].size ||
-	    (uint64_t)pba_off + plen > dev->bars[bar].size ||
-	    ((uint64_t)table_off < pba_off + plen && (uint64_t)pba_off < table_off + tlen))
+	if (table_off > size || tlen > size - table_off || pba_off > size ||
+	    plen > size - pba_off || ranges_overlap(table_off, tlen, pba_off, plen))
 		return -EINVAL;
-	int off = pci_cap_msix(&dev->cfg, nvec, bar, table_off, bar, pba_off);
-	if (off < 0)
+	/* the client's eventfd would take writes the core emulates */
+	for (unsigned i = 0; i < dev->nioeventfds; i++) {
+		const struct core_ioeventfd *e = &dev->ioeventfds[i];
+		if (e->bar == bar && (ranges_overlap(e->offset, e->size, table_off, tlen) ||
+				      ranges_overlap(e->offset, e->size, pba_off, plen)))
+			return -EINVAL;
+	}
+	if (dev->msix_cap)
+		return -EEXIST;
+	uint8_t *table = calloc(nvec, 16);
+	uint64_t *pba = calloc((nvec + 63) / 64, 8);
+	uint64_t *irq_mask = calloc((nvec + 63) / 64, 8);
+	int *fds = malloc(nvec * sizeof(int));
+	int off = table && pba && irq_mask && fds ? pci_cap_msix(&dev->cfg, nvec, bar, table_off,
+								  bar, pba_off)
+						  : -ENOMEM;
+	if (off < 0) {
+		free(table);
+		free(pba);
+		free(irq_mask);
+		free(fds);
 		return off;
-	dev->msix_table = calloc(nvec, 16);
-	dev->msix_pba = calloc((nvec + 63) / 64, 8);
-	dev->msix_irq_mask = calloc((nvec + 63) / 64, 8);
-	dev->msix_fds = malloc(nvec * sizeof(int));
-	if (!dev->msix_table || !dev->msix_pba || !dev->msix_irq_mask || !dev->msix_fds)
-		return -ENOMEM;
+	}
 	for (unsigned i = 0; i < nvec; i++)
-		dev->msix_fds[i] = -1;
+		fds[i] = -1;
+	dev->msix_table = table;
+	dev->msix_pba = pba;
+	dev->msix_irq_mask = irq_mask;
+	dev->msix_fds = fds;
 	dev->msix_cap = (unsigned)off;
 	dev->msix_nvec = nvec;
 	dev->msix_bar = bar;
@@ -149,10 +210,9 @@ VFPM_EXPORT int vfpm_dev_add_msix_cap(struct vfpm_device *dev, unsigned nvec, un
 
 VFPM_EXPORT int vfpm_dev_add_pcie_cap(struct vfpm_device *dev)
 {
-	if (!dev->creating)
-		return -EPERM;
+	SETUP_CONTEXT(dev);
 	if (dev->pcie_cap)
-		return -EINVAL;
+		return -EEXIST;
 	int off = pci_cap_pcie(&dev->cfg);
 	if (off < 0)
 		return off;
@@ -163,10 +223,13 @@ VFPM_EXPORT int vfpm_dev_add_pcie_cap(struct vfpm_device *dev)
 VFPM_EXPORT int vfpm_dev_add_ext_cap(struct vfpm_device *dev, uint16_t id, uint8_t ver,
 				     const void *body, size_t len)
 {
-	if (!dev->creating)
-		return -EPERM;
-	if (len > 1024)
+	SETUP_CONTEXT(dev);
+	/* 0 is the null capability (a list's end); SR-IOV is the core's own
+	 * (total_vfs=N), built from vf_bars */
+	if ((len && !body) || ver > 15 || !id || id == PCI_EXT_CAP_ID_SRIOV)
 		return -EINVAL;
+	if (len > VPCI_CFG_SIZE)
+		return -ENOSPC;
 	int off = pci_cfg_add_ext_cap(&dev->cfg, id, ver, (unsigned)len + 4);
 	if (off < 0)
 		return off;
@@ -178,12 +241,22 @@ VFPM_EXPORT int vfpm_dev_add_ext_cap(struct vfpm_device *dev, uint16_t id, uint8
 VFPM_EXPORT int vfpm_dev_add_ioeventfd(struct vfpm_device *dev, unsigned bar, uint64_t offset,
 				       uint32_t size)
 {
-	if (!dev->creating)
-		return -EPERM;
+	SETUP_CONTEXT(dev);
 	if (bar >= PCI_NUM_BARS || !dev->bars[bar].size ||
-	    dev->nioeventfds >= CORE_MAX_IOEVENTFDS || (size != 1 && size != 2 && size != 4 && size != 8) ||
-	    offset > dev->bars[bar].size - size)
+	    (size != 1 && size != 2 && size != 4 && size != 8) || offset > dev->bars[bar].size ||
+	    size > dev->bars[bar].size - offset)
 		return -EINVAL;
+	if (dev->msix_cap && bar == dev->msix_bar &&
+	    (ranges_overlap(offset, size, dev->msix_table_off, (uint64_t)dev->msix_nvec * 16) ||
+	     ranges_overlap(offset, size, dev->msix_pba_off, ((dev->msix_nvec + 63) / 64) * 8)))
+		return -EINVAL;
+	for (unsigned i = 0; i < dev->nioeventfds; i++) {
+		const struct core_ioeventfd *e = &dev->ioeventfds[i];
+		if (e->bar == bar && ranges_overlap(e->offset, e->size, offset, size))
+			return -EEXIST;
+	}
+	if (dev->nioeventfds >= CORE_MAX_IOEVENTFDS)
+		return -ENOSPC;
 	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (fd < 0)
 		return -errno;
@@ -450,7 +523,7 @@ int device_create_vf(struct vfpm_device *pf, unsigned index, struct rpm_wq *wq,
 
 VFPM_EXPORT bool vfpm_dev_is_vf(const struct vfpm_device *dev)
 {
-	return dev->is_vf;
+	return dev && dev->is_vf;
 }
 
 void device_destroy(struct vfpm_device *dev)

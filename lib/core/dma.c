@@ -201,11 +201,15 @@ static int dma_rw(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len,
 
 VFPM_EXPORT int vfpm_dev_dma_read(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len)
 {
+	if (!dev || (len && !buf))
+		return -EINVAL;
 	return dma_rw(dev, iova, buf, len, false);
 }
 
 VFPM_EXPORT int vfpm_dev_dma_write(struct vfpm_device *dev, uint64_t iova, const void *buf,
 				   size_t len)
 {
+	if (!dev || (len && !buf))
+		return -EINVAL;
 	return dma_rw(dev, iova, (void *)buf, len, true);
 }

@@ -351,6 +351,20 @@ void irq_signal_req(struct vfpm_device *dev)
 
 VFPM_EXPORT int vfpm_dev_irq(struct vfpm_device *dev, unsigned vec)
 {
+	if (!dev)
+		return -EINVAL;
+	/* the vectors the model declared (fixed after create()): a vector
+	 * past every mechanism's count is the model's error whatever the
+	 * client enabled */
+	unsigned declared = dev->has_intx ? 1 : 0;
+	if (dev->msi_nvec > declared)
+		declared = dev->msi_nvec;
+	if (dev->msix_nvec > declared)
+		declared = dev->msix_nvec;
+	if (!declared)
+		return -ENODEV;
+	if (vec >= declared)
+		return -EINVAL;
 	int rc;
 	mutex_lock(&dev->lock);
 	if (msix_enabled(dev))
@@ -368,7 +382,7 @@ VFPM_EXPORT int vfpm_dev_irq(struct vfpm_device *dev, unsigned vec)
 
 VFPM_EXPORT void vfpm_dev_intx(struct vfpm_device *dev, bool level)
 {
-	if (!dev->has_intx)
+	if (!dev || !dev->has_intx)
 		return;
 	mutex_lock(&dev->lock);
 	dev->intx_level = level;

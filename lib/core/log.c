@@ -23,15 +23,18 @@ void core_log(int verbosity, enum vfpm_log_level lvl, const char *who, const cha
 VFPM_EXPORT void vfpm_dev_log(const struct vfpm_device *dev, enum vfpm_log_level lvl,
 			      const char *fmt, ...)
 {
+	if (!fmt || (unsigned)lvl > VFPM_LOG_DEBUG)
+		return;
 	char msg[480];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	core_log(dev->verbosity, lvl, dev->name, "%s", msg);
+	/* no device: logged as the core's own errors are by default */
+	core_log(dev ? dev->verbosity : 0, lvl, dev ? dev->name : NULL, "%s", msg);
 }
 
 VFPM_EXPORT const char *vfpm_dev_name(const struct vfpm_device *dev)
 {
-	return dev->name;
+	return dev ? dev->name : NULL;
 }

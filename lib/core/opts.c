@@ -65,7 +65,7 @@ out:
 
 VFPM_EXPORT const char *vfpm_opts_get(const struct vfpm_opts *o, const char *key)
 {
-	for (size_t i = 0; o && i < o->n; i++)
+	for (size_t i = 0; o && key && i < o->n; i++)
 		if (!strcmp(o->kv[i].key, key))
 			return o->kv[i].val;
 	return NULL;
@@ -90,6 +90,8 @@ int opts_parse_bool(const char *v, bool *out)
 
 VFPM_EXPORT int vfpm_opts_bool(const struct vfpm_opts *o, const char *key, bool def, bool *out)
 {
+	if (!key || !out)
+		return -EINVAL;
 	const char *v = vfpm_opts_get(o, key);
 	*out = def;
 	if (!v)
@@ -100,6 +102,8 @@ VFPM_EXPORT int vfpm_opts_bool(const struct vfpm_opts *o, const char *key, bool 
 VFPM_EXPORT int vfpm_opts_u64(const struct vfpm_opts *o, const char *key, uint64_t def,
 			      uint64_t min, uint64_t max, uint64_t *out)
 {
+	if (!key || !out || min > max)
+		return -EINVAL;
 	const char *v = vfpm_opts_get(o, key);
 	*out = def;
 	if (!v)

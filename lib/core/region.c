@@ -138,6 +138,8 @@ bool region_any_revoked(struct vfpm_device *dev)
  * stored atomically; COMMAND is read under dev->lock, a leaf lock. */
 VFPM_EXPORT bool vfpm_dev_mem_decode(struct vfpm_device *dev)
 {
+	if (!dev)
+		return false;
 	int state = __atomic_load_n(&dev->pm.power_state, __ATOMIC_ACQUIRE);
 	bool promoted = __atomic_load_n(&dev->pm.promoted, __ATOMIC_ACQUIRE);
 	mutex_lock(&dev->lock);
@@ -171,7 +173,7 @@ void *region_bar_shadow(struct vfpm_device *dev, unsigned bar)
 
 VFPM_EXPORT void *vfpm_dev_bar_mem(struct vfpm_device *dev, unsigned bar)
 {
-	if (bar >= PCI_NUM_BARS || dev->bars[bar].memfd < 0)
+	if (!dev || bar >= PCI_NUM_BARS || dev->bars[bar].memfd < 0)
 		return NULL;
 	/* while access is revoked the bytes live in the server's copy */
 	return dev->bars[bar].revoked ? region_bar_shadow(dev, bar) : dev->bars[bar].mem;
