@@ -125,11 +125,22 @@ static const char *size_str(struct json_object *o, const char *k, char *buf, siz
 	return buf;
 }
 
+/* A millijoule counter as joules with three decimals. */
+static const char *joules_str(struct json_object *c, const char *k, char *buf, size_t len)
+{
+	struct json_object *v;
+	if (!c || !json_object_object_get_ex(c, k, &v))
+		return "-";
+	int64_t mj = json_object_get_int64(v);
+	snprintf(buf, len, "%" PRId64 ".%03" PRId64, mj / 1000, mj % 1000);
+	return buf;
+}
+
 static void print_table(struct json_object *devs)
 {
-	printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s %7s %6s  %s\n", "DEVICE", "STATE",
-	       "RUNTIME", "USAGE", "ENGAGED", "ARMED", "CLIENT", "SUSPENDS", "RESUMES", "WAKEUPS",
-	       "VFS", "DMA", "SOCKET");
+	printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s %7s %6s %11s %11s  %s\n", "DEVICE",
+	       "STATE", "RUNTIME", "USAGE", "ENGAGED", "ARMED", "CLIENT", "SUSPENDS", "RESUMES",
+	       "WAKEUPS", "VFS", "DMA", "ENERGY_J", "SAVED_J", "SOCKET");
 	for (size_t i = 0; i < json_object_array_length(devs); i++) {
 		struct json_object *d = json_object_array_get_idx(devs, i);
 		struct json_object *lp = sub(d, "low_power"), *c = sub(d, "counters");
@@ -138,13 +149,16 @@ static void print_table(struct json_object *devs)
 		if (sub(d, "sriov_totalvfs"))
 			snprintf(vfs, sizeof(vfs), "%s/%s", str(d, "sriov_numvfs"),
 				 str(d, "sriov_totalvfs"));
-		char dma[32];
-		printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s %7s %6s  %s\n", str(d, "name"),
+		char dma[32], used[32], saved[32];
+		printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s %7s %6s %11s %11s  %s\n",
+		       str(d, "name"),
 		       str(d, "power_state"), str(d, "runtime_status"), str(d, "usage_count"),
 		       lp ? str(lp, "engaged") : "-", lp ? str(lp, "wakeup_armed") : "-",
 		       str(d, "client_connected"), c ? str(c, "suspends") : "-",
 		       c ? str(c, "resumes") : "-", c ? str(c, "wakeups_signalled") : "-", vfs,
-		       size_str(d, "dma_mapped", dma, sizeof(dma)), str(d, "socket"));
+		       size_str(d, "dma_mapped", dma, sizeof(dma)),
+		       joules_str(c, "energy_used_mj", used, sizeof(used)),
+		       joules_str(c, "energy_saved_mj", saved, sizeof(saved)), str(d, "socket"));
 	}
 }
 
