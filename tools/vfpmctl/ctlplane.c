@@ -28,7 +28,7 @@ int ctlplane_default_path(char *buf, size_t len)
 }
 
 /* Sends one request line and parses the one-line reply. */
-static int request(const char *path, struct json_object *req, struct json_object **out)
+int ctlplane_request(const char *path, struct json_object *req, struct json_object **out)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(a.sun_path))
@@ -81,7 +81,7 @@ static int request(const char *path, struct json_object *req, struct json_object
 	return rc;
 }
 
-static int check_reply(struct json_object *rep, const char *what)
+int ctlplane_check_reply(struct json_object *rep, const char *what)
 {
 	struct json_object *v;
 	if (json_object_object_get_ex(rep, "ok", &v) && json_object_get_boolean(v))
@@ -177,13 +177,13 @@ int ctlplane_status(const char *path, int argc, char **argv)
 	}
 	struct json_object *req = json_object_new_object(), *rep = NULL;
 	json_object_object_add(req, "cmd", json_object_new_string("status"));
-	int rc = request(path, req, &rep);
+	int rc = ctlplane_request(path, req, &rep);
 	json_object_put(req);
 	if (rc) {
 		fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(-rc));
 		return 1;
 	}
-	if (check_reply(rep, "status")) {
+	if (ctlplane_check_reply(rep, "status")) {
 		json_object_put(rep);
 		return 1;
 	}
@@ -236,7 +236,7 @@ int ctlplane_set(const char *path, int argc, char **argv)
 		json_object_object_add(req, "device", json_object_new_string(argv[0]));
 		json_object_object_add(req, "key", json_object_new_string(key));
 		json_object_object_add(req, "value", json_object_new_string(eq + 1));
-		int rc = request(path, req, &rep);
+		int rc = ctlplane_request(path, req, &rep);
 		json_object_put(req);
 		if (rc) {
 			fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(-rc));
@@ -244,7 +244,7 @@ int ctlplane_set(const char *path, int argc, char **argv)
 		}
 		char what[128];
 		snprintf(what, sizeof(what), "set %s %s", argv[0], argv[i]);
-		rc = check_reply(rep, what);
+		rc = ctlplane_check_reply(rep, what);
 		json_object_put(rep);
 		if (rc)
 			return 1;
@@ -257,13 +257,13 @@ int ctlplane_inject_intx(const char *path, int argc, char **argv)
 	struct json_object *req = json_object_new_object(), *rep = NULL;
 	json_object_object_add(req, "cmd", json_object_new_string("inject-intx"));
 	json_object_object_add(req, "device", json_object_new_string(argv[0]));
-	int rc = request(path, req, &rep);
+	int rc = ctlplane_request(path, req, &rep);
 	json_object_put(req);
 	if (rc) {
 		fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(-rc));
 		return 1;
 	}
-	rc = check_reply(rep, "inject-intx");
+	rc = ctlplane_check_reply(rep, "inject-intx");
 	json_object_put(rep);
 	return rc ? 1 : 0;
 }
@@ -379,7 +379,7 @@ static int follow(const char *path, const char *only, bool json)
 		}
 		if (first) {
 			first = false;
-			if (check_reply(o, "events")) {
+			if (ctlplane_check_reply(o, "events")) {
 				json_object_put(o);
 				ret = 1;
 				break;
@@ -418,13 +418,13 @@ int ctlplane_events(const char *path, int argc, char **argv)
 	json_object_object_add(req, "cmd", json_object_new_string("events"));
 	if (only)
 		json_object_object_add(req, "device", json_object_new_string(only));
-	int rc = request(path, req, &rep);
+	int rc = ctlplane_request(path, req, &rep);
 	json_object_put(req);
 	if (rc) {
 		fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(-rc));
 		return 1;
 	}
-	if (check_reply(rep, "events")) {
+	if (ctlplane_check_reply(rep, "events")) {
 		json_object_put(rep);
 		return 1;
 	}
@@ -439,13 +439,13 @@ int ctlplane_metrics(const char *path, int argc, char **argv)
 {
 	struct json_object *req = json_object_new_object(), *rep = NULL;
 	json_object_object_add(req, "cmd", json_object_new_string("metrics"));
-	int rc = request(path, req, &rep);
+	int rc = ctlplane_request(path, req, &rep);
 	json_object_put(req);
 	if (rc) {
 		fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(-rc));
 		return 1;
 	}
-	if (check_reply(rep, "metrics")) {
+	if (ctlplane_check_reply(rep, "metrics")) {
 		json_object_put(rep);
 		return 1;
 	}
