@@ -357,6 +357,16 @@ int metrics_file_start(const char *path, const struct ctl_ops *ops, void *ctx, s
 	return 0;
 }
 
+void metrics_file_kick(struct metrics_file *m)
+{
+	/* the subscriber's eventfd: the writer wakes, takes no event and
+	 * refreshes */
+	uint64_t one = 1;
+	if (write(ev_sub_fd(m->sub), &one, sizeof(one)) < 0) {
+		/* EAGAIN: it is far from empty, the writer wakes anyway */
+	}
+}
+
 void metrics_file_stop(struct metrics_file *m)
 {
 	if (!m)
