@@ -48,9 +48,25 @@ echo
 echo "== vfpmctl events demo: what the tour did to the demo device's power"
 "$BUILD/tools/vfpmctl/vfpmctl" --ctl "$ctl" events demo
 echo
+# the tour's power history as a picture, kept after the demo (beside the
+# build, or where VFPM_DEMO_TIMELINE says: .svg or .png)
+timeline=${VFPM_DEMO_TIMELINE:-$BUILD/demo-timeline.svg}
+echo "== vfpmctl timeline -o $timeline: every device's D-states, wakeups, resets, clients"
+if "$BUILD/tools/vfpmctl/vfpmctl" --ctl "$ctl" timeline -o "$timeline" 2>"$dir/timeline.err"; then
+	drawn=yes
+else
+	cat "$dir/timeline.err" >&2
+	drawn=
+fi
+echo
 echo "== stopping vfpmd (SIGTERM)"
 kill "$pid"
 wait "$pid"
 pid=
 [ -e "$sock" ] && { echo "socket file left behind" >&2; exit 1; }
 echo "vfpmd exited cleanly and removed $sock"
+if [ -n "$drawn" ]; then
+	echo "the timeline of this tour is in $(cd "$(dirname "$timeline")" && pwd)/$(basename "$timeline")"
+else
+	echo "no timeline: vfpmctl could not draw it (see above)"
+fi

@@ -6,7 +6,7 @@ set -eu
 
 PKGS="gcc clang make meson ninja-build pkg-config libjson-c-dev libcmocka-dev \
 linux-libc-dev pciutils libclang-rt-14-dev python3-prometheus-client \
-scdoc libsystemd-dev"
+scdoc libsystemd-dev libcairo2-dev"
 
 missing=""
 for p in $PKGS; do

@@ -41,6 +41,9 @@ static void usage(FILE *f)
 		"                             idle_d3=on|off (on)  power_control=auto|on (auto)\n"
 		"                             autosuspend_delay_ms=N (0)  pm_delays=pci|none (pci)\n"
 		"                             d3hot_promotion=off|nosoftrst|always (off)\n"
+		"                           energy model, mW drawn per state (none above D0):\n"
+		"                             power_d0_mw=3000 power_d1_mw=1500 power_d2_mw=750\n"
+		"                             power_d3hot_mw=330 power_d3cold_mw=66\n"
 		"                           plus the model's own keys (see --list-models)\n"
 		"  -m, --socket-mode MODE   permission bits of socket files (octal, default 0600)\n"
 		"  -c, --ctl PATH           control socket (JSON lines; vfpmctl --ctl PATH ...);\n"
@@ -87,7 +90,14 @@ static void notify_stopping(void)
 {
 	sd_notify(0, "STOPPING=1");
 }
+static void notify_reloading(void)
+{
+	sd_notify(0, "RELOADING=1");
+}
 #else
+static void notify_reloading(void)
+{
+}
 static void notify_ready(void)
 {
 }
@@ -165,6 +175,7 @@ static const struct option long_opts[] = {
 struct spec {
 	char *text;
 	char *where;
+	bool from_config;
 };
 
 struct settings {
@@ -175,6 +186,7 @@ struct settings {
 	const char **models;        /* --model PATH.so, in order */
 	unsigned nmodels, models_cap;
 	bool list;
+	const char *config;         /* the --config FILE, reloaded on SIGHUP */
 	/* strings the options point into (config file values) */
 	char **owned;
 	unsigned nowned, owned_cap;
@@ -238,6 +250,7 @@ static int apply_opt(struct settings *st, int c, const char *arg, const char *wh
 		struct spec *sp = &st->specs[st->nspecs];
 		sp->text = strdup(arg);
 		sp->where = *where ? strdup(where) : NULL;
+		sp->from_config = *where != '\0';
 		if (!sp->text || (*where && !sp->where)) {
 			free(sp->text);
 			free(sp->where);
@@ -296,6 +309,7 @@ static int apply_opt(struct settings *st, int c, const char *arg, const char *wh
 			fprintf(stderr, "vfpmd: %sa config file cannot include another\n", where);
 			return 2;
 		}
+		st->config = arg;
 		return read_config(st, arg);
 	case 'h': usage(stdout); return OPT_DONE;
 	case 'V': printf("vfpmd %s\n", VFPM_VERSION); return OPT_DONE;
@@ -376,6 +390,104 @@ static void settings_free(struct settings *st)
 	free(st->models);
 }
 
+/* --- SIGHUP: the config file's devices again --- */
+
+/* A device that a config line made, by the line's text. */
+struct live {
+	char *text;
+	char *name;
+};
+
+static char *last_device_name(const struct vfpm_server *srv)
+{
+	const char *n = NULL, *x;
+	for (unsigned i = 0; (x = vfpm_server_device_name(srv, i)); i++)
+		n = x;
+	return n ? strdup(n) : NULL;
+}
+
+/* Reads the config file again and brings the devices it names in line:
+ * a device whose line is gone is removed; a line that is new is added; a
+ * device whose line is unchanged (the same text) is not touched, client
+ * and state included. A changed line is a line gone and a new one: that
+ * device is removed, then added again. Other options are not reloaded. A
+ * file that does not parse changes nothing. */
+static void reload(struct vfpm_server *srv, const char *path, struct live **livep,
+		   unsigned *nlivep, int verbosity)
+{
+	struct settings nst = { .so = { .size = sizeof(nst.so), .verbosity = verbosity } };
+	struct live *live = *livep;
+	unsigned nlive = *nlivep;
+	if (read_config(&nst, path)) {
+		fprintf(stderr, "vfpmd: SIGHUP: %s has errors: the devices stay as they are\n", path);
+		settings_free(&nst);
+		return;
+	}
+	bool *kept = calloc(nlive + 1, sizeof(*kept)), *seen = calloc(nst.nspecs + 1, sizeof(*seen));
+	struct live *grown = realloc(live, (nlive + nst.nspecs + 1) * sizeof(*live));
+	if (!kept || !seen || !grown) {
+		fprintf(stderr, "vfpmd: SIGHUP: out of memory: the devices stay as they are\n");
+		free(kept);
+		free(seen);
+		if (grown)
+			*livep = grown;
+		settings_free(&nst);
+		return;
+	}
+	live = grown;
+	/* each live device keeps at most one identical line */
+	for (unsigned i = 0; i < nlive; i++)
+		for (unsigned k = 0; k < nst.nspecs && !kept[i]; k++)
+			if (!seen[k] && !strcmp(live[i].text, nst.specs[k].text))
+				kept[i] = seen[k] = true;
+	unsigned removed = 0, added = 0, n = 0;
+	/* removals first: a changed line may keep its name= or socket= */
+	for (unsigned i = 0; i < nlive; i++) {
+		if (kept[i]) {
+			live[n++] = live[i];
+			continue;
+		}
+		int rc = vfpm_server_remove_device(srv, live[i].name);
+		if (rc)
+			fprintf(stderr, "vfpmd: SIGHUP: cannot remove %s: %s\n", live[i].name,
+				strerror(-rc));
+		else
+			removed++;
+		free(live[i].text);
+		free(live[i].name);
+	}
+	unsigned unchanged = n;
+	for (unsigned k = 0; k < nst.nspecs; k++) {
+		if (seen[k])
+			continue;
+		int rc = vfpm_server_serve_device(srv, nst.specs[k].text, NULL);
+		if (rc) {
+			fprintf(stderr, "vfpmd: SIGHUP: %sthis device was not added: %s\n",
+				nst.specs[k].where, strerror(-rc));
+			continue;
+		}
+		live[n].text = strdup(nst.specs[k].text);
+		live[n].name = last_device_name(srv);
+		if (!live[n].text || !live[n].name) {
+			free(live[n].text);
+			free(live[n].name);
+			continue;   /* served, but a later reload cannot remove it */
+		}
+		n++;
+		added++;
+	}
+	if (verbosity >= 2)
+		fprintf(stderr,
+			"vfpmd: info: -: SIGHUP: reloaded %s: %u devices added, %u removed, %u "
+			"unchanged\n",
+			path, added, removed, unchanged);
+	free(kept);
+	free(seen);
+	settings_free(&nst);
+	*livep = live;
+	*nlivep = n;
+}
+
 int main(int argc, char **argv)
 {
 	struct settings st = { .so = { .size = sizeof(st.so),
@@ -401,6 +513,7 @@ int main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -436,9 +549,43 @@ int main(int argc, char **argv)
 		settings_free(&st);
 		return 1;
 	}
+	/* the devices of the config file's lines, for SIGHUP (device i is
+	 * spec i: each spec made one device, in order) */
+	struct live *live = calloc(st.nspecs + 1, sizeof(*live));
+	unsigned nlive = 0;
+	for (unsigned i = 0; live && i < st.nspecs; i++) {
+		if (!st.specs[i].from_config)
+			continue;
+		const char *name = vfpm_server_device_name(srv, i);
+		live[nlive].text = strdup(st.specs[i].text);
+		live[nlive].name = name ? strdup(name) : NULL;
+		if (live[nlive].text && live[nlive].name)
+			nlive++;
+		else {
+			free(live[nlive].text);
+			free(live[nlive].name);
+		}
+	}
 	notify_ready();
 	int sig = 0;
-	sigwait(&set, &sig);
+	for (;;) {
+		sigwait(&set, &sig);
+		if (sig != SIGHUP)
+			break;
+		if (!st.config) {
+			if (st.so.verbosity >= 2)
+				fprintf(stderr, "vfpmd: info: -: SIGHUP: no --config to reload\n");
+			continue;
+		}
+		notify_reloading();
+		reload(srv, st.config, &live, &nlive, st.so.verbosity);
+		notify_ready();
+	}
+	for (unsigned i = 0; i < nlive; i++) {
+		free(live[i].text);
+		free(live[i].name);
+	}
+	free(live);
 	if (st.so.verbosity >= 2)
 		fprintf(stderr, "vfpmd: info: -: %s: shutting down\n",
 			sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -116,6 +116,26 @@ VFPM_EXPORT void vfpm_server_free(struct vfpm_server *srv);
 
 /* The socket path of the i-th device added, or NULL past the last. */
 VFPM_EXPORT const char *vfpm_server_device_socket(const struct vfpm_server *srv, unsigned i);
+/* The name of the i-th device (in the order added, removed ones left
+ * out), or NULL past the last. */
+VFPM_EXPORT const char *vfpm_server_device_name(const struct vfpm_server *srv, unsigned i);
+
+/* Since 0.2 (LIBVFPM_0.2): devices added and removed while the server is
+ * started (vfpmd's SIGHUP reload). -EPERM in any other state (before
+ * start, use vfpm_server_add_device). Call them from one thread, the one
+ * that starts and stops the server; never from a model callback.
+ *
+ * vfpm_server_serve_device adds a device as vfpm_server_add_device does
+ * and serves it at once (-EADDRINUSE, -EEXIST: its socket is taken; the
+ * device is then not added). vfpm_server_remove_device stops serving the
+ * device named (-ENODEV: none, or a VF) and destroys it: its VFs are
+ * removed, its client gets the device-request (REQ) interrupt and up to
+ * 10 s to close before its connection is closed, its socket file is
+ * removed. Other devices and their clients are not touched. */
+VFPM_EXPORT int vfpm_server_serve_device(struct vfpm_server *srv, const char *spec,
+					 const char *socket);
+VFPM_EXPORT int vfpm_server_remove_device(struct vfpm_server *srv, const char *name);
+
 /* The control socket's path while it is served, else NULL. */
 VFPM_EXPORT const char *vfpm_server_ctl_path(const struct vfpm_server *srv);
 

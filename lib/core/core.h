@@ -139,6 +139,9 @@ struct pm_settings {
 	bool pm_delays;            /* true: PCI delays (pci), false: none */
 	int autosuspend_delay_ms;  /* default 0 */
 	enum pm_promotion d3hot_promotion;
+	/* energy model: the power drawn in each D-state, in milliwatts
+	 * (power_d0_mw ... power_d3cold_mw; docs/operating.md, "Energy") */
+	uint32_t power_mw[5];
 };
 
 /* Power management of one device (pm_state.c, pm_runtime.c); the lock
@@ -173,6 +176,11 @@ struct dev_pm {
 	uint64_t wakeups_signalled;
 	uint64_t residency_ns[5];
 	struct timespec state_since;
+	/* energy (memory_lock): picojoules used, and what D0 would have
+	 * used, up to the last change of power_mw (at residency energy_mark_ns);
+	 * the rest is counted from the residency since the mark */
+	unsigned __int128 energy_pj, energy_d0_pj;
+	uint64_t energy_mark_ns[5];
 	/* residency and transition delays: the work queue's clock */
 	const struct pm_clock *clock;
 	bool client_connected;
@@ -432,6 +440,9 @@ struct pm_status {
 	struct pm_settings set;
 	uint64_t wakeups_signalled;
 	uint64_t residency_ns[5];
+	/* energy model: used since creation, and saved against staying in
+	 * D0 for the same time, in microjoules (rounded down) */
+	uint64_t energy_used_uj, energy_saved_uj;
 	struct rpm_stats rpm;
 };
 void pm_get_status(struct vfpm_device *dev, struct pm_status *st);

@@ -285,7 +285,96 @@ void pm_close_end(struct vfpm_device *dev)
 
 static const char *const pm_keys[] = { "platform_d3cold", "d3cold_allowed", "idle_d3",
 				       "power_control",	  "autosuspend_delay_ms",
-				       "d3hot_promotion", "pm_delays",	    NULL };
+				       "d3hot_promotion", "pm_delays",	    "power_d0_mw",
+				       "power_d1_mw",	  "power_d2_mw",    "power_d3hot_mw",
+				       "power_d3cold_mw", NULL };
+
+/* --- energy model (docs/operating.md, "Energy") --- */
+
+/* The defaults resemble a small PCIe x1 device (a NIC or an NVMe drive),
+ * in milliwatts; docs/operating.md gives their sources. */
+static const uint32_t power_mw_default[5] = { 3000, 1500, 750, 330, 66 };
+#define POWER_MW_MAX 1000000u   /* 1 kW: more than any PCIe slot gives */
+
+static const char *const power_keys[5] = { "power_d0_mw", "power_d1_mw", "power_d2_mw",
+					   "power_d3hot_mw", "power_d3cold_mw" };
+
+static int power_key(const char *key)
+{
+	for (int i = 0; i < 5; i++)
+		if (!strcmp(key, power_keys[i]))
+			return i;
+	return -1;
+}
+
+static int parse_mw(const char *val, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(val, &end, 10);
+	if (errno || *end || !*val || *val == '-' || *val == '+' || v > POWER_MW_MAX)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* No state draws more than D0: what is saved against D0 never shrinks. */
+static bool power_mw_valid(const uint32_t mw[5])
+{
+	for (int i = 1; i < 5; i++)
+		if (mw[i] > mw[0])
+			return false;
+	return true;
+}
+
+/* memory_lock held. Every state's residency up to now. */
+static void residency_now(struct dev_pm *pm, uint64_t out[5])
+{
+	uint64_t now = pm_clock_now(pm->clock);
+	uint64_t since = (uint64_t)pm->state_since.tv_sec * 1000000000ull +
+			 (uint64_t)pm->state_since.tv_nsec;
+	for (int i = 0; i <= VFPM_D3COLD; i++)
+		out[i] = pm->residency_ns[i] + (i == pm->power_state ? now - since : 0);
+}
+
+/* memory_lock held. Energy (pJ = mW x ns) used and what D0 would have
+ * used, at residency res: the total up to the mark plus the residency
+ * since the mark at the power now set. */
+static void energy_at(const struct dev_pm *pm, const uint64_t res[5], unsigned __int128 *used,
+		      unsigned __int128 *d0)
+{
+	*used = pm->energy_pj;
+	*d0 = pm->energy_d0_pj;
+	for (int i = 0; i < 5; i++) {
+		unsigned __int128 dt = res[i] - pm->energy_mark_ns[i];
+		*used += dt * pm->set.power_mw[i];
+		*d0 += dt * pm->set.power_mw[VFPM_D0];
+	}
+}
+
+/* The control plane's power_dX_mw=N: the energy so far is counted at the
+ * old figure, from now on at the new one. */
+static int set_power_mw(struct vfpm_device *dev, int state, const char *val)
+{
+	struct dev_pm *pm = &dev->pm;
+	uint32_t mw;
+	if (parse_mw(val, &mw))
+		return -EINVAL;
+	rwlock_wrlock(&pm->memory_lock);
+	uint32_t next[5];
+	memcpy(next, pm->set.power_mw, sizeof(next));
+	next[state] = mw;
+	int rc = power_mw_valid(next) ? 0 : -EINVAL;
+	if (!rc) {
+		uint64_t res[5];
+		residency_now(pm, res);
+		energy_at(pm, res, &pm->energy_pj, &pm->energy_d0_pj);
+		memcpy(pm->energy_mark_ns, res, sizeof(res));
+		pm->set.power_mw[state] = mw;
+	}
+	rwlock_unlock(&pm->memory_lock);
+	return rc;
+}
 
 /* idle_d3=off holds the probe reference, as disable_idle_d3 does. While a
  * client is connected the one reference that keeps the open device awake
@@ -326,6 +415,9 @@ int pm_set(struct vfpm_device *dev, const char *key, const char *val)
 {
 	struct dev_pm *pm = &dev->pm;
 	bool b;
+	int pk = power_key(key);
+	if (pk >= 0)
+		return set_power_mw(dev, pk, val);
 	if (!strcmp(key, "power_control")) {
 		if (strcmp(val, "on") && strcmp(val, "auto"))
 			return -EINVAL;
@@ -407,9 +499,6 @@ void pm_get_status(struct vfpm_device *dev, struct pm_status *st)
 {
 	struct dev_pm *pm = &dev->pm;
 	rwlock_rdlock(&pm->memory_lock);
-	uint64_t now = pm_clock_now(pm->clock);
-	uint64_t since = (uint64_t)pm->state_since.tv_sec * 1000000000ull +
-			 (uint64_t)pm->state_since.tv_nsec;
 	*st = (struct pm_status){
 		.power_state = pm->power_state,
 		.runtime_status = rpm_status(&pm->rpm),
@@ -421,9 +510,13 @@ void pm_get_status(struct vfpm_device *dev, struct pm_status *st)
 		.set = pm->set,
 		.wakeups_signalled = pm->wakeups_signalled,
 	};
-	for (int i = 0; i <= VFPM_D3COLD; i++)
-		st->residency_ns[i] = pm->residency_ns[i] + (i == pm->power_state ? now - since : 0);
+	residency_now(pm, st->residency_ns);
+	unsigned __int128 used, d0;
+	energy_at(pm, st->residency_ns, &used, &d0);
 	rwlock_unlock(&pm->memory_lock);
+	/* d0 >= used: no state draws more than D0 (power_mw_valid) */
+	st->energy_used_uj = (uint64_t)(used / 1000000u);
+	st->energy_saved_uj = (uint64_t)((d0 - used) / 1000000u);
 	rpm_get_stats(&pm->rpm, &st->rpm);
 }
 
@@ -443,6 +536,7 @@ int pm_init(struct vfpm_device *dev, struct vfpm_opts *opts, struct rpm_wq *wq)
 	pm->state_since = (struct timespec){ (time_t)(t0 / 1000000000ull), (long)(t0 % 1000000000ull) };
 	pm->set = (struct pm_settings){ .platform_d3cold = false, .d3cold_allowed = true,
 					.idle_d3 = true, .pm_delays = true };
+	memcpy(pm->set.power_mw, power_mw_default, sizeof(power_mw_default));
 	const char *power_control = NULL;
 	for (size_t i = 0; i < opts->n;) {
 		bool mine = false;
@@ -456,6 +550,9 @@ int pm_init(struct vfpm_device *dev, struct vfpm_opts *opts, struct rpm_wq *wq)
 		if (!strcmp(opts->kv[i].key, "power_control")) {
 			rc = strcmp(opts->kv[i].val, "on") && strcmp(opts->kv[i].val, "auto") ? -EINVAL : 0;
 			power_control = !strcmp(opts->kv[i].val, "on") ? "on" : NULL;
+		} else if (power_key(opts->kv[i].key) >= 0) {
+			/* checked together below: the keys come in any order */
+			rc = parse_mw(opts->kv[i].val, &pm->set.power_mw[power_key(opts->kv[i].key)]);
 		} else if (!strcmp(opts->kv[i].key, "idle_d3")) {
 			bool b = false;
 			rc = opts_parse_bool(opts->kv[i].val, &b);
@@ -472,6 +569,12 @@ int pm_init(struct vfpm_device *dev, struct vfpm_opts *opts, struct rpm_wq *wq)
 		free(opts->kv[i].key);
 		free(opts->kv[i].val);
 		opts->kv[i] = opts->kv[--opts->n];
+	}
+	if (!power_mw_valid(pm->set.power_mw)) {
+		core_log(VFPM_LOG_ERR, VFPM_LOG_ERR, dev->name,
+			 "power_d0_mw (%u) must be at least the power of every other state",
+			 pm->set.power_mw[VFPM_D0]);
+		return -EINVAL;
 	}
 	if (power_control)
 		rpm_set_power_on(&pm->rpm, true);   /* ACTIVE: takes the reference, no resume */

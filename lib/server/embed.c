@@ -221,6 +221,30 @@ VFPM_EXPORT const char *vfpm_server_device_socket(const struct vfpm_server *srv,
 	return srv ? server_device_socket(srv->impl, i) : NULL;
 }
 
+VFPM_EXPORT int vfpm_server_serve_device(struct vfpm_server *srv, const char *spec,
+					 const char *socket)
+{
+	if (!srv || !spec)
+		return -EINVAL;
+	if (srv->state != EMBED_STARTED)
+		return -EPERM;
+	return server_add_device(srv->impl, spec, &socket);
+}
+
+VFPM_EXPORT int vfpm_server_remove_device(struct vfpm_server *srv, const char *name)
+{
+	if (!srv || !name)
+		return -EINVAL;
+	if (srv->state != EMBED_STARTED)
+		return -EPERM;
+	return server_remove_device(srv->impl, name);
+}
+
+VFPM_EXPORT const char *vfpm_server_device_name(const struct vfpm_server *srv, unsigned i)
+{
+	return srv ? server_device_name(srv->impl, i) : NULL;
+}
+
 VFPM_EXPORT const char *vfpm_server_ctl_path(const struct vfpm_server *srv)
 {
 	return srv && srv->state == EMBED_STARTED ? server_ctl_path(srv->impl) : NULL;

@@ -148,6 +148,39 @@ static void write_families(FILE *f, const struct mdev *d, unsigned n)
 	}
 }
 
+/* A millisecond or millijoule count as a decimal of seconds or joules. */
+static void milli(FILE *f, int64_t m)
+{
+	fprintf(f, "%lld.%03lld\n", (long long)(m / 1000), (long long)(m % 1000));
+}
+
+static void energy(FILE *f, const struct mdev *d, unsigned n, const char *name, const char *help,
+		   const char *key)
+{
+	family(f, name, "counter", help);
+	for (unsigned i = 0; i < n; i++) {
+		sample_start(f, name, &d[i]);
+		fputs("} ", f);
+		milli(f, sint(sub(d[i].st, "counters"), key));
+	}
+}
+
+static void power_watts(FILE *f, const struct mdev *d, unsigned n)
+{
+	static const char *const keys[] = { "power_d0_mw", "power_d1_mw", "power_d2_mw",
+					    "power_d3hot_mw", "power_d3cold_mw" };
+	family(f, "vfpm_state_power_watts", "gauge",
+	       "The energy model: the power the device draws in each power state.");
+	for (unsigned i = 0; i < n; i++) {
+		struct json_object *s = sub(d[i].st, "settings");
+		for (unsigned k = 0; k < 5; k++) {
+			sample_start(f, "vfpm_state_power_watts", &d[i]);
+			fprintf(f, ",state=\"%s\"} ", dstates[k]);
+			milli(f, sint(s, keys[k]));
+		}
+	}
+}
+
 char *metrics_text(const struct ctl_ops *ops, void *ctx)
 {
 	unsigned n = 0;
@@ -168,6 +201,13 @@ char *metrics_text(const struct ctl_ops *ops, void *ctx)
 	}
 	if (f) {
 		write_families(f, d, k);
+		power_watts(f, d, k);
+		energy(f, d, k, "vfpm_energy_joules_total",
+		       "Energy the device used since it was created (the energy model).",
+		       "energy_used_mj");
+		energy(f, d, k, "vfpm_energy_saved_joules_total",
+		       "Energy saved against staying in D0 since the device was created.",
+		       "energy_saved_mj");
 		if (fclose(f)) {
 			free(text);
 			text = NULL;
@@ -315,6 +355,16 @@ int metrics_file_start(const char *path, const struct ctl_ops *ops, void *ctx, s
 	}
 	*out = m;
 	return 0;
+}
+
+void metrics_file_kick(struct metrics_file *m)
+{
+	/* the subscriber's eventfd: the writer wakes, takes no event and
+	 * refreshes */
+	uint64_t one = 1;
+	if (write(ev_sub_fd(m->sub), &one, sizeof(one)) < 0) {
+		/* EAGAIN: it is far from empty, the writer wakes anyway */
+	}
 }
 
 void metrics_file_stop(struct metrics_file *m)

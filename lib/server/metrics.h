@@ -18,5 +18,7 @@ struct json_object *ctl_metrics(const struct ctl_ops *ops, void *ctx);
 int metrics_file_start(const char *path, const struct ctl_ops *ops, void *ctx, struct ev_hub *hub,
 		       int stop_fd, int verbosity, struct metrics_file **out);
 void metrics_file_stop(struct metrics_file *m);
+/* Rewrites the file soon (the device list changed without an event). */
+void metrics_file_kick(struct metrics_file *m);
 
 #endif

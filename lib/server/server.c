@@ -71,6 +71,7 @@ struct vfpm_server {
 	struct rpm_wq *wq;   /* runs every device's idle suspends */
 	struct ev_hub *hub;  /* PM event subscribers (events.h) */
 	struct metrics_file *metrics;   /* --metrics-file writer, or NULL */
+	bool started;        /* server_start done: a device added now is served at once */
 	mutex_t lock;   /* VF lists and refs */
 	pthread_cond_t refs_cv;
 	char *ctl_path;
@@ -190,6 +191,8 @@ static int default_dir(char *buf, size_t len)
 	return env && *env ? 0 : check_private_dir(buf);
 }
 
+static int serve_added(struct vfpm_server *srv, struct server_dev *sd);
+
 int server_add_device(struct vfpm_server *srv, const char *spec, const char **socket)
 {
 	if (srv->ndevs >= MAX_DEVICES)
@@ -296,7 +299,11 @@ int server_add_device(struct vfpm_server *srv, const char *spec, const char **so
 	sd->dev->host = &server_sriov_host;
 	sd->dev->host_ctx = sd;
 	events_attach(sd->dev, srv->hub);
+	mutex_lock(&srv->lock);   /* the control plane lists devs */
 	srv->devs[srv->ndevs++] = sd;
+	mutex_unlock(&srv->lock);
+	if (srv->started)
+		return serve_added(srv, sd);
 	return 0;
 }
 
@@ -764,6 +771,7 @@ int server_start(struct vfpm_server *srv)
 		sd->accept_started = true;
 		DLOG(sd->dev, VFPM_LOG_INFO, "serving model %s on %s", sd->dev->model->name, sd->path);
 	}
+	srv->started = true;
 	return 0;
 }
 
@@ -852,6 +860,80 @@ static void free_sd(struct server_dev *sd)
 /* --- SR-IOV VFs (the device core's sriov_host) --- */
 
 #define VF_RELEASE_GRACE_MS 10000
+
+/* --- devices added and removed while serving (vfpmd's SIGHUP) --- */
+
+/* The caller (one thread: set-up and reload are not concurrent) takes sd
+ * out of srv->devs under srv->lock and waits for the control plane's
+ * references to go: no control request can reach it after that. */
+static void take_out(struct vfpm_server *srv, struct server_dev *sd)
+{
+	mutex_lock(&srv->lock);
+	for (unsigned i = 0; i < srv->ndevs; i++) {
+		if (srv->devs[i] != sd)
+			continue;
+		/* keep the order: the control plane lists devices as added */
+		memmove(&srv->devs[i], &srv->devs[i + 1], (srv->ndevs - i - 1) * sizeof(srv->devs[0]));
+		srv->ndevs--;
+		break;
+	}
+	while (sd->refs)
+		pthread_cond_wait(&srv->refs_cv, &srv->lock);
+	mutex_unlock(&srv->lock);
+}
+
+/* The metrics file lists the devices: rewrite it now, not at the next
+ * PM event. */
+static void metrics_kick(struct vfpm_server *srv)
+{
+	if (srv->metrics)
+		metrics_file_kick(srv->metrics);
+}
+
+/* A device added to a started server: bind its socket, start accepting.
+ * On failure it is taken out again and destroyed. */
+static int serve_added(struct vfpm_server *srv, struct server_dev *sd)
+{
+	int rc = listen_on(sd);
+	if (rc) {
+		fprintf(stderr, "vfpmd: %s: cannot listen on %s: %s\n", sd->dev->name, sd->path,
+			rc == -EADDRINUSE ? "another server is listening there"
+			: rc == -EEXIST	  ? "exists and is not a socket"
+					  : strerror(-rc));
+	} else {
+		rc = -pthread_create(&sd->accept_thread, NULL, accept_main, sd);
+		sd->accept_started = !rc;
+	}
+	if (rc) {
+		take_out(srv, sd);
+		unserve(sd, 0);
+		free_sd(sd);
+		return rc;
+	}
+	DLOG(sd->dev, VFPM_LOG_INFO, "serving model %s on %s (added)", sd->dev->model->name,
+	     sd->path);
+	metrics_kick(srv);
+	return 0;
+}
+
+int server_remove_device(struct vfpm_server *srv, const char *name)
+{
+	struct server_dev *sd = NULL;
+	for (unsigned i = 0; i < srv->ndevs && !sd; i++)
+		if (!strcmp(srv->devs[i]->dev->name, name))
+			sd = srv->devs[i];
+	if (!sd)
+		return -ENODEV;   /* VFs come and go with their PF's VF Enable */
+	take_out(srv, sd);
+	DLOG(sd->dev, VFPM_LOG_INFO, "removing the device");
+	/* VFs first (their clients get the VF grace), then the device's own
+	 * client: REQ, then its connection is closed after the grace */
+	device_sriov_disable(sd->dev);
+	unserve(sd, VF_RELEASE_GRACE_MS);
+	free_sd(sd);
+	metrics_kick(srv);
+	return 0;
+}
 
 static int vf_path(struct server_dev *pf, unsigned i, char *buf, size_t len)
 {

@@ -36,6 +36,14 @@ int server_create(const struct server_opts *o, struct vfpm_server **out);
  * otherwise the socket is <default dir>/<name>.sock.
  * Errors are reported on stderr and returned as negative errno. */
 int server_add_device(struct vfpm_server *srv, const char *spec, const char **socket);
+/* After server_start, server_add_device also binds the device's socket and
+ * serves it at once (a failure to listen takes the device out again).
+ * server_remove_device stops serving a device given by name (not a VF:
+ * -ENODEV) and destroys it: its VFs go first, its client gets REQ and up
+ * to 10 s to let go before the connection is closed; its socket file is
+ * removed. Both are called by the thread that set the server up, never
+ * concurrently with each other, server_start or server_stop. */
+int server_remove_device(struct vfpm_server *srv, const char *name);
 /* Binds every socket and starts serving. */
 int server_start(struct vfpm_server *srv);
 /* Stops serving: clients see their connection close, socket files are

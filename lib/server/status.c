@@ -48,6 +48,10 @@ struct json_object *ctl_pm_status_json(struct vfpm_device *dev)
 	json_object_object_add(s, "d3hot_promotion",
 			       json_object_new_string(promo_names[st.set.d3hot_promotion]));
 	json_object_object_add(s, "pm_delays", json_object_new_string(st.set.pm_delays ? "pci" : "none"));
+	static const char *const power_keys[] = { "power_d0_mw", "power_d1_mw", "power_d2_mw",
+						  "power_d3hot_mw", "power_d3cold_mw" };
+	for (int i = 0; i <= VFPM_D3COLD; i++)
+		add_u64(s, power_keys[i], st.set.power_mw[i]);
 	json_object_object_add(o, "settings", s);
 
 	struct json_object *c = json_object_new_object();
@@ -60,6 +64,9 @@ struct json_object *ctl_pm_status_json(struct vfpm_device *dev)
 	for (int i = 0; i <= VFPM_D3COLD; i++)
 		add_u64(r, state_names[i], st.residency_ns[i] / 1000000);
 	json_object_object_add(c, "residency_ms", r);
+	/* the energy model: used, and saved against staying in D0 */
+	add_u64(c, "energy_used_mj", st.energy_used_uj / 1000);
+	add_u64(c, "energy_saved_mj", st.energy_saved_uj / 1000);
 	json_object_object_add(o, "counters", c);
 	return o;
 }

@@ -100,11 +100,25 @@ int main(void)
 	CHECK(!strcmp(vfpm_server_device_socket(srv, 0), sock));
 	CHECK(vfpm_server_device_socket(srv, 1) == NULL);
 	CHECK(vfpm_server_stop(srv) == -EPERM);      /* not started */
+	CHECK(vfpm_server_serve_device(srv, "link,name=early", NULL) == -EPERM);
+	CHECK(vfpm_server_remove_device(srv, "link0") == -EPERM);
 	CHECK(vfpm_server_start(srv) == 0);
 	CHECK(access(sock, F_OK) == 0);
 	CHECK(vfpm_server_ctl_path(srv) == NULL);    /* no control plane asked */
 	CHECK(vfpm_server_start(srv) == -EPERM);
 	CHECK(vfpm_server_add_device(srv, "link,name=late", NULL) == -EPERM);
+	/* 0.2: serve and remove a device while started */
+	char sock2[sizeof(sock) + 8];
+	snprintf(sock2, sizeof(sock2), "%s.2", sock);
+	CHECK(vfpm_server_serve_device(srv, "link,name=late,flag=on,n=42,pm_delays=none", sock2) == 0);
+	CHECK(access(sock2, F_OK) == 0);
+	CHECK(vfpm_server_device_name(srv, 1) && !strcmp(vfpm_server_device_name(srv, 1), "late"));
+	CHECK(vfpm_server_serve_device(srv, "link,name=late", NULL) == -EEXIST);
+	CHECK(vfpm_server_remove_device(srv, "nosuch") == -ENODEV);
+	CHECK(vfpm_server_remove_device(srv, "late") == 0);
+	CHECK(access(sock2, F_OK) < 0 && errno == ENOENT);
+	CHECK(vfpm_server_device_name(srv, 1) == NULL);
+	CHECK(!strcmp(vfpm_server_device_name(srv, 0), "link0"));
 	int fd = vfpm_server_fd(srv);
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	CHECK(fd >= 0 && poll(&p, 1, 0) == 0);

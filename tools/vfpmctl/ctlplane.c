@@ -28,7 +28,7 @@ int ctlplane_default_path(char *buf, size_t len)
 }
 
 /* Sends one request line and parses the one-line reply. */
-static int request(const char *path, struct json_object *req, struct json_object **out)
+int ctlplane_request(const char *path, struct json_object *req, struct json_object **out)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(a.sun_path))
@@ -81,7 +81,7 @@ static int request(const char *path, struct json_object *req, struct json_object
 	return rc;
 }
 
-static int check_reply(struct json_object *rep, const char *what)
+int ctlplane_check_reply(struct json_object *rep, const char *what)
 {
 	struct json_object *v;
 	if (json_object_object_get_ex(rep, "ok", &v) && json_object_get_boolean(v))
@@ -125,11 +125,22 @@ static const char *size_str(struct json_object *o, const char *k, char *buf, siz
 	return buf;
 }
 
+/* A millijoule counter as joules with three decimals. */
+static const char *joules_str(struct json_object *c, const char *k, char *buf, size_t len)
+{
+	struct json_object *v;
+	if (!c || !json_object_object_get_ex(c, k, &v))
+		return "-";
+	int64_t mj = json_object_get_int64(v);
+	snprintf(buf, len, "%" PRId64 ".%03" PRId64, mj / 1000, mj % 1000);
+	return buf;
+}
+
 static void print_table(struct json_object *devs)
 {
-	printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s %7s %6s  %s\n", "DEVICE", "STATE",
-	       "RUNTIME", "USAGE", "ENGAGED", "ARMED", "CLIENT", "SUSPENDS", "RESUMES", "WAKEUPS",
-	       "VFS", "DMA", "SOCKET");
+	printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s %7s %6s %11s %11s  %s\n", "DEVICE",
+	       "STATE", "RUNTIME", "USAGE", "ENGAGED", "ARMED", "CLIENT", "SUSPENDS", "RESUMES",
+	       "WAKEUPS", "VFS", "DMA", "ENERGY_J", "SAVED_J", "SOCKET");
 	for (size_t i = 0; i < json_object_array_length(devs); i++) {
 		struct json_object *d = json_object_array_get_idx(devs, i);
 		struct json_object *lp = sub(d, "low_power"), *c = sub(d, "counters");
@@ -138,13 +149,16 @@ static void print_table(struct json_object *devs)
 		if (sub(d, "sriov_totalvfs"))
 			snprintf(vfs, sizeof(vfs), "%s/%s", str(d, "sriov_numvfs"),
 				 str(d, "sriov_totalvfs"));
-		char dma[32];
-		printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s %7s %6s  %s\n", str(d, "name"),
+		char dma[32], used[32], saved[32];
+		printf("%-12s %-7s %-10s %5s %-7s %-6s %-6s %8s %8s %7s %7s %6s %11s %11s  %s\n",
+		       str(d, "name"),
 		       str(d, "power_state"), str(d, "runtime_status"), str(d, "usage_count"),
 		       lp ? str(lp, "engaged") : "-", lp ? str(lp, "wakeup_armed") : "-",
 		       str(d, "client_connected"), c ? str(c, "suspends") : "-",
 		       c ? str(c, "resumes") : "-", c ? str(c, "wakeups_signalled") : "-", vfs,
-		       size_str(d, "dma_mapped", dma, sizeof(dma)), str(d, "socket"));
+		       size_str(d, "dma_mapped", dma, sizeof(dma)),
+		       joules_str(c, "energy_used_mj", used, sizeof(used)),
+		       joules_str(c, "energy_saved_mj", saved, sizeof(saved)), str(d, "socket"));
 	}
 }
 
@@ -163,13 +177,13 @@ int ctlplane_status(const char *path, int argc, char **argv)
 	}
 	struct json_object *req = json_object_new_object(), *rep = NULL;
 	json_object_object_add(req, "cmd", json_object_new_string("status"));
-	int rc = request(path, req, &rep);
+	int rc = ctlplane_request(path, req, &rep);
 	json_object_put(req);
 	if (rc) {
 		fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(-rc));
 		return 1;
 	}
-	if (check_reply(rep, "status")) {
+	if (ctlplane_check_reply(rep, "status")) {
 		json_object_put(rep);
 		return 1;
 	}
@@ -222,7 +236,7 @@ int ctlplane_set(const char *path, int argc, char **argv)
 		json_object_object_add(req, "device", json_object_new_string(argv[0]));
 		json_object_object_add(req, "key", json_object_new_string(key));
 		json_object_object_add(req, "value", json_object_new_string(eq + 1));
-		int rc = request(path, req, &rep);
+		int rc = ctlplane_request(path, req, &rep);
 		json_object_put(req);
 		if (rc) {
 			fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(-rc));
@@ -230,7 +244,7 @@ int ctlplane_set(const char *path, int argc, char **argv)
 		}
 		char what[128];
 		snprintf(what, sizeof(what), "set %s %s", argv[0], argv[i]);
-		rc = check_reply(rep, what);
+		rc = ctlplane_check_reply(rep, what);
 		json_object_put(rep);
 		if (rc)
 			return 1;
@@ -243,13 +257,13 @@ int ctlplane_inject_intx(const char *path, int argc, char **argv)
 	struct json_object *req = json_object_new_object(), *rep = NULL;
 	json_object_object_add(req, "cmd", json_object_new_string("inject-intx"));
 	json_object_object_add(req, "device", json_object_new_string(argv[0]));
-	int rc = request(path, req, &rep);
+	int rc = ctlplane_request(path, req, &rep);
 	json_object_put(req);
 	if (rc) {
 		fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(-rc));
 		return 1;
 	}
-	rc = check_reply(rep, "inject-intx");
+	rc = ctlplane_check_reply(rep, "inject-intx");
 	json_object_put(rep);
 	return rc ? 1 : 0;
 }
@@ -365,7 +379,7 @@ static int follow(const char *path, const char *only, bool json)
 		}
 		if (first) {
 			first = false;
-			if (check_reply(o, "events")) {
+			if (ctlplane_check_reply(o, "events")) {
 				json_object_put(o);
 				ret = 1;
 				break;
@@ -404,13 +418,13 @@ int ctlplane_events(const char *path, int argc, char **argv)
 	json_object_object_add(req, "cmd", json_object_new_string("events"));
 	if (only)
 		json_object_object_add(req, "device", json_object_new_string(only));
-	int rc = request(path, req, &rep);
+	int rc = ctlplane_request(path, req, &rep);
 	json_object_put(req);
 	if (rc) {
 		fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(-rc));
 		return 1;
 	}
-	if (check_reply(rep, "events")) {
+	if (ctlplane_check_reply(rep, "events")) {
 		json_object_put(rep);
 		return 1;
 	}
@@ -425,13 +439,13 @@ int ctlplane_metrics(const char *path, int argc, char **argv)
 {
 	struct json_object *req = json_object_new_object(), *rep = NULL;
 	json_object_object_add(req, "cmd", json_object_new_string("metrics"));
-	int rc = request(path, req, &rep);
+	int rc = ctlplane_request(path, req, &rep);
 	json_object_put(req);
 	if (rc) {
 		fprintf(stderr, "vfpmctl: control socket %s: %s\n", path, strerror(-rc));
 		return 1;
 	}
-	if (check_reply(rep, "metrics")) {
+	if (ctlplane_check_reply(rep, "metrics")) {
 		json_object_put(rep);
 		return 1;
 	}

@@ -396,6 +396,11 @@ static int cmd_metrics(struct ctl *ctl, int argc, char **argv)
 	return ctlplane_metrics(ctl->ctl_path, argc, argv);
 }
 
+static int cmd_timeline(struct ctl *ctl, int argc, char **argv)
+{
+	return ctlplane_timeline(ctl->ctl_path, argc, argv);
+}
+
 static const struct command commands[] = {
 	{ "info", "", "device info, regions (size, flags, mmap areas), IRQ indexes", 0, 0,
 	  cmd_info },
@@ -419,6 +424,9 @@ static const struct command commands[] = {
 	  "PM events held by vfpmd; --follow prints new ones as they happen", 0, 3, cmd_events },
 	{ "metrics", "", "Prometheus text exposition of every device (control socket)", 0, 0,
 	  cmd_metrics },
+	{ "timeline", "[DEVICE...] [--since SECONDS] -o FILE.svg|FILE.png",
+	  "draw each device's D-states, wakeups, resets and clients over time (cairo)", 0, 64,
+	  cmd_timeline },
 	{ "help", "", "this text", 0, 0, cmd_help },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -435,8 +443,8 @@ static void usage(FILE *out)
 		"  --socket PATH  device socket (default: $VFPM_SOCKET, /run/vfpm/demo.sock as\n"
 		"                 root, $XDG_RUNTIME_DIR/vfpm/demo.sock, /tmp/vfpm-$UID/demo.sock;\n"
 		"                 here %s)\n"
-		"  --ctl PATH     vfpmd's control socket, for status, set, events, metrics\n"
-		"                 and inject-intx\n"
+		"  --ctl PATH     vfpmd's control socket, for status, set, events, metrics,\n"
+		"                 timeline and inject-intx\n"
 		"                 (default: vfpmd.ctl beside the default device socket)\n"
 		"  -h, --help     this text\n"
 		"\n"

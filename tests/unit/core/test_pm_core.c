@@ -256,6 +256,101 @@ static int64_t rpm_counter(struct vfpm_device *dev, bool resumes)
 	return (int64_t)(resumes ? st.rpm.resumes : st.rpm.suspends);
 }
 
+/* --- the energy model (docs/operating.md, "Energy") --- */
+
+static void energy(struct vfpm_device *dev, uint64_t *used_uj, uint64_t *saved_uj)
+{
+	struct pm_status st;
+	pm_get_status(dev, &st);
+	*used_uj = st.energy_used_uj;
+	*saved_uj = st.energy_saved_uj;
+}
+
+/* Energy is residency times the power of each state; a change of a
+ * state's power counts from then on; saved is what D0 would have used
+ * for the same time minus what was used. */
+static void energy_follows_residency_and_the_power_settings(void **state)
+{
+	(void)state;
+	uint64_t used, saved;
+	struct fx *x = fx_make("pm_delays=none,power_d3hot_mw=500,power_d0_mw=2000");
+	energy(x->dev, &used, &saved);
+	assert_int_equal(used, 0);
+	assert_int_equal(saved, 0);
+	fake_clock_advance_ms(&x->clk, 1000);             /* 1 s in D0 at 2 W */
+	energy(x->dev, &used, &saved);
+	assert_int_equal(used, 2000000);
+	assert_int_equal(saved, 0);
+	assert_int_equal(step(x), 1);                     /* idle: D0 -> D3hot, no delay */
+	assert_int_equal(x->dev->pm.power_state, VFPM_D3HOT);
+	fake_clock_advance_ms(&x->clk, 2000);             /* 2 s in D3hot at 0.5 W */
+	energy(x->dev, &used, &saved);
+	assert_int_equal(used, 3000000);
+	assert_int_equal(saved, 3000000);                 /* 2 s x 1.5 W */
+	assert_int_equal(pm_set(x->dev, "power_d3hot_mw", "250"), 0);
+	energy(x->dev, &used, &saved);                    /* the past keeps its figure */
+	assert_int_equal(used, 3000000);
+	assert_int_equal(saved, 3000000);
+	fake_clock_advance_ms(&x->clk, 4000);             /* 4 s at 0.25 W */
+	energy(x->dev, &used, &saved);
+	assert_int_equal(used, 4000000);
+	assert_int_equal(saved, 10000000);                /* + 4 s x 1.75 W */
+	/* no state may draw more than D0; a refused value changes nothing */
+	assert_int_equal(pm_set(x->dev, "power_d3hot_mw", "2001"), -EINVAL);
+	assert_int_equal(pm_set(x->dev, "power_d0_mw", "249"), -EINVAL);
+	assert_int_equal(pm_set(x->dev, "power_d0_mw", "-1"), -EINVAL);
+	assert_int_equal(pm_set(x->dev, "power_d1_mw", "1000001"), -EINVAL);
+	assert_int_equal(pm_set(x->dev, "power_d2_mw", "1x"), -EINVAL);
+	assert_int_equal(pm_set(x->dev, "power_d3cold_mw", ""), -EINVAL);
+	assert_int_equal(x->dev->pm.set.power_mw[VFPM_D3HOT], 250);
+	assert_int_equal(x->dev->pm.set.power_mw[VFPM_D0], 2000);
+	energy(x->dev, &used, &saved);
+	assert_int_equal(used, 4000000);
+	assert_int_equal(saved, 10000000);
+	/* the resume: D0 again at 2 W, nothing saved for that time */
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	fake_clock_advance_ms(&x->clk, 500);
+	energy(x->dev, &used, &saved);
+	assert_int_equal(used, 5000000);
+	assert_int_equal(saved, 10000000);
+	pm_request_end(x->dev);
+	/* lowering D0 to a value no state exceeds is taken */
+	assert_int_equal(pm_set(x->dev, "power_d1_mw", "250"), 0);
+	assert_int_equal(pm_set(x->dev, "power_d2_mw", "250"), 0);
+	assert_int_equal(pm_set(x->dev, "power_d0_mw", "250"), 0);
+	fx_free(x);
+}
+
+static void energy_defaults_and_creation_keys(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make(NULL);
+	static const uint32_t def[5] = { 3000, 1500, 750, 330, 66 };
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(x->dev->pm.set.power_mw[i], def[i]);
+	fx_free(x);
+	/* the keys are checked together, in any order */
+	x = fx_make("power_d3hot_mw=4000,power_d0_mw=5000,power_d3cold_mw=0");
+	assert_int_equal(x->dev->pm.set.power_mw[VFPM_D0], 5000);
+	assert_int_equal(x->dev->pm.set.power_mw[VFPM_D3HOT], 4000);
+	assert_int_equal(x->dev->pm.set.power_mw[VFPM_D3COLD], 0);
+	fx_free(x);
+	struct rpm_wq *wq;
+	struct fake_clock clk;
+	fake_clock_init(&clk);
+	assert_int_equal(rpm_wq_create_manual(&wq, &clk.clock), 0);
+	static const char *const bad[] = { "power_d3hot_mw=4000", "power_d0_mw=x",
+					   "power_d1_mw=1000001", "power_d0_mw=10,power_d2_mw=11" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct vfpm_opts o = { 0 };
+		struct vfpm_device *dev = NULL;
+		assert_int_equal(opts_parse(bad[i], &o), 0);
+		assert_int_equal(device_create(&probe_model, "pmprobe", &o, wq, -1, &dev), -EINVAL);
+		opts_free(&o);
+	}
+	rpm_wq_destroy(wq);
+}
+
 /* --- the request wrapper (contract §3, B7, B35) --- */
 
 static void request_resumes_and_holds_and_only_a_step_suspends(void **state)
@@ -841,6 +936,8 @@ int main(void)
 		cmocka_unit_test(autosuspend_delay_counts_from_the_last_request),
 		cmocka_unit_test(deferred_end_leaves_the_idle_to_pm_idle),
 		cmocka_unit_test(transition_delays_and_residency_follow_the_clock),
+		cmocka_unit_test(energy_follows_residency_and_the_power_settings),
+		cmocka_unit_test(energy_defaults_and_creation_keys),
 		cmocka_unit_test(b1_b7_b10_entry_suspends_after_the_request_and_reenters),
 		cmocka_unit_test(b2_second_entry_is_einval_and_changes_nothing),
 		cmocka_unit_test(b11_b14_wakeup_fires_once_then_entry_rearms),
