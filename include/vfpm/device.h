@@ -37,7 +37,7 @@ extern "C" {
  * every symbol of an older version node (libvfpm.sym), and the structures a
  * model fills begin with their size, so they can grow at their end. */
 #define VFPM_VERSION_MAJOR 0
-#define VFPM_VERSION_MINOR 1
+#define VFPM_VERSION_MINOR 2
 
 struct vfpm_device;
 
