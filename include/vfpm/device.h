@@ -59,24 +59,40 @@ struct vfpm_model_ops {
 	size_t size;
 	/* Access to a callback-backed BAR (or to the non-MSI-X part of any
 	 * BAR that is not memfd-backed). len is 1..VFPM_MAX_DATA_XFER; the
-	 * core checked the bounds. Returns 0 or a negative errno. */
+	 * core checked the bounds. Returns 0 or a negative errno.
+	 * Thread: the session's. Runs with the device's memory lock
+	 * read-held; overlaps no other callback of the device. */
 	int (*bar_rw)(void *priv, unsigned bar, uint64_t off, void *buf, size_t len,
 		      bool is_write);
 	/* Function reset: registers back to power-on values, device work
-	 * stopped. Config space is reset by the core. */
+	 * stopped. Config space is reset by the core.
+	 * Thread: the session's (DEVICE_RESET, FLR, a close, a D3hot->D0 of
+	 * a NoSoftRst- device) or the runtime-PM work queue's or the control
+	 * plane's (a resume from D3cold). No core lock a runtime call takes
+	 * is held; overlaps no other callback. */
 	void (*reset)(void *priv);
 	/* Stop all device-initiated activity (DMA, interrupts) and wait for
-	 * work in flight. Called before DMA mappings are removed. */
+	 * work in flight. Called before DMA mappings are removed, before a
+	 * reset and before suspend(). Thread: any of reset()'s; message DMA
+	 * in flight is cancelled (-ECANCELED) so waiting for it cannot hang.
+	 * Overlaps no other callback. */
 	void (*quiesce)(void *priv);
 	/* Runtime PM: park threads and timers (and in D3cold free buffers);
 	 * return 0, or a negative errno to refuse: the core then calls
 	 * resume() to undo the quiesce and the device stays in D0 (a runtime
-	 * suspend counts the error and retries at the next idle). */
+	 * suspend counts the error and retries at the next idle).
+	 * Thread: the work queue's (an idle suspend) or the session's or
+	 * control plane's (a PMCSR D3hot). resume(): whichever thread wakes
+	 * the device. Neither overlaps another callback. */
 	int (*suspend)(void *priv, enum vfpm_dstate target);
 	int (*resume)(void *priv);
-	/* COMMAND register changed (e.g. bus master turned off). */
+	/* COMMAND register changed (e.g. bus master turned off). Thread: the
+	 * session's (a client config write) or the control plane's (a host
+	 * one); message DMA from here fails with -EDEADLK. */
 	void (*command_changed)(void *priv, uint16_t command);
-	/* Frees priv. The device is quiesced. */
+	/* Frees priv. The device is quiesced and no other callback runs
+	 * again. Thread: the one removing the device (shutdown, VF removal,
+	 * a reload). */
 	void (*destroy)(void *priv);
 	/* Optional, a debug check (V5): how many times the model was asked
 	 * to do device work (a BAR access, a job) while parked by suspend().
