@@ -855,7 +855,7 @@ static void b24_user_d3hot_blocks_bar_access(void **state)
 	/* config space stays accessible */
 	assert_int_equal(cfg16(PCI_VENDOR_ID), DEMO_VENDOR);
 	assert_int_equal(power_state_bits(), PS_D3HOT);
-	/* ROM reads would be -EIO too (B24), but the demo device has no ROM:
+	/* ROM reads would be -EIO too (B24), but no vfpm device has a ROM:
 	 * region 6 has size 0, so that part is not applicable here. */
 	struct vfpm_region_info ri;
 	assert_int_equal(vfpm_client_region_info(g.c, VFIO_PCI_ROM_REGION_INDEX, &ri), 0);
