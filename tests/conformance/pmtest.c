@@ -50,7 +50,13 @@ void pmt_watchdog_disarm(void)
 void pmt_sleep_ms(int ms)
 {
 	struct timespec t = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	nanosleep(&t, NULL);
+	while (nanosleep(&t, &t) && errno == EINTR)
+		;
+}
+
+void pmt_quiet_ms(int ms)
+{
+	pmt_sleep_ms(ms);
 }
 
 int pmt_start(struct vfpmd_proc *p, const char *keys)
