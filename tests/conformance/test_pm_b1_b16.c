@@ -201,25 +201,8 @@ static void wait_disconnected(void)
  * shows up here. */
 static int server_eventfds(void)
 {
-	char dir[64];
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)g_p.pid);
-	DIR *d = opendir(dir);
-	assert_non_null(d);
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		char path[384], tgt[128];
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		ssize_t k = readlink(path, tgt, sizeof(tgt) - 1);
-		if (k <= 0)
-			continue;
-		tgt[k] = '\0';
-		if (strstr(tgt, "[eventfd]"))
-			n++;
-	}
-	closedir(d);
+	int n = proc_count_fds_to(g_p.pid, "[eventfd]");
+	assert_true(n >= 0);
 	return n;
 }
 

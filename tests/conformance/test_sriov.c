@@ -554,17 +554,10 @@ static void mem_enable(struct vfpm_client *c)
 }
 
 /* Number of entries in a /proc/PID directory (descriptors, threads). */
-static int proc_count(const char *what)
+static int vfpmd_count(const char *what)
 {
-	char dir[64];
-	snprintf(dir, sizeof(dir), "/proc/%d/%s", (int)g_p.pid, what);
-	DIR *d = opendir(dir);
-	assert_non_null(d);
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
+	int n = proc_count(g_p.pid, what);
+	assert_true(n >= 0);
 	return n;
 }
 
@@ -713,7 +706,7 @@ static void sriov_write_rules(void **state)
 	assert_int_equal(hrd("dev", SR(PCI_SRIOV_NUM_VF), 2), 1);
 
 	/* VF Enable toggled 20 times (3 VFs) */
-	int fds0 = proc_count("fd"), threads0 = proc_count("task");
+	int fds0 = vfpmd_count("fd"), threads0 = vfpmd_count("task");
 	hwr("dev", SR(PCI_SRIOV_NUM_VF), 2, 3);
 	for (int round = 0; round < 20; round++) {
 		hwr("dev", SR(PCI_SRIOV_CTRL), 2, PCI_SRIOV_CTRL_VFE);
@@ -749,8 +742,8 @@ static void sriov_write_rules(void **state)
 	 * worker may settle a moment later) */
 	int fds1 = 0, threads1 = 0;
 	for (int t = 0; t < 100; t++) {
-		fds1 = proc_count("fd");
-		threads1 = proc_count("task");
+		fds1 = vfpmd_count("fd");
+		threads1 = vfpmd_count("task");
 		if (fds1 <= fds0 && threads1 <= threads0)
 			break;
 		pmt_sleep_ms(20);
