@@ -304,7 +304,7 @@ void device_disconnect(struct vfpm_device *dev);
  * D0, is disconnected and reset, and may idle. Caller holds req_lock. */
 void device_close(struct vfpm_device *dev);
 
-/* Region access (config, BARs, ROM), acting on a config write's effects
+/* Region access (config and BARs; no ROM region: EINVAL), acting on a config write's effects
  * (power state, COMMAND, FLR, SR-IOV control). Returns 0 or -errno. */
 int device_region_rw(struct vfpm_device *dev, uint32_t region, uint64_t off, void *buf,
 		     uint32_t count, bool is_write);

@@ -660,16 +660,7 @@ int device_region_rw(struct vfpm_device *dev, uint32_t region, uint64_t off, voi
 		return config_rw(dev, off, buf, count, is_write, false);
 	if (region < PCI_NUM_BARS)
 		return region_bar_rw(dev, region, off, buf, count, is_write);
-	if (region == VFU_PCI_ROM) {
-		uint32_t sz = dev->cfg.rom_size;
-		if (!sz || off > sz || count > sz - off)
-			return -EINVAL;
-		if (is_write)
-			return -EINVAL;
-		memset(buf, 0xff, count);   /* no ROM image: erased flash */
-		return 0;
-	}
-	return -EINVAL;
+	return -EINVAL;   /* no expansion ROM (a model cannot declare one), VGA, migration */
 }
 
 int device_host_config_rw(struct vfpm_device *dev, unsigned off, void *buf, unsigned len,
@@ -715,7 +706,7 @@ static int config_rw(struct vfpm_device *dev, uint64_t off, void *buf, uint32_t 
 
 /* A host (control-plane) config access, as the PCI core's
  * pci_config_pm_runtime_get: a reference that waits for a suspend or resume
- * in flight (a write can no longer land between a suspend's snapshot and
+ * in flight (so a write cannot land between a suspend's snapshot and
  * its D3cold and be undone by the resume), and a resume from D3cold only
  * (B16). A PMCSR write resumes from any suspended state, so the power state
  * and the runtime-PM state never disagree. */

@@ -197,10 +197,7 @@ void region_desc(struct vfpm_device *dev, uint32_t region, uint64_t *size,
 	} else if (region == VFU_PCI_CONFIG) {
 		*size = VPCI_CFG_SIZE;
 		*flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
-	} else if (region == VFU_PCI_ROM && dev->cfg.rom_size) {
-		*size = dev->cfg.rom_size;
-		*flags = VFIO_REGION_INFO_FLAG_READ;
-	}
+	}   /* the ROM, VGA and migration regions are absent: size 0 */
 }
 
 unsigned region_areas(struct vfpm_device *dev, uint32_t region,

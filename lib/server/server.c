@@ -136,11 +136,6 @@ int server_create(const struct server_opts *o, struct vfpm_server **out)
 	return 0;
 }
 
-unsigned server_ndevices(const struct vfpm_server *srv)
-{
-	return srv->ndevs;
-}
-
 const char *server_device_socket(const struct vfpm_server *srv, unsigned i)
 {
 	return i < srv->ndevs ? srv->devs[i]->path : NULL;

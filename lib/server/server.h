@@ -57,8 +57,7 @@ void server_destroy(struct vfpm_server *srv);
 char *server_ctl_request(struct vfpm_server *srv, const char *line, bool may_mutate);
 /* The control socket path in use (NULL if none). */
 const char *server_ctl_path(const struct vfpm_server *srv);
-/* Number of devices, and the socket path of device i. */
-unsigned server_ndevices(const struct vfpm_server *srv);
+/* The socket path of device i (NULL past the last). */
 const char *server_device_socket(const struct vfpm_server *srv, unsigned i);
 const char *server_device_name(const struct vfpm_server *srv, unsigned i);
 

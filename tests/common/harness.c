@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/pci_regs.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +87,166 @@ int count_open_fds(void)
 			n++;
 	closedir(d);
 	return n - 1;   /* the DIR's own descriptor */
+}
+
+int proc_count(pid_t pid, const char *what)
+{
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/%d/%s", (int)pid, what);
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+int proc_count_fds_to(pid_t pid, const char *target)
+{
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[384], tgt[128];
+		snprintf(path, sizeof(path), "%s/%.255s", dir, e->d_name);
+		ssize_t k = readlink(path, tgt, sizeof(tgt) - 1);
+		if (k <= 0)
+			continue;   /* closed meanwhile */
+		tgt[k] = '\0';
+		n += strstr(tgt, target) != NULL;
+	}
+	closedir(d);
+	return n;
+}
+
+int harness_group_start(struct vfpmd_proc *p, const char *const *specs)
+{
+	signal(SIGPIPE, SIG_IGN);
+	int rc = vfpmd_start(p, specs, NULL);
+	if (rc) {
+		fprintf(stderr, "vfpmd_start: %s\n", strerror(-rc));
+		return -1;
+	}
+	harness_watch(p->pid);
+	return 0;
+}
+
+int harness_group_stop(struct vfpmd_proc *p)
+{
+	harness_unwatch(p->pid);
+	int rc = vfpmd_stop(p);
+	if (rc != 0) {
+		fprintf(stderr, "vfpmd did not exit cleanly: %d\n", rc);
+		return -1;
+	}
+	return 0;
+}
+
+static int fds_at_mark = -1;
+
+void harness_fds_mark(void)
+{
+	fds_at_mark = count_open_fds();
+}
+
+int harness_fds_check(void)
+{
+	int now = count_open_fds();
+	if (now != fds_at_mark) {
+		fprintf(stderr, "descriptor leak: %d open before the test, %d after\n", fds_at_mark,
+			now);
+		return -1;
+	}
+	return 0;
+}
+
+int harness_check_alive(const struct vfpmd_proc *p)
+{
+	if (kill(p->pid, 0) != 0) {
+		fprintf(stderr, "vfpmd died during the test\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* --- watchdog: the handler uses only write, kill and _exit --- */
+
+#define MAX_WATCHED 8
+static volatile sig_atomic_t watched[MAX_WATCHED];
+static const char *volatile watchdog_name = "test";
+
+static void watchdog_fired(int sig)
+{
+	static const char msg[] = ": watchdog expired (a wait hung)\n";
+	const char *name = watchdog_name;
+	(void)sig;
+	if (write(2, name, strlen(name)) < 0 || write(2, msg, sizeof(msg) - 1) < 0) {
+		/* nothing more to do */
+	}
+	for (int i = 0; i < MAX_WATCHED; i++)
+		if (watched[i] > 0)
+			kill((pid_t)watched[i], SIGKILL);
+	_exit(124);
+}
+
+void harness_watchdog_arm(const char *name, unsigned seconds)
+{
+	watchdog_name = name;
+	signal(SIGALRM, watchdog_fired);
+	alarm(seconds);
+}
+
+void harness_watchdog_disarm(void)
+{
+	alarm(0);
+}
+
+void harness_watch(pid_t pid)
+{
+	for (int i = 0; i < MAX_WATCHED && pid > 0; i++)
+		if (watched[i] <= 0) {
+			watched[i] = pid;
+			return;
+		}
+}
+
+void harness_unwatch(pid_t pid)
+{
+	for (int i = 0; i < MAX_WATCHED; i++)
+		if (watched[i] == pid)
+			watched[i] = 0;
+}
+
+void harness_unwatch_all(void)
+{
+	for (int i = 0; i < MAX_WATCHED; i++)
+		watched[i] = 0;
+}
+
+unsigned cfg_find_cap(cfg_read_fn rd, void *ctx, uint8_t id)
+{
+	uint32_t pos = 0, hdr = 0;
+	if (rd(ctx, PCI_CAPABILITY_LIST, 1, &pos))
+		return 0;
+	pos &= 0xfc;
+	/* 48 capabilities of 4 bytes fill 0x40..0xff: more is a loop */
+	for (int n = 0; pos >= 0x40 && n < 48; n++) {
+		if (rd(ctx, pos, 2, &hdr))
+			return 0;
+		if ((hdr & 0xff) == id)
+			return pos;
+		pos = (hdr >> 8) & 0xfc;
+	}
+	return 0;
 }
 
 int vfpmd_start(struct vfpmd_proc *p, const char *const *specs, const char *const *extra)

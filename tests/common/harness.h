@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct vfpmd_proc {
@@ -41,5 +42,44 @@ int raw_connect(const char *path);
 int raw_connect_negotiated(const char *path);
 /* Number of open descriptors of this process (leak checks). */
 int count_open_fds(void);
+
+/* The fixture of a suite that shares one vfpmd (cmocka group setup and
+ * teardown): SIGPIPE ignored, vfpmd started with specs and watched by the
+ * watchdog. Stop: unwatched, stopped; -1 (with a message) unless it
+ * exited cleanly. */
+int harness_group_start(struct vfpmd_proc *p, const char *const *specs);
+int harness_group_stop(struct vfpmd_proc *p);
+/* Descriptor leak check around one test: mark at setup; check at
+ * teardown returns 0, or -1 after printing both counts. */
+void harness_fds_mark(void);
+int harness_fds_check(void);
+/* 0 if p's vfpmd is still running, else -1 with a message. */
+int harness_check_alive(const struct vfpmd_proc *p);
+
+/* Entries of /proc/PID/WHAT ("fd": open descriptors, "task": threads) of
+ * another process, e.g. vfpmd (leak checks); -1 if it cannot be read. */
+int proc_count(pid_t pid, const char *what);
+/* Open descriptors of pid whose link target contains target (e.g.
+ * "[eventfd]", "socket:"); -1 if they cannot be read. */
+int proc_count_fds_to(pid_t pid, const char *target);
+
+/* A per-test deadline, so that a wait that hangs fails the run instead of
+ * blocking it: after seconds, "NAME: watchdog expired (a wait hung)" is
+ * written to stderr, every watched process is killed and the test process
+ * exits with 124. Arming again restarts the deadline; disarming cancels it
+ * (the watched processes stay watched until unwatched). */
+void harness_watchdog_arm(const char *name, unsigned seconds);
+void harness_watchdog_disarm(void);
+/* Processes the watchdog kills (at most 8; a ninth is not watched). */
+void harness_watch(pid_t pid);
+void harness_unwatch(pid_t pid);
+void harness_unwatch_all(void);
+
+/* Reads len (1, 2 or 4) bytes of config space at off into *val: 0 or -errno. */
+typedef int (*cfg_read_fn)(void *ctx, unsigned off, unsigned len, uint32_t *val);
+/* Walks the standard capability list through rd; the offset of the
+ * capability id, or 0 if absent (or on a read error, or a list that
+ * loops or points below 0x40). */
+unsigned cfg_find_cap(cfg_read_fn rd, void *ctx, uint8_t id);
 
 #endif

@@ -11,46 +11,35 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t watched_pid;
-static const char *watchdog_name = "test";
-
-static void watchdog_fired(int sig)
-{
-	(void)sig;
-	/* async-signal-safe only: write, kill, _exit */
-	static const char msg[] = ": test deadline exceeded (a wait hung)\n";
-	if (write(2, watchdog_name, strlen(watchdog_name)) < 0 ||
-	    write(2, msg, sizeof(msg) - 1) < 0) {
-		/* nothing more to do */
-	}
-	if (watched_pid > 0)
-		kill((pid_t)watched_pid, SIGKILL);
-	_exit(124);
-}
-
+/* The harness's watchdog, watching one server at a time. */
 void pmt_watchdog_arm(const char *name, int seconds)
 {
-	watchdog_name = name;
-	watched_pid = 0;
-	signal(SIGALRM, watchdog_fired);
-	alarm((unsigned)seconds);
+	harness_unwatch_all();
+	harness_watchdog_arm(name, (unsigned)seconds);
 }
 
 void pmt_watch(pid_t pid)
 {
-	watched_pid = pid;
+	harness_unwatch_all();
+	harness_watch(pid);
 }
 
 void pmt_watchdog_disarm(void)
 {
-	alarm(0);
-	watched_pid = 0;
+	harness_watchdog_disarm();
+	harness_unwatch_all();
 }
 
 void pmt_sleep_ms(int ms)
 {
 	struct timespec t = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	nanosleep(&t, NULL);
+	while (nanosleep(&t, &t) && errno == EINTR)
+		;
+}
+
+void pmt_quiet_ms(int ms)
+{
+	pmt_sleep_ms(ms);
 }
 
 int pmt_start(struct vfpmd_proc *p, const char *keys)
@@ -193,21 +182,21 @@ int pmt_ctl_config_rw(struct vfpmd_proc *p, const char *name, unsigned off, unsi
 	return rc;
 }
 
+struct ctl_cfg {
+	struct vfpmd_proc *p;
+	const char *name;
+};
+
+static int ctl_cfg_read(void *ctx, unsigned off, unsigned len, uint32_t *val)
+{
+	struct ctl_cfg *c = ctx;
+	return pmt_ctl_config_rw(c->p, c->name, off, len, val, false);
+}
+
 unsigned pmt_ctl_find_cap(struct vfpmd_proc *p, const char *name, uint8_t id)
 {
-	uint32_t pos = 0, v = 0;
-	if (pmt_ctl_config_rw(p, name, PCI_CAPABILITY_LIST, 1, &pos, false))
-		return 0;
-	for (int guard = 0; pos >= 0x40 && guard < 48; guard++) {
-		if (pmt_ctl_config_rw(p, name, pos, 1, &v, false))
-			return 0;
-		if (v == id)
-			return pos;
-		if (pmt_ctl_config_rw(p, name, pos + 1, 1, &v, false))
-			return 0;
-		pos = v & ~3u;
-	}
-	return 0;
+	struct ctl_cfg c = { p, name };
+	return cfg_find_cap(ctl_cfg_read, &c, id);
 }
 
 int pmt_ctl_config_read(struct vfpmd_proc *p, const char *name, unsigned off, unsigned len,
@@ -247,20 +236,15 @@ int pmt_cfg_write(struct vfpm_client *c, unsigned off, const void *buf, unsigned
 	return vfpm_client_region_write(c, VFIO_PCI_CONFIG_REGION_INDEX, off, buf, len);
 }
 
+static int client_cfg_read(void *ctx, unsigned off, unsigned len, uint32_t *val)
+{
+	*val = 0;
+	return pmt_cfg_read(ctx, off, val, len);   /* little-endian host */
+}
+
 unsigned pmt_pm_cap(struct vfpm_client *c)
 {
-	uint8_t ptr = 0;
-	if (pmt_cfg_read(c, PCI_CAPABILITY_LIST, &ptr, 1))
-		return 0;
-	for (unsigned n = 0; ptr && n < 48; n++) {
-		uint8_t hdr[2];
-		if (pmt_cfg_read(c, ptr, hdr, 2))
-			return 0;
-		if (hdr[0] == PCI_CAP_ID_PM)
-			return ptr;
-		ptr = hdr[1];
-	}
-	return 0;
+	return cfg_find_cap(client_cfg_read, c, PCI_CAP_ID_PM);
 }
 
 uint64_t pmt_eventfd_count(int efd)

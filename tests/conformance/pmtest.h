@@ -63,7 +63,15 @@ uint64_t pmt_eventfd_count(int efd);
 void pmt_watchdog_arm(const char *name, int seconds);
 void pmt_watch(pid_t pid);
 void pmt_watchdog_disarm(void);
-/* Sleeps ms milliseconds. */
+/* The pause between two polls of a wait loop that has a deadline. Never a
+ * wait on its own. */
 void pmt_sleep_ms(int ms);
+/* A window of ms in which the test shows that nothing happens: no idle
+ * suspend of a device held by a reference or a setting, no DMA from a
+ * device that may not master. vfpmd's work queue and device threads run
+ * in another process, which a test cannot step, and an absence has no
+ * event to wait for: the window is the only way to look. The same rules
+ * are asserted by stepping in process (tests/unit/core, test_rpm_step). */
+void pmt_quiet_ms(int ms);
 
 #endif

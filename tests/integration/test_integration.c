@@ -70,7 +70,6 @@ enum { IRQ_INTX = 0, IRQ_MSI, IRQ_MSIX, IRQ_ERR, IRQ_REQ };
 #define GUEST_SIZE (2u << 20)
 
 static struct vfpmd_proc g_proc;   /* the default demo device, for the group */
-static int g_fds_at_start;
 
 /* ------------------------------------------------------------------ */
 /* Resources a test holds: a failed assertion leaves the test early, so the
@@ -81,25 +80,7 @@ static int g_fds_at_start;
 static struct vfpm_client *g_clients[MAX_CLIENTS];
 static struct vfpmd_proc g_extra[MAX_EXTRA];
 static bool g_extra_used[MAX_EXTRA];
-static pid_t g_child = -1;         /* a vfpmd run to completion */
 static char g_tmpdir[128];
-
-static void watchdog(int sig)
-{
-	static const char msg[] = "test_integration: watchdog expired (a wait hung)\n";
-	(void)sig;
-	if (write(2, msg, sizeof(msg) - 1) < 0) {
-		/* nothing to do */
-	}
-	if (g_proc.pid > 0)
-		kill(g_proc.pid, SIGKILL);
-	for (int i = 0; i < MAX_EXTRA; i++)
-		if (g_extra_used[i] && g_extra[i].pid > 0)
-			kill(g_extra[i].pid, SIGKILL);
-	if (g_child > 0)
-		kill(g_child, SIGKILL);
-	_exit(124);
-}
 
 static struct vfpm_client *cl_connect(const char *path, const struct vfpm_client_opts *o)
 {
@@ -139,6 +120,7 @@ static struct vfpmd_proc *extra_start(const char *const *specs, const char *cons
 		if (rc)
 			fail_msg("vfpmd_start(%s): %s", specs[0], strerror(-rc));
 		g_extra_used[i] = true;
+		harness_watch(g_extra[i].pid);   /* killed if the test hangs */
 		return &g_extra[i];
 	}
 	fail_msg("too many daemons in one test");
@@ -148,6 +130,7 @@ static struct vfpmd_proc *extra_start(const char *const *specs, const char *cons
 /* SIGTERM and reap; the socket files stay for the test to inspect. */
 static int extra_terminate(struct vfpmd_proc *p)
 {
+	harness_unwatch(p->pid);
 	return vfpmd_terminate(p);
 }
 
@@ -241,17 +224,16 @@ static void set_command(struct vfpm_client *c, uint16_t cmd)
 	assert_int_equal(cfg_rd(c, PCI_COMMAND, 2), cmd);
 }
 
-/* Walks the standard capability list; returns the offset of id or 0. */
+static int client_cfg_read(void *ctx, unsigned off, unsigned len, uint32_t *val)
+{
+	*val = cfg_rd(ctx, off, len);
+	return 0;
+}
+
+/* The offset of capability id, or 0. */
 static unsigned find_cap(struct vfpm_client *c, uint8_t id)
 {
-	unsigned off = cfg_rd(c, PCI_CAPABILITY_LIST, 1) & 0xfc;
-	for (int n = 0; off && n < 48; n++) {
-		uint32_t h = cfg_rd(c, off, 2);
-		if ((h & 0xff) == id)
-			return off;
-		off = (h >> 8) & 0xfc;
-	}
-	return 0;
+	return cfg_find_cap(client_cfg_read, c, id);
 }
 
 static int64_t now_ms(void)
@@ -420,7 +402,7 @@ static void run_vfpmd(const char *const *args, struct run_result *r)
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
-	g_child = pid;
+	harness_watch(pid);   /* killed if the test hangs */
 	close(po[1]);
 	close(pe[1]);
 	struct pollfd p[2] = { { .fd = po[0], .events = POLLIN }, { .fd = pe[0], .events = POLLIN } };
@@ -458,10 +440,10 @@ static void run_vfpmd(const char *const *args, struct run_result *r)
 	if (w != pid) {
 		kill(pid, SIGKILL);
 		waitpid(pid, &st, 0);
-		g_child = -1;
+		harness_unwatch(pid);
 		fail_msg("vfpmd %s did not exit (stderr: %s)", args[0], r->err);
 	}
-	g_child = -1;
+	harness_unwatch(pid);
 	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
@@ -471,40 +453,28 @@ static void run_vfpmd(const char *const *args, struct run_result *r)
 static int group_setup(void **state)
 {
 	(void)state;
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGALRM, watchdog);
 	static const char *const specs[] = { "demo", NULL };
-	int rc = vfpmd_start(&g_proc, specs, NULL);
-	if (rc) {
-		fprintf(stderr, "vfpmd_start: %s\n", strerror(-rc));
-		return -1;
-	}
-	return 0;
+	return harness_group_start(&g_proc, specs);
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	int rc = vfpmd_stop(&g_proc);
-	if (rc != 0) {
-		fprintf(stderr, "vfpmd did not exit cleanly: %d\n", rc);
-		return -1;
-	}
-	return 0;
+	return harness_group_stop(&g_proc);
 }
 
 static int test_setup(void **state)
 {
 	(void)state;
-	alarm(WATCHDOG_S);
-	g_fds_at_start = count_open_fds();
+	harness_watchdog_arm("test_integration", WATCHDOG_S);
+	harness_fds_mark();
 	return 0;
 }
 
 static int test_teardown(void **state)
 {
 	(void)state;
-	alarm(0);
+	harness_watchdog_disarm();
 	int bad = 0;
 	for (int i = 0; i < MAX_CLIENTS; i++) {
 		if (g_clients[i]) {
@@ -524,17 +494,9 @@ static int test_teardown(void **state)
 		fprintf(stderr, "the test left clients or daemons behind\n");
 		return -1;
 	}
-	int now = count_open_fds();
-	if (now != g_fds_at_start) {
-		fprintf(stderr, "descriptor leak: %d open before the test, %d after\n",
-			g_fds_at_start, now);
+	if (harness_fds_check())
 		return -1;
-	}
-	if (kill(g_proc.pid, 0) != 0) {
-		fprintf(stderr, "vfpmd died during the test\n");
-		return -1;
-	}
-	return 0;
+	return harness_check_alive(&g_proc);
 }
 
 /* ------------------------------------------------------------------ */

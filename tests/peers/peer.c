@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "wire/proto.h"
 
 static int cfg_piece(struct peer *p, unsigned off, unsigned len, uint32_t *val, bool wr)
@@ -70,20 +71,14 @@ int peer_cfg_dump(struct peer *p, uint8_t out[4096])
 	return 0;
 }
 
+static int peer_cfg_reader(void *ctx, unsigned off, unsigned len, uint32_t *val)
+{
+	return peer_cfg_read(ctx, off, len, val);
+}
+
 static unsigned find_cap(struct peer *p, uint8_t id)
 {
-	uint32_t pos = 0;
-	if (peer_cfg_read(p, PCI_CAPABILITY_LIST, 1, &pos))
-		return 0;
-	for (int guard = 0; pos >= 0x40 && guard < 48; guard++) {
-		uint32_t cid = 0, next = 0;
-		if (peer_cfg_read(p, pos, 1, &cid) || peer_cfg_read(p, pos + 1, 1, &next))
-			return 0;
-		if (cid == id)
-			return pos;
-		pos = next & ~3u;
-	}
-	return 0;
+	return cfg_find_cap(peer_cfg_reader, p, id);
 }
 
 int peer_connect(struct peer *p, const char *sock)

@@ -114,6 +114,11 @@ static uint32_t cfg(unsigned off, unsigned len)
 	return v;
 }
 
+static int peer_cfg_reader(void *ctx, unsigned off, unsigned len, uint32_t *val)
+{
+	return peer_cfg_read(ctx, off, len, val);
+}
+
 static void cfg_set(unsigned off, unsigned len, uint32_t v)
 {
 	assert_int_equal(peer_cfg_write(&g_p, off, len, v), 0);
@@ -296,10 +301,7 @@ static void msix_table_programming_client_gets_table_masking(void **state)
 	for (unsigned v = 0; v < PEER_MAX_VEC; v++)
 		g_p.guest_fd[v] = g_p.pend_fd[v] = -1;
 	mem_on();
-	unsigned cap = 0;
-	for (uint32_t pos = cfg(PCI_CAPABILITY_LIST, 1); pos; pos = cfg(pos + 1, 1))
-		if (cfg(pos, 1) == PCI_CAP_ID_MSIX)
-			cap = pos;
+	unsigned cap = cfg_find_cap(peer_cfg_reader, &g_p, PCI_CAP_ID_MSIX);
 	assert_true(cap);
 	cfg_set(cap + PCI_MSIX_FLAGS, 2, PCI_MSIX_FLAGS_ENABLE);
 	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -46,26 +46,10 @@
 
 static struct vfpmd_proc g_proc;
 static uint16_t g_id = 0x100;
-static int g_fds_at_start;
 
 static const char *sock_path(void)
 {
 	return g_proc.sock[0];
-}
-
-/* ------------------------------------------------------------------ */
-/* Watchdog: a wait that hangs fails the run instead of blocking it. */
-
-static void watchdog(int sig)
-{
-	static const char msg[] = "test_raw: watchdog expired (a wait hung)\n";
-	(void)sig;
-	if (write(2, msg, sizeof(msg) - 1) < 0) {
-		/* nothing to do */
-	}
-	if (g_proc.pid > 0)
-		kill(g_proc.pid, SIGKILL);
-	_exit(124);
 }
 
 /* vfpmd's stderr, for a failure that needs the server's side of it */
@@ -281,18 +265,7 @@ static int connect_with_caps(const char *json)
 
 static int server_fd_count(void)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)g_proc.pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return -1;
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
+	return proc_count(g_proc.pid, "fd");
 }
 
 /* After the server dropped its copies of a pipe's write end and we closed
@@ -350,33 +323,21 @@ static void mem_enable(int fd)
 static int group_setup(void **state)
 {
 	(void)state;
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGALRM, watchdog);
 	static const char *const specs[] = { "demo", NULL };
-	int rc = vfpmd_start(&g_proc, specs, NULL);
-	if (rc) {
-		fprintf(stderr, "vfpmd_start: %s\n", strerror(-rc));
-		return -1;
-	}
-	return 0;
+	return harness_group_start(&g_proc, specs);
 }
 
 static int group_teardown(void **state)
 {
 	(void)state;
-	int rc = vfpmd_stop(&g_proc);
-	if (rc != 0) {
-		fprintf(stderr, "vfpmd did not exit cleanly after the raw tests: %d\n", rc);
-		return -1;
-	}
-	return 0;
+	return harness_group_stop(&g_proc);
 }
 
 static int test_setup(void **state)
 {
 	(void)state;
-	alarm(WATCHDOG_S);
-	g_fds_at_start = count_open_fds();
+	harness_watchdog_arm("test_raw", WATCHDOG_S);
+	harness_fds_mark();
 	return 0;
 }
 
@@ -385,7 +346,7 @@ static int test_setup(void **state)
 static int test_teardown(void **state)
 {
 	(void)state;
-	alarm(0);
+	harness_watchdog_disarm();
 	int left = g_nsocks;
 	while (g_nsocks)
 		sclose(g_socks[0]);
@@ -393,17 +354,9 @@ static int test_teardown(void **state)
 		fprintf(stderr, "%d connection(s) left open by the test\n", left);
 		return -1;
 	}
-	int now = count_open_fds();
-	if (now != g_fds_at_start) {
-		fprintf(stderr, "descriptor leak: %d open before the test, %d after\n",
-			g_fds_at_start, now);
+	if (harness_fds_check())
 		return -1;
-	}
-	if (kill(g_proc.pid, 0) != 0) {
-		fprintf(stderr, "vfpmd died during the test\n");
-		return -1;
-	}
-	return 0;
+	return harness_check_alive(&g_proc);
 }
 
 /* ------------------------------------------------------------------ */

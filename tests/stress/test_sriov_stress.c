@@ -425,17 +425,7 @@ static unsigned find_caps(struct pf *p)
 			p->cap = off;
 		off = PCI_EXT_CAP_NEXT(h);
 	}
-	uint32_t ptr = 0;
-	if (pmt_ctl_config_rw(&proc, p->name, PCI_CAPABILITY_LIST, 1, &ptr, false))
-		return 0;
-	for (unsigned n = 0; ptr && n < 48 && !p->pm; n++) {
-		uint32_t hdr = 0;
-		if (pmt_ctl_config_rw(&proc, p->name, ptr, 2, &hdr, false))
-			return 0;
-		if ((hdr & 0xff) == PCI_CAP_ID_PM)
-			p->pm = ptr;
-		ptr = hdr >> 8;
-	}
+	p->pm = pmt_ctl_find_cap(&proc, p->name, PCI_CAP_ID_PM);
 	return p->cap && p->pm;
 }
 

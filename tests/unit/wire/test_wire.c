@@ -12,11 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -286,14 +290,68 @@ static void test_fds_max(void **state)
 
 /* --- messages in pieces --- */
 
+/* --- waiting for the other thread without sleeping: each wait polls a
+ * state with a 5 s deadline that only bounds a broken run --- */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+#define WAIT_NS (5ull * 1000000000u)
+
+/* Until the peer has read every byte written to it. */
+static bool wait_consumed(int peer)
+{
+	uint64_t end = mono_ns() + WAIT_NS;
+	for (;;) {
+		int unread = -1;
+		if (ioctl(peer, FIONREAD, &unread) == 0 && unread == 0)
+			return true;
+		if (mono_ns() > end)
+			return false;
+		sched_yield();
+	}
+}
+
+/* The system call thread tid is in (-1 while it runs in user space). */
+static long syscall_of(pid_t tid)
+{
+	char path[64], line[64];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	long nr = -1;
+	if (!fgets(line, sizeof(line), f) || sscanf(line, "%ld", &nr) != 1)
+		nr = -1;
+	fclose(f);
+	return nr;
+}
+
+/* Until thread tid is inside system call nr (blocked there, as nothing
+ * can complete it yet). */
+static bool wait_in_syscall(pid_t tid, long nr)
+{
+	uint64_t end = mono_ns() + WAIT_NS;
+	while (syscall_of(tid) != nr) {
+		if (mono_ns() > end)
+			return false;
+		sched_yield();
+	}
+	return true;
+}
+
 struct piece_writer {
 	int sock;
+	int peer;   /* the reader's end: each byte is read before the next goes */
 	const uint8_t *buf;
 	size_t len;
 	/* descriptors attached to the byte at these offsets (SIZE_MAX: none) */
 	size_t fd_at[2];
 	int fd[2];
-	unsigned delay_us;
 };
 
 static void *piece_writer_main(void *arg)
@@ -319,7 +377,8 @@ static void *piece_writer_main(void *arg)
 		}
 		if (sendmsg(w->sock, &mh, MSG_NOSIGNAL) != 1)
 			return (void *)1;
-		usleep(w->delay_us);
+		if (!wait_consumed(w->peer))
+			return (void *)1;
 	}
 	return NULL;
 }
@@ -337,9 +396,8 @@ static void test_bytewise_from_thread(void **state)
 	int f0 = new_file(), f1 = new_file();
 
 	/* one descriptor rides on a header byte, one on a body byte */
-	struct piece_writer w = { .sock = sv[0], .buf = msg, .len = sizeof(msg),
-				  .fd_at = { 5, HDR + 20 }, .fd = { f0, f1 },
-				  .delay_us = 200 };
+	struct piece_writer w = { .sock = sv[0], .peer = sv[1], .buf = msg, .len = sizeof(msg),
+				  .fd_at = { 5, HDR + 20 }, .fd = { f0, f1 } };
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, piece_writer_main, &w), 0);
 	struct wire_msg m;
@@ -719,11 +777,13 @@ struct big_sender {
 	const int *fds;
 	int nfds;
 	int rc;
+	_Atomic pid_t tid;   /* the sender thread's, once it runs */
 };
 
 static void *big_sender_main(void *arg)
 {
 	struct big_sender *s = arg;
+	s->tid = (pid_t)syscall(SYS_gettid);
 	struct vfu_hdr h = { .msg_id = 0xbeef, .cmd = VFU_CMD_DMA_WRITE };
 	s->rc = wire_send(s->sock, &h, s->buf, s->len, s->fds, s->nfds);
 	return NULL;
@@ -788,9 +848,9 @@ static void test_nonblocking_recv(void **state)
 	memcpy(msg, &h, HDR);
 	pattern(msg + HDR, 30, 8);
 	raw_send(sv[0], msg, 10, NULL, 0);
-	struct piece_writer w = { .sock = sv[0], .buf = msg + 10, .len = sizeof(msg) - 10,
-				  .fd_at = { SIZE_MAX, SIZE_MAX }, .fd = { -1, -1 },
-				  .delay_us = 500 };
+	struct piece_writer w = { .sock = sv[0], .peer = sv[1], .buf = msg + 10,
+				  .len = sizeof(msg) - 10, .fd_at = { SIZE_MAX, SIZE_MAX },
+				  .fd = { -1, -1 } };
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, piece_writer_main, &w), 0);
 	int rc = wire_recv(sv[1], &m, 4096, 1);
@@ -827,8 +887,22 @@ static void catch_usr1(struct sigaction *old)
 	assert_int_equal(sigaction(SIGUSR1, &sa, old), 0);
 }
 
+/* Until the handler has run n times in all. */
+static bool wait_usr1(int n)
+{
+	uint64_t end = mono_ns() + WAIT_NS;
+	while (usr1_count < n) {
+		if (mono_ns() > end)
+			return false;
+		sched_yield();
+	}
+	return true;
+}
+
 struct eintr_writer {
 	int sock;
+	int peer;          /* the reader's end */
+	pid_t target_tid;  /* the reader */
 	pthread_t target;
 	const uint8_t *buf;
 	size_t len;
@@ -838,15 +912,20 @@ struct eintr_writer {
 static void *eintr_writer_main(void *arg)
 {
 	struct eintr_writer *w = arg;
-	/* the reader blocks before the message starts and again inside it */
-	usleep(20000);
+	/* the reader is interrupted blocked before the message starts, and
+	 * again blocked inside it (the first piece read) */
+	if (!wait_in_syscall(w->target_tid, SYS_recvmsg))
+		return (void *)1;
 	pthread_kill(w->target, SIGUSR1);
-	usleep(20000);
+	if (!wait_usr1(1) || !wait_in_syscall(w->target_tid, SYS_recvmsg))
+		return (void *)1;
 	if (send(w->sock, w->buf, w->split, MSG_NOSIGNAL) != (ssize_t)w->split)
 		return (void *)1;
-	usleep(20000);
+	if (!wait_consumed(w->peer) || !wait_in_syscall(w->target_tid, SYS_recvmsg))
+		return (void *)1;
 	pthread_kill(w->target, SIGUSR1);
-	usleep(20000);
+	if (!wait_usr1(2))
+		return (void *)1;
 	if (send(w->sock, w->buf + w->split, w->len - w->split, MSG_NOSIGNAL) !=
 	    (ssize_t)(w->len - w->split))
 		return (void *)1;
@@ -866,8 +945,8 @@ static void test_eintr_recv(void **state)
 	fill_hdr(&h, 31, VFU_CMD_REGION_WRITE, sizeof(msg));
 	memcpy(msg, &h, HDR);
 	pattern(msg + HDR, 20, 31);
-	struct eintr_writer w = { .sock = sv[0], .target = pthread_self(), .buf = msg,
-				  .len = sizeof(msg), .split = 9 };
+	struct eintr_writer w = { .sock = sv[0], .peer = sv[1], .target_tid = (pid_t)syscall(SYS_gettid),
+				  .target = pthread_self(), .buf = msg, .len = sizeof(msg), .split = 9 };
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, eintr_writer_main, &w), 0);
 	struct wire_msg m;
@@ -909,11 +988,15 @@ static void test_eintr_send(void **state)
 	struct big_sender s = { .sock = sv[0], .buf = buf, .len = len, .fds = &f, .nfds = 1 };
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, big_sender_main, &s), 0);
+	/* each signal finds the sender blocked in sendmsg on the full socket */
+	uint64_t end = mono_ns() + WAIT_NS;
+	while (!s.tid && mono_ns() < end)
+		sched_yield();
 	for (int i = 0; i < 3; i++) {
-		usleep(20000);
+		assert_true(wait_in_syscall(s.tid, SYS_sendmsg));
 		pthread_kill(t, SIGUSR1);
+		assert_true(wait_usr1(i + 1));
 	}
-	usleep(20000);
 	struct wire_msg m;
 	int rc = wire_recv(sv[1], &m, VFPM_MAX_MSG_SIZE, 1);
 	assert_int_equal(pthread_join(t, NULL), 0);
