@@ -236,7 +236,6 @@ struct vfpm_device {
 	bool msix_table_written;    /* the client wrote the table since reset */
 	int *msix_fds;
 	int err_fd, req_fd;
-	uint16_t last_command;
 	struct dev_pm pm;
 	/* SR-IOV: a PF with VFs refuses every state above D0 (B34) */
 	atomic_bool sriov_active;

@@ -499,7 +499,6 @@ static int create_common(const struct vfpm_model *model, const char *name, struc
 	irq_reset_state(dev);
 	mutex_unlock(&dev->lock);
 	pci_cfg_seal(&dev->cfg);
-	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
 	if (wq)
 		pm_go_idle(dev);
 	*out = dev;
@@ -608,7 +607,6 @@ void device_reset(struct vfpm_device *dev, const char *cause, bool keep_config)
 		sriov_keep_restore(dev, &keep);
 		irq_reset_state(dev);
 	}
-	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
 	mutex_unlock(&dev->lock);
 	mutex_unlock(&dev->pm.trans_lock);
 	/* mappings follow memory_enabled again (revoked while COMMAND.MEM
@@ -680,11 +678,9 @@ static int config_rw(struct vfpm_device *dev, uint64_t off, void *buf, uint32_t 
 	int rc = !is_write ? pci_cfg_read(&dev->cfg, (unsigned)off, buf, count)
 		 : host	   ? pci_cfg_write(&dev->cfg, (unsigned)off, buf, count, &fx)
 			   : region_cfg_client_write_locked(dev, (unsigned)off, buf, count, &fx);
-	uint16_t cmd = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
-	bool changed = cmd != dev->last_command;
-	bool mem_changed = (cmd ^ dev->last_command) & PCI_COMMAND_MEMORY;
-	dev->last_command = cmd;
 	mutex_unlock(&dev->lock);
+	bool changed = fx.flags & PCI_FX_COMMAND;
+	bool mem_changed = changed && ((fx.command ^ fx.command_old) & PCI_COMMAND_MEMORY);
 	/* The write's effects, acted on once and outside dev->lock:
 	 * PowerState transitions sleep and take memory_lock, VF Enable
 	 * creates devices, the model may raise interrupts. */
@@ -696,7 +692,7 @@ static int config_rw(struct vfpm_device *dev, uint64_t off, void *buf, uint32_t 
 	}
 	if (changed && dev->ops->command_changed) {
 		region_cb_enter(dev);
-		dev->ops->command_changed(dev->priv, cmd);
+		dev->ops->command_changed(dev->priv, fx.command);
 		region_cb_exit(dev);
 	}
 	if (fx.flags & PCI_FX_FLR)

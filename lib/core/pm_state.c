@@ -93,7 +93,6 @@ void pm_cfg_restore(struct vfpm_device *dev, const uint8_t *s)
 	sriov_keep_save(dev, &keep);
 	memcpy(dev->cfg.data, s, VPCI_CFG_SIZE);
 	sriov_keep_restore(dev, &keep);
-	dev->last_command = pci_cfg_get16(&dev->cfg, PCI_COMMAND);
 	mutex_unlock(&dev->lock);
 }
 

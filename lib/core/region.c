@@ -317,8 +317,11 @@ int region_cfg_client_write_locked(struct vfpm_device *dev, unsigned off, const 
 		rc = pci_cfg_write(&dev->cfg, end, (const uint8_t *)buf + (end - off),
 				   off + len - end, &b);
 	if (fx) {
+		/* COMMAND is below every extended capability: only a changes it */
+		*fx = a;
 		fx->flags = a.flags | b.flags;
-		fx->power_state = a.flags & PCI_FX_POWER ? a.power_state : b.power_state;
+		if (!(a.flags & PCI_FX_POWER))
+			fx->power_state = b.power_state;
 	}
 	return rc;
 }

@@ -208,6 +208,7 @@ int pci_cfg_write(struct pci_cfg *cfg, unsigned off, const void *buf, size_t len
 	*fx = (struct pci_effects){ 0 };
 	if (!in_space(off, len) || (len && !buf))
 		return -EINVAL;
+	uint16_t cmd = pci_cfg_get16(cfg, PCI_COMMAND);
 	const uint8_t *p = buf;
 	while (len) {
 		unsigned n = piece_len(off, len);
@@ -215,6 +216,12 @@ int pci_cfg_write(struct pci_cfg *cfg, unsigned off, const void *buf, size_t len
 		off += n;
 		p += n;
 		len -= n;
+	}
+	uint16_t now = pci_cfg_get16(cfg, PCI_COMMAND);
+	if (now != cmd) {
+		fx->flags |= PCI_FX_COMMAND;
+		fx->command_old = cmd;
+		fx->command = now;
 	}
 	return 0;
 }

@@ -31,10 +31,12 @@ struct pci_perm {
 struct pci_effects {
 	unsigned flags;        /* PCI_FX_* */
 	int power_state;       /* PCI_FX_POWER: the PowerState written (0..3) */
+	uint16_t command_old, command;   /* PCI_FX_COMMAND: before and after */
 };
 #define PCI_FX_POWER 0x1u      /* a write that starts at PMCSR (a transition) */
 #define PCI_FX_FLR 0x2u        /* DEVCTL Initiate FLR was set */
 #define PCI_FX_SRIOV_CTRL 0x4u /* the SR-IOV Control register was written */
+#define PCI_FX_COMMAND 0x8u    /* the COMMAND register's value changed */
 
 /* The raw client access that caused a write hook to run. */
 struct pci_access {

@@ -178,6 +178,38 @@ static void test_command_rw_bits(void **state)
 	free(cfg);
 }
 
+/* A write that changes COMMAND says so in its effects, with both values;
+ * one that stores the same value, or touches no COMMAND bit that sticks,
+ * does not. */
+static void test_command_effect(void **state)
+{
+	struct pci_cfg *cfg = new_cfg();
+	struct pci_effects fx;
+	uint16_t v = PCI_COMMAND_MEMORY;
+	assert_int_equal(pci_cfg_write(cfg, PCI_COMMAND, &v, 2, &fx), 0);
+	assert_true(fx.flags & PCI_FX_COMMAND);
+	assert_int_equal(fx.command_old, 0);
+	assert_int_equal(fx.command, PCI_COMMAND_MEMORY);
+	/* the same value again: no change */
+	assert_int_equal(pci_cfg_write(cfg, PCI_COMMAND, &v, 2, &fx), 0);
+	assert_false(fx.flags & PCI_FX_COMMAND);
+	/* only read-only bits: nothing sticks, no change */
+	v = PCI_COMMAND_MEMORY | PCI_COMMAND_SPECIAL;
+	assert_int_equal(pci_cfg_write(cfg, PCI_COMMAND, &v, 2, &fx), 0);
+	assert_false(fx.flags & PCI_FX_COMMAND);
+	/* a dword write over COMMAND and STATUS */
+	uint32_t d = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
+	assert_int_equal(pci_cfg_write(cfg, PCI_COMMAND, &d, 4, &fx), 0);
+	assert_true(fx.flags & PCI_FX_COMMAND);
+	assert_int_equal(fx.command_old, PCI_COMMAND_MEMORY);
+	assert_int_equal(fx.command, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	/* a write elsewhere */
+	uint8_t b = 0x10;
+	assert_int_equal(pci_cfg_write(cfg, PCI_LATENCY_TIMER, &b, 1, &fx), 0);
+	assert_false(fx.flags & PCI_FX_COMMAND);
+	free(cfg);
+}
+
 static void test_status_w1c(void **state)
 {
 	struct pci_cfg *cfg = new_cfg();
@@ -1044,6 +1076,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ids_read_only),
 		cmocka_unit_test(test_command_rw_bits),
+		cmocka_unit_test(test_command_effect),
 		cmocka_unit_test(test_status_w1c),
 		cmocka_unit_test(test_status_ro_bits),
 		cmocka_unit_test(test_header_dword_0c),
