@@ -169,7 +169,7 @@ static int reply(uint16_t id, uint16_t cmd, void *out, size_t out_len)
 	int err = (m.hdr.flags & VFU_F_ERROR) ? (int)m.hdr.error : 0;
 	if (err)
 		assert_int_equal(m.len, 0);
-	if (out)
+	if (out && m.len)
 		memcpy(out, m.payload, m.len < out_len ? m.len : out_len);
 	wire_msg_release(&m);
 	return err;
