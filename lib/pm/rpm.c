@@ -5,15 +5,19 @@
 #include <stdlib.h>
 
 struct rpm_wq {
-	pthread_mutex_t mu;     /* the list and running */
-	pthread_cond_t cv;      /* CLOCK_MONOTONIC */
-	pthread_cond_t done_cv; /* running changed */
+	pthread_mutex_t mu;     /* everything below */
+	pthread_cond_t cv;      /* the leader's: the list changed (CLOCK_MONOTONIC) */
+	pthread_cond_t idle_cv; /* the other free workers': the leader left */
+	pthread_cond_t done_cv; /* an entry's run finished */
 	struct rpm *head;
-	struct rpm *running;    /* entry whose suspend is being attempted */
 	bool stop;
 	bool manual;            /* no thread: rpm_wq_step runs the work */
+	bool leader;            /* a free worker is watching the list */
+	unsigned nworkers;      /* threads started (threads[0..nworkers)) */
+	unsigned busy;          /* workers running a suspend */
+	unsigned max_workers;
 	const struct pm_clock *clock;
-	pthread_t thread;
+	pthread_t *threads;
 };
 
 const char *rpm_status_name(enum rpm_status s)
@@ -41,26 +45,26 @@ static void wq_run(struct rpm_wq *wq, struct rpm **link)
 	*link = r->next;
 	r->next = NULL;
 	r->queued = false;
-	wq->running = r;
+	r->wq_running++;
 	pthread_mutex_unlock(&wq->mu);
 	try_suspend(r);
 	pthread_mutex_lock(&wq->mu);
-	wq->running = NULL;
+	r->wq_running--;
 	pthread_cond_broadcast(&wq->done_cv);
 }
 
-static void *wq_main(void *arg)
+/* wq->mu held, as the leader: sleeps until an entry is due (with no
+ * timeout while the list is empty) and returns its link, or NULL once the
+ * queue stops. */
+static struct rpm **wq_wait_due(struct rpm_wq *wq)
 {
-	struct rpm_wq *wq = arg;
-	pthread_mutex_lock(&wq->mu);
 	while (!wq->stop) {
-		uint64_t now = pm_clock_now(wq->clock);
 		struct rpm **best = wq_earliest(wq);
 		if (!best) {
 			pthread_cond_wait(&wq->cv, &wq->mu);   /* nothing queued: sleep */
 			continue;
 		}
-		if ((*best)->due_ns > now) {
+		if ((*best)->due_ns > pm_clock_now(wq->clock)) {
 			/* the monotonic clock's nanoseconds: the cv's clock */
 			uint64_t due_ns = (*best)->due_ns;
 			struct timespec due = { (time_t)(due_ns / 1000000000u),
@@ -68,26 +72,77 @@ static void *wq_main(void *arg)
 			pthread_cond_timedwait(&wq->cv, &wq->mu, &due);
 			continue;
 		}
-		wq_run(wq, best);
+		return best;
+	}
+	return NULL;
+}
+
+static void *wq_worker(void *arg);
+
+/* wq->mu held. One more worker, unless the bound is reached or the thread
+ * cannot be made (then the due entries wait for a busy worker to finish). */
+static void wq_spawn(struct rpm_wq *wq)
+{
+	if (wq->nworkers == wq->max_workers)
+		return;
+	if (!pthread_create(&wq->threads[wq->nworkers], NULL, wq_worker, wq))
+		wq->nworkers++;
+}
+
+/* Leader and followers: of the free workers exactly one (the leader) waits
+ * on the list, with the earliest due time as its timeout; the others sleep
+ * on idle_cv with none. The leader that takes an entry hands the watch to a
+ * follower, or starts one when every worker is busy, so a suspend that
+ * blocks holds up only its own worker. Workers are started on demand and
+ * then stay (blocked, no timeout, when there is no work). */
+static void *wq_worker(void *arg)
+{
+	struct rpm_wq *wq = arg;
+	pthread_mutex_lock(&wq->mu);
+	while (!wq->stop) {
+		if (wq->leader) {
+			pthread_cond_wait(&wq->idle_cv, &wq->mu);
+			continue;
+		}
+		wq->leader = true;
+		struct rpm **due = wq_wait_due(wq);
+		wq->leader = false;
+		if (!due)
+			break;
+		if (++wq->busy == wq->nworkers)
+			wq_spawn(wq);   /* it finds no leader: it becomes one */
+		else
+			pthread_cond_signal(&wq->idle_cv);
+		wq_run(wq, due);
+		wq->busy--;
 	}
 	pthread_mutex_unlock(&wq->mu);
 	return NULL;
 }
 
-static struct rpm_wq *wq_alloc(const struct pm_clock *clock, bool manual)
+static struct rpm_wq *wq_alloc(const struct pm_clock *clock, bool manual, unsigned max_workers)
 {
 	struct rpm_wq *wq = calloc(1, sizeof(*wq));
 	if (!wq)
 		return NULL;
+	if (max_workers) {
+		wq->threads = calloc(max_workers, sizeof(*wq->threads));
+		if (!wq->threads) {
+			free(wq);
+			return NULL;
+		}
+	}
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&wq->mu, NULL);
 	pthread_cond_init(&wq->cv, &ca);
+	pthread_cond_init(&wq->idle_cv, NULL);
 	pthread_cond_init(&wq->done_cv, NULL);
 	pthread_condattr_destroy(&ca);
 	wq->clock = clock;
 	wq->manual = manual;
+	wq->max_workers = max_workers;
 	return wq;
 }
 
@@ -95,29 +150,40 @@ static void wq_free(struct rpm_wq *wq)
 {
 	pthread_mutex_destroy(&wq->mu);
 	pthread_cond_destroy(&wq->cv);
+	pthread_cond_destroy(&wq->idle_cv);
 	pthread_cond_destroy(&wq->done_cv);
+	free(wq->threads);
 	free(wq);
 }
 
-int rpm_wq_create(struct rpm_wq **out)
+int rpm_wq_create_bounded(struct rpm_wq **out, unsigned max_workers)
 {
-	struct rpm_wq *wq = wq_alloc(&pm_clock_monotonic, false);
+	if (!max_workers)
+		return -EINVAL;
+	struct rpm_wq *wq = wq_alloc(&pm_clock_monotonic, false, max_workers);
 	if (!wq)
 		return -ENOMEM;
-	int rc = pthread_create(&wq->thread, NULL, wq_main, wq);
+	/* the first worker now, so that a queue that cannot run fails here */
+	int rc = pthread_create(&wq->threads[0], NULL, wq_worker, wq);
 	if (rc) {
 		wq_free(wq);
 		return -rc;
 	}
+	wq->nworkers = 1;
 	*out = wq;
 	return 0;
+}
+
+int rpm_wq_create(struct rpm_wq **out)
+{
+	return rpm_wq_create_bounded(out, RPM_WQ_MAX_WORKERS);
 }
 
 int rpm_wq_create_manual(struct rpm_wq **out, const struct pm_clock *clock)
 {
 	if (!clock)
 		return -EINVAL;
-	struct rpm_wq *wq = wq_alloc(clock, true);
+	struct rpm_wq *wq = wq_alloc(clock, true, 0);
 	if (!wq)
 		return -ENOMEM;
 	*out = wq;
@@ -129,11 +195,15 @@ void rpm_wq_destroy(struct rpm_wq *wq)
 	if (!wq)
 		return;
 	if (!wq->manual) {
+		/* no worker starts another once stop is set: nworkers is final */
 		pthread_mutex_lock(&wq->mu);
 		wq->stop = true;
+		unsigned n = wq->nworkers;
 		pthread_cond_broadcast(&wq->cv);
+		pthread_cond_broadcast(&wq->idle_cv);
 		pthread_mutex_unlock(&wq->mu);
-		pthread_join(wq->thread, NULL);
+		for (unsigned i = 0; i < n; i++)
+			pthread_join(wq->threads[i], NULL);
 	}
 	wq_free(wq);
 }
@@ -203,6 +273,7 @@ void rpm_init(struct rpm *r, const struct rpm_ops *ops, void *ctx, struct rpm_wq
 	r->power_on = false;
 	r->autosuspend_delay_ms = 0;
 	r->queued = false;
+	r->wq_running = 0;
 	r->next = NULL;
 	r->suspends = r->resumes = r->suspend_errors = r->resume_errors = r->underflows = 0;
 	r->dead = false;
@@ -226,7 +297,7 @@ void rpm_fini(struct rpm *r)
 			}
 		}
 		r->queued = false;
-		while (wq->running == r)
+		while (r->wq_running)
 			pthread_cond_wait(&wq->done_cv, &wq->mu);
 		pthread_mutex_unlock(&wq->mu);
 	}

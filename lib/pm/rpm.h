@@ -52,6 +52,7 @@ struct rpm {
 	bool power_on;              /* power_control=on holds a reference */
 	int autosuspend_delay_ms;   /* < 0: never autosuspend (as Linux) */
 	bool queued;                /* an idle check is in the work queue */
+	unsigned wq_running;        /* workers running its idle check (wq's lock) */
 	uint64_t due_ns;            /* when the queued check may suspend (wq's clock) */
 	struct rpm *next;           /* work queue list */
 	uint64_t suspends, resumes, suspend_errors, resume_errors;
@@ -59,10 +60,17 @@ struct rpm {
 	bool dead;                  /* being destroyed: no new suspends */
 };
 
-/* One worker thread that runs queued idle suspends (Linux's pm_wq). It
- * blocks with no timeout when nothing is queued. Due times are on the
- * monotonic clock. */
+/* The work queue that runs queued idle suspends (Linux's pm_wq). Due
+ * suspends of different devices run concurrently, each on a worker thread
+ * of a pool of at most RPM_WQ_MAX_WORKERS, so a suspend that blocks holds
+ * up only its own device: workers are started when every one is busy and
+ * a suspend is taken, and stay. Past the bound, due suspends wait in the
+ * queue (earliest due first) until a worker is free. Idle, every worker
+ * blocks with no timeout. Due times are on the monotonic clock. */
+#define RPM_WQ_MAX_WORKERS 16u
 int rpm_wq_create(struct rpm_wq **out);
+/* The same with a bound of max_workers (>= 1) threads: -EINVAL for 0. */
+int rpm_wq_create_bounded(struct rpm_wq **out, unsigned max_workers);
 /* A queue with no thread, for tests: queued idle suspends run only when
  * the caller steps the queue, and their due times are read on clock. */
 int rpm_wq_create_manual(struct rpm_wq **out, const struct pm_clock *clock);

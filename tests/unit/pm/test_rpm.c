@@ -90,7 +90,36 @@ struct fake {
 	atomic_int overlaps;       /* a callback started while another ran */
 	atomic_int finished;       /* rpm_fini returned */
 	atomic_int after_fini;     /* callbacks called after rpm_fini */
+	bool gated;                /* suspend waits for gate_open (gate_mu) */
 };
+
+/* A gate the test controls: a gated device's suspend callback blocks in
+ * it until the test opens it (a model whose suspend is stuck). */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+
+static void gate_close(struct fake *f)
+{
+	pthread_mutex_lock(&gate_mu);
+	f->gated = true;
+	pthread_mutex_unlock(&gate_mu);
+}
+
+static void gate_open(struct fake *f)
+{
+	pthread_mutex_lock(&gate_mu);
+	f->gated = false;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+}
+
+static void gate_pass(struct fake *f)
+{
+	pthread_mutex_lock(&gate_mu);
+	while (f->gated)
+		pthread_cond_wait(&gate_cv, &gate_mu);
+	pthread_mutex_unlock(&gate_mu);
+}
 
 static void cb_enter(struct fake *f, enum ev_kind k)
 {
@@ -112,6 +141,7 @@ static int fake_suspend(void *ctx)
 	struct fake *f = ctx;
 	cb_enter(f, EV_SUSPEND_START);
 	atomic_fetch_add(&f->suspend_calls, 1);
+	gate_pass(f);
 	int ms = atomic_load(&f->suspend_sleep_ms);
 	if (ms)
 		sleep_ms(ms);
@@ -169,6 +199,9 @@ static void fini_dev(struct fx *x, int i)
 static int teardown(void **state)
 {
 	struct fx *x = *state;
+	/* a test that failed with a suspend held in its gate: let it end */
+	gate_open(&x->dev[0]);
+	gate_open(&x->dev[1]);
 	fini_dev(x, 0);
 	fini_dev(x, 1);
 	rpm_wq_destroy(x->wq);
@@ -616,6 +649,101 @@ static void test_rpm_resume_host(void **state)
 	assert_int_equal(atomic_load(&f->suspend_calls), 2);
 }
 
+/* One device's stuck suspend holds up no other device's idle suspend:
+ * A's suspend blocks in the gate; B goes idle and suspends meanwhile. */
+static void test_blocked_suspend_does_not_stop_others(void **state)
+{
+	struct fx *x = *state;
+	struct fake *a = &x->dev[0], *b = &x->dev[1];
+	gate_close(a);
+	rpm_idle(&a->rpm);
+	assert_true(wait_int(&a->in_cb, 1, 5000));   /* A's suspend is in the gate */
+	assert_int_equal(rpm_status(&a->rpm), RPM_SUSPENDING);
+
+	rpm_idle(&b->rpm);
+	assert_true(wait_status(&b->rpm, RPM_SUSPENDED, 10000));
+	assert_int_equal(atomic_load(&b->suspend_calls), 1);
+	assert_int_equal(ctr(&b->rpm, &b->rpm.suspends), 1);
+	assert_int_equal(rpm_status(&a->rpm), RPM_SUSPENDING);   /* still stuck */
+	assert_int_equal(ctr(&a->rpm, &a->rpm.suspends), 0);
+
+	/* B wakes and idles again: it suspends a second time, A still stuck */
+	assert_int_equal(rpm_get(&b->rpm), 0);
+	assert_int_equal(atomic_load(&b->resume_calls), 1);
+	rpm_put(&b->rpm);
+	assert_true(wait_int(&b->suspend_calls, 2, 10000));
+	assert_true(wait_status(&b->rpm, RPM_SUSPENDED, 10000));
+	assert_int_equal(rpm_status(&a->rpm), RPM_SUSPENDING);
+
+	gate_open(a);
+	assert_true(wait_status(&a->rpm, RPM_SUSPENDED, 10000));
+	assert_int_equal(atomic_load(&a->suspend_calls), 1);
+	assert_int_equal(ctr(&a->rpm, &a->rpm.suspends), 1);
+}
+
+/* rpm_fini of a device returns while another device's suspend is stuck
+ * (it waits for its own device only), and the stuck one's fini waits for
+ * its callback. */
+static void test_fini_beside_blocked_suspend(void **state)
+{
+	struct fx *x = *state;
+	struct fake *a = &x->dev[0], *b = &x->dev[1];
+	gate_close(a);
+	rpm_idle(&a->rpm);
+	assert_true(wait_int(&a->in_cb, 1, 5000));
+	rpm_set_autosuspend_delay(&b->rpm, 60000);   /* B queued, not due */
+	fini_dev(x, 1);                              /* returns: A is not B */
+	assert_int_equal(atomic_load(&b->suspend_calls), 0);
+	assert_int_equal(rpm_status(&a->rpm), RPM_SUSPENDING);
+	gate_open(a);
+	fini_dev(x, 0);
+	assert_int_equal(atomic_load(&a->in_cb), 0);
+	assert_int_equal(rpm_status(&a->rpm), RPM_SUSPENDED);
+}
+
+/* The bound: with two workers and two stuck suspends a third device's due
+ * suspend waits in the queue, and runs once one worker is free. */
+static void test_worker_bound(void **state)
+{
+	(void)state;
+	struct rpm_wq *wq;
+	assert_int_equal(rpm_wq_create_bounded(&wq, 0), -EINVAL);
+	assert_int_equal(rpm_wq_create_bounded(&wq, 2), 0);
+	struct fake f[3];
+	memset(f, 0, sizeof(f));
+	for (int i = 0; i < 3; i++) {
+		f[i].id = 10 + i;
+		rpm_init(&f[i].rpm, &fake_ops, &f[i], wq);
+	}
+	gate_close(&f[0]);
+	gate_close(&f[1]);
+	rpm_idle(&f[0].rpm);
+	rpm_idle(&f[1].rpm);
+	assert_true(wait_int(&f[0].in_cb, 1, 5000));
+	assert_true(wait_int(&f[1].in_cb, 1, 5000));
+	rpm_idle(&f[2].rpm);   /* due now, but both workers are stuck */
+	uint64_t due;
+	assert_true(rpm_wq_next_due(wq, &due));
+	sleep_ms(100);
+	assert_int_equal(atomic_load(&f[2].suspend_calls), 0);
+	assert_int_equal(rpm_status(&f[2].rpm), RPM_ACTIVE);
+	assert_true(rpm_wq_next_due(wq, &due));   /* still queued */
+
+	gate_open(&f[1]);   /* a worker frees up and takes it */
+	assert_true(wait_status(&f[2].rpm, RPM_SUSPENDED, 10000));
+	assert_true(wait_status(&f[1].rpm, RPM_SUSPENDED, 10000));
+	assert_int_equal(rpm_status(&f[0].rpm), RPM_SUSPENDING);
+	assert_false(rpm_wq_next_due(wq, &due));
+	gate_open(&f[0]);
+	for (int i = 0; i < 3; i++) {
+		rpm_fini(&f[i].rpm);
+		assert_int_equal(rpm_status(&f[i].rpm), RPM_SUSPENDED);
+		assert_int_equal(atomic_load(&f[i].suspend_calls), 1);
+		assert_int_equal(atomic_load(&f[i].overlaps), 0);
+	}
+	rpm_wq_destroy(wq);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -640,6 +768,9 @@ int main(void)
 		T(test_fini_with_queued_suspend),
 		T(test_fini_waits_for_running_suspend),
 		T(test_rpm_resume_host),
+		T(test_blocked_suspend_does_not_stop_others),
+		T(test_fini_beside_blocked_suspend),
+		cmocka_unit_test(test_worker_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
