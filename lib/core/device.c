@@ -57,11 +57,9 @@ VFPM_EXPORT int vfpm_dev_add_bar(struct vfpm_device *dev, unsigned idx, uint64_t
 		/* The memfd is what the client mmaps; size must fit in off_t */
 		if (size < 4096 || size > (1ull << 40))
 			return -EINVAL;
-		char nm[64];
-		snprintf(nm, sizeof(nm), "vfpm-%s-bar%u", dev->name, idx);
-		b->memfd = memfd_create(nm, MFD_CLOEXEC);
+		b->memfd = region_bar_memfd(dev, idx);
 		if (b->memfd < 0)
-			return -errno;
+			return b->memfd;
 		if (ftruncate(b->memfd, (off_t)size) < 0 ||
 		    (b->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, b->memfd, 0)) ==
 			    MAP_FAILED) {
