@@ -973,10 +973,25 @@ static void vf_close_gives_its_bar_a_new_file(void **state)
 	struct vfpm_device *vf = h.vfs[0];
 	assert_true(vf->is_vf && vf->bars[0].memfd >= 0);
 	assert_int_equal(pm_open(vf), 0);
+	/* the host's VF MSE (set with VF Enable) decodes the VF's memory, and
+	 * the VF's reset at close does not clear it: the BAR stays mapped */
+	bar_w32(vf, 0x10, 0x55555555);
 	int old = client_copy(vf);
+	void *model_view = vfpm_dev_bar_mem(vf, 0);
 	dev_close(vf);
+	assert_false(vf->bars[0].revoked);
 	assert_false(vf->bars[0].stale);
 	assert_true(ino_of(old) != ino_of(vf->bars[0].memfd));
+	struct stat st;
+	assert_int_equal(fstat(vf->bars[0].memfd, &st), 0);
+	assert_int_equal(st.st_size, 4096);        /* the BAR's size, mapped */
+	assert_true(vfpm_dev_bar_mem(vf, 0) == model_view);
+	assert_int_equal(((volatile uint32_t *)model_view)[4], 0);
+	assert_int_equal(bar_r32(vf, 0x10), 0);
+	bar_w32(vf, 0x10, 0x66666666);             /* the model's side now */
+	uint32_t seen = 0;
+	assert_int_equal(pread(old, &seen, 4, 0x10), 4);
+	assert_int_equal(seen, 0x55555555);        /* the old file: untouched */
 	close(old);
 	assert_int_equal(device_sriov_configure(x->dev, 0), 0);
 	fx_free(x);
