@@ -4,20 +4,26 @@
 #include <errno.h>
 #include <stdlib.h>
 
+/* A worker thread's place: joined once it has exited (ZOMBIE), by the next
+ * spawn that needs the place or by rpm_wq_destroy. */
+struct wq_slot {
+	struct rpm_wq *wq;
+	pthread_t thread;
+	enum { SLOT_FREE, SLOT_LIVE, SLOT_ZOMBIE } state;
+};
+
 struct rpm_wq {
 	pthread_mutex_t mu;     /* everything below */
 	pthread_cond_t cv;      /* the leader's: the list changed (CLOCK_MONOTONIC) */
-	pthread_cond_t idle_cv; /* the other free workers': the leader left */
-	pthread_cond_t done_cv; /* an entry's run finished */
+	pthread_cond_t done_cv; /* an entry's run finished, or a worker exited */
 	struct rpm *head;
 	bool stop;
 	bool manual;            /* no thread: rpm_wq_step runs the work */
 	bool leader;            /* a free worker is watching the list */
-	unsigned nworkers;      /* threads started (threads[0..nworkers)) */
-	unsigned busy;          /* workers running a suspend */
+	unsigned nworkers;      /* slots LIVE */
 	unsigned max_workers;
+	struct wq_slot *slots;  /* max_workers */
 	const struct pm_clock *clock;
-	pthread_t *threads;
 };
 
 const char *rpm_status_name(enum rpm_status s)
@@ -79,43 +85,58 @@ static struct rpm **wq_wait_due(struct rpm_wq *wq)
 
 static void *wq_worker(void *arg);
 
-/* wq->mu held. One more worker, unless the bound is reached or the thread
- * cannot be made (then the due entries wait for a busy worker to finish). */
-static void wq_spawn(struct rpm_wq *wq)
+/* wq->mu held. One more worker, which becomes the leader, unless the bound
+ * is reached or the thread cannot be made: then queued entries wait for a
+ * busy worker to finish. */
+static int wq_spawn(struct rpm_wq *wq)
 {
-	if (wq->nworkers == wq->max_workers)
-		return;
-	if (!pthread_create(&wq->threads[wq->nworkers], NULL, wq_worker, wq))
-		wq->nworkers++;
+	if (wq->stop || wq->nworkers >= wq->max_workers)
+		return -EAGAIN;
+	struct wq_slot *sl = NULL;
+	for (unsigned i = 0; i < wq->max_workers && !sl; i++)
+		if (wq->slots[i].state != SLOT_LIVE)
+			sl = &wq->slots[i];
+	if (sl->state == SLOT_ZOMBIE) {
+		/* it has marked itself and dropped wq->mu: only its return is left */
+		pthread_join(sl->thread, NULL);
+		sl->state = SLOT_FREE;
+	}
+	int rc = pthread_create(&sl->thread, NULL, wq_worker, sl);
+	if (rc)
+		return -rc;
+	sl->state = SLOT_LIVE;
+	wq->nworkers++;
+	return 0;
 }
 
-/* Leader and followers: of the free workers exactly one (the leader) waits
- * on the list, with the earliest due time as its timeout; the others sleep
- * on idle_cv with none. The leader that takes an entry hands the watch to a
- * follower, or starts one when every worker is busy, so a suspend that
- * blocks holds up only its own worker. Workers are started on demand and
- * then stay (blocked, no timeout, when there is no work). */
+/* The free worker is the leader: it waits on the list, with the earliest
+ * due time as its timeout (none while the list is empty). When it takes a
+ * due entry it stops leading; if more entries are queued, it starts a new
+ * leader first (wq_queue does the same for an entry queued while no worker
+ * is free). So a suspend that blocks holds up only its own worker, while
+ * the others' suspends run on other workers, up to max_workers at once. A
+ * worker that finishes while another leads has nothing to do and exits:
+ * an idle queue is one thread, blocked with no timeout. */
 static void *wq_worker(void *arg)
 {
-	struct rpm_wq *wq = arg;
+	struct wq_slot *sl = arg;
+	struct rpm_wq *wq = sl->wq;
 	pthread_mutex_lock(&wq->mu);
-	while (!wq->stop) {
-		if (wq->leader) {
-			pthread_cond_wait(&wq->idle_cv, &wq->mu);
-			continue;
-		}
+	while (!wq->stop && !wq->leader) {
 		wq->leader = true;
 		struct rpm **due = wq_wait_due(wq);
 		wq->leader = false;
 		if (!due)
 			break;
-		if (++wq->busy == wq->nworkers)
-			wq_spawn(wq);   /* it finds no leader: it becomes one */
-		else
-			pthread_cond_signal(&wq->idle_cv);
+		/* others are queued (the head is another entry, or follows it):
+		 * they get a leader of their own */
+		if (due != &wq->head || (*due)->next)
+			wq_spawn(wq);
 		wq_run(wq, due);
-		wq->busy--;
 	}
+	sl->state = SLOT_ZOMBIE;
+	wq->nworkers--;
+	pthread_cond_broadcast(&wq->done_cv);
 	pthread_mutex_unlock(&wq->mu);
 	return NULL;
 }
@@ -126,18 +147,19 @@ static struct rpm_wq *wq_alloc(const struct pm_clock *clock, bool manual, unsign
 	if (!wq)
 		return NULL;
 	if (max_workers) {
-		wq->threads = calloc(max_workers, sizeof(*wq->threads));
-		if (!wq->threads) {
+		wq->slots = calloc(max_workers, sizeof(*wq->slots));
+		if (!wq->slots) {
 			free(wq);
 			return NULL;
 		}
+		for (unsigned i = 0; i < max_workers; i++)
+			wq->slots[i].wq = wq;
 	}
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&wq->mu, NULL);
 	pthread_cond_init(&wq->cv, &ca);
-	pthread_cond_init(&wq->idle_cv, NULL);
 	pthread_cond_init(&wq->done_cv, NULL);
 	pthread_condattr_destroy(&ca);
 	wq->clock = clock;
@@ -150,9 +172,8 @@ static void wq_free(struct rpm_wq *wq)
 {
 	pthread_mutex_destroy(&wq->mu);
 	pthread_cond_destroy(&wq->cv);
-	pthread_cond_destroy(&wq->idle_cv);
 	pthread_cond_destroy(&wq->done_cv);
-	free(wq->threads);
+	free(wq->slots);
 	free(wq);
 }
 
@@ -164,12 +185,13 @@ int rpm_wq_create_bounded(struct rpm_wq **out, unsigned max_workers)
 	if (!wq)
 		return -ENOMEM;
 	/* the first worker now, so that a queue that cannot run fails here */
-	int rc = pthread_create(&wq->threads[0], NULL, wq_worker, wq);
+	pthread_mutex_lock(&wq->mu);
+	int rc = wq_spawn(wq);
+	pthread_mutex_unlock(&wq->mu);
 	if (rc) {
 		wq_free(wq);
-		return -rc;
+		return rc;
 	}
-	wq->nworkers = 1;
 	*out = wq;
 	return 0;
 }
@@ -195,15 +217,16 @@ void rpm_wq_destroy(struct rpm_wq *wq)
 	if (!wq)
 		return;
 	if (!wq->manual) {
-		/* no worker starts another once stop is set: nworkers is final */
+		/* no worker starts once stop is set; each one left exits */
 		pthread_mutex_lock(&wq->mu);
 		wq->stop = true;
-		unsigned n = wq->nworkers;
 		pthread_cond_broadcast(&wq->cv);
-		pthread_cond_broadcast(&wq->idle_cv);
+		while (wq->nworkers)
+			pthread_cond_wait(&wq->done_cv, &wq->mu);
 		pthread_mutex_unlock(&wq->mu);
-		for (unsigned i = 0; i < n; i++)
-			pthread_join(wq->threads[i], NULL);
+		for (unsigned i = 0; i < wq->max_workers; i++)
+			if (wq->slots[i].state == SLOT_ZOMBIE)
+				pthread_join(wq->slots[i].thread, NULL);
 	}
 	wq_free(wq);
 }
@@ -235,6 +258,14 @@ bool rpm_wq_next_due(struct rpm_wq *wq, uint64_t *due_ns)
 	return best != NULL;
 }
 
+unsigned rpm_wq_workers(struct rpm_wq *wq)
+{
+	pthread_mutex_lock(&wq->mu);
+	unsigned n = wq->nworkers;
+	pthread_mutex_unlock(&wq->mu);
+	return n;
+}
+
 const struct pm_clock *rpm_wq_clock(const struct rpm_wq *wq)
 {
 	return wq ? wq->clock : &pm_clock_monotonic;
@@ -254,6 +285,9 @@ static void wq_queue(struct rpm *r, int delay_ms)
 			r->next = wq->head;
 			wq->head = r;
 		}
+		/* every worker busy (one may be stuck in a suspend): one more */
+		if (!wq->leader && !wq->manual)
+			wq_spawn(wq);
 	}
 	pthread_mutex_unlock(&wq->mu);
 	/* signalled after unlocking: the woken thread does not run straight

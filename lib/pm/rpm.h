@@ -63,10 +63,11 @@ struct rpm {
 /* The work queue that runs queued idle suspends (Linux's pm_wq). Due
  * suspends of different devices run concurrently, each on a worker thread
  * of a pool of at most RPM_WQ_MAX_WORKERS, so a suspend that blocks holds
- * up only its own device: workers are started when every one is busy and
- * a suspend is taken, and stay. Past the bound, due suspends wait in the
- * queue (earliest due first) until a worker is free. Idle, every worker
- * blocks with no timeout. Due times are on the monotonic clock. */
+ * up only its own device. A worker is started when entries are queued and
+ * every worker is busy; one that finishes while another is free exits, so
+ * an idle queue is one thread, blocked with no timeout. Past the bound,
+ * due suspends wait in the queue (earliest due first) until a worker is
+ * free. Due times are on the monotonic clock. */
 #define RPM_WQ_MAX_WORKERS 16u
 int rpm_wq_create(struct rpm_wq **out);
 /* The same with a bound of max_workers (>= 1) threads: -EINVAL for 0. */
@@ -82,6 +83,8 @@ void rpm_wq_destroy(struct rpm_wq *wq);
 int rpm_wq_step(struct rpm_wq *wq);
 /* Whether anything is queued; if so *due_ns is the earliest due time. */
 bool rpm_wq_next_due(struct rpm_wq *wq, uint64_t *due_ns);
+/* Worker threads alive now (0 for a manual queue). */
+unsigned rpm_wq_workers(struct rpm_wq *wq);
 /* The clock of wq's due times: the monotonic clock for NULL. */
 const struct pm_clock *rpm_wq_clock(const struct rpm_wq *wq);
 

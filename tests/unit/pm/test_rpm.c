@@ -249,6 +249,18 @@ static bool wait_int(atomic_int *v, int want, int timeout_ms)
 	}
 }
 
+static bool wait_workers(struct rpm_wq *wq, unsigned want, int timeout_ms)
+{
+	uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
+	for (;;) {
+		if (rpm_wq_workers(wq) == want)
+			return true;
+		if (now_ns() > end)
+			return false;
+		sleep_ms(1);
+	}
+}
+
 /* Suspends an idle device through the work queue and checks it. */
 static void suspend_now(struct fake *f)
 {
@@ -675,10 +687,14 @@ static void test_blocked_suspend_does_not_stop_others(void **state)
 	assert_true(wait_status(&b->rpm, RPM_SUSPENDED, 10000));
 	assert_int_equal(rpm_status(&a->rpm), RPM_SUSPENDING);
 
+	assert_true(rpm_wq_workers(x->wq) >= 2);   /* B's ran beside A's */
+
 	gate_open(a);
 	assert_true(wait_status(&a->rpm, RPM_SUSPENDED, 10000));
 	assert_int_equal(atomic_load(&a->suspend_calls), 1);
 	assert_int_equal(ctr(&a->rpm, &a->rpm.suspends), 1);
+	/* nothing in flight: the pool is back to one thread */
+	assert_true(wait_workers(x->wq, 1, 10000));
 }
 
 /* rpm_fini of a device returns while another device's suspend is stuck
@@ -728,6 +744,7 @@ static void test_worker_bound(void **state)
 	assert_int_equal(atomic_load(&f[2].suspend_calls), 0);
 	assert_int_equal(rpm_status(&f[2].rpm), RPM_ACTIVE);
 	assert_true(rpm_wq_next_due(wq, &due));   /* still queued */
+	assert_int_equal(rpm_wq_workers(wq), 2);   /* the bound */
 
 	gate_open(&f[1]);   /* a worker frees up and takes it */
 	assert_true(wait_status(&f[2].rpm, RPM_SUSPENDED, 10000));
@@ -735,6 +752,7 @@ static void test_worker_bound(void **state)
 	assert_int_equal(rpm_status(&f[0].rpm), RPM_SUSPENDING);
 	assert_false(rpm_wq_next_due(wq, &due));
 	gate_open(&f[0]);
+	assert_true(wait_workers(wq, 1, 10000));
 	for (int i = 0; i < 3; i++) {
 		rpm_fini(&f[i].rpm);
 		assert_int_equal(rpm_status(&f[i].rpm), RPM_SUSPENDED);
