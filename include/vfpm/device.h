@@ -241,7 +241,8 @@ VFPM_EXPORT int vfpm_dev_add_ioeventfd(struct vfpm_device *dev, unsigned bar, ui
 /* Memory of a VFPM_BAR_MEMFD BAR as the server maps it, or NULL (bar > 5,
  * not declared, not memfd-backed, the upper half of a 64-bit BAR). Valid
  * while the device is not in D3cold (the model's suspend/resume callbacks
- * bracket that). */
+ * bracket that). Each client session has a new file behind the same
+ * address (power-on zeros when it starts). */
 VFPM_EXPORT void *vfpm_dev_bar_mem(struct vfpm_device *dev, unsigned bar);
 /* Signals interrupt vector vec by whatever mechanism the client enabled:
  * MSI-X (respecting the function mask, the client's SET_IRQS masks and,

@@ -94,6 +94,7 @@ struct core_bar {
 	int memfd;       /* VFPM_BAR_MEMFD only */
 	void *mem;       /* server's shared mapping of memfd */
 	bool revoked;    /* memfd truncated: client mappings fault (SIGBUS) */
+	bool stale;      /* a former client's file: renewed before the next open */
 	void *shadow;    /* contents while revoked (NULL after D3cold) */
 };
 
@@ -350,11 +351,18 @@ bool region_in_access_callback(struct vfpm_device *dev);
 bool region_mem_enabled(struct vfpm_device *dev) REQUIRES_SHARED(dev->pm.memory_lock);
 /* memory_lock held for write: mappings follow memory_enabled && !engaged;
  * every memfd BAR revoked, dropped (D3cold: contents gone) or scrubbed
- * (the client is gone: size and contents back to power-on). */
+ * (the client is gone: each gets a new file at power-on zeros; 0, or the
+ * first errno, that BAR then emptied and marked stale). */
 void region_mmap_update(struct vfpm_device *dev) REQUIRES(dev->pm.memory_lock);
 void region_revoke_all(struct vfpm_device *dev) REQUIRES(dev->pm.memory_lock);
 void region_drop_all(struct vfpm_device *dev) REQUIRES(dev->pm.memory_lock);
-void region_scrub_all(struct vfpm_device *dev) REQUIRES(dev->pm.memory_lock);
+int region_scrub_all(struct vfpm_device *dev) REQUIRES(dev->pm.memory_lock);
+/* A BAR still has a former client's file (region_scrub_all failed for it);
+ * region_renew_stale (memory_lock held for write) retries: 0 or errno. */
+bool region_any_stale(struct vfpm_device *dev);
+int region_renew_stale(struct vfpm_device *dev) REQUIRES(dev->pm.memory_lock);
+/* A new, empty memfd named for BAR idx: the descriptor or -errno. */
+int region_bar_memfd(struct vfpm_device *dev, unsigned idx);
 bool region_any_revoked(struct vfpm_device *dev);
 /* A memfd BAR's bytes while access is revoked (the server's copy). */
 void *region_bar_shadow(struct vfpm_device *dev, unsigned bar);

@@ -87,11 +87,9 @@ VFPM_EXPORT int vfpm_dev_add_bar(struct vfpm_device *dev, unsigned idx, uint64_t
 		return -EEXIST;
 	struct core_bar nb = { .size = size, .flags = flags, .memfd = -1 };
 	if (flags & VFPM_BAR_MEMFD) {
-		char nm[64];
-		snprintf(nm, sizeof(nm), "vfpm-%s-bar%u", dev->name, idx);
-		nb.memfd = memfd_create(nm, MFD_CLOEXEC);
+		nb.memfd = region_bar_memfd(dev, idx);
 		if (nb.memfd < 0)
-			return -errno;
+			return nb.memfd;
 		if (ftruncate(nb.memfd, (off_t)size) < 0 ||
 		    (nb.mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, nb.memfd, 0)) ==
 			    MAP_FAILED) {

@@ -235,6 +235,17 @@ int pm_open(struct vfpm_device *dev)
 	/* kernel §2.2: with idle_d3=off the probe reference stands for the open
 	 * one (open and close take none). req_lock: against set_idle_d3. */
 	mutex_lock(&dev->req_lock);
+	/* a BAR the last close could not give a new file still has a former
+	 * client's: no client shares it (region_scrub_all) */
+	if (region_any_stale(dev)) {
+		pm_trans_begin(dev);
+		int rc = region_renew_stale(dev);
+		pm_trans_end(dev);
+		if (rc) {
+			mutex_unlock(&dev->req_lock);
+			return rc;
+		}
+	}
 	if (!pm->probe_ref) {
 		int rc = rpm_resume_and_get(&pm->rpm);
 		if (rc) {
@@ -262,7 +273,8 @@ void pm_close_begin(struct vfpm_device *dev)
 	rpm_get(&pm->rpm);
 }
 
-/* After the reset: nothing of the client's survives in BAR memory, the
+/* After the reset: nothing of the client's survives in BAR memory (each
+ * memfd BAR gets a new file: the client may keep the old descriptor), the
  * open reference and the close's own go, and the device may idle (B35). */
 void pm_close_end(struct vfpm_device *dev)
 {

@@ -10,8 +10,10 @@
 #include <errno.h>
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -47,17 +49,67 @@ static void bar_restore(struct core_bar *b)
 	b->revoked = false;
 }
 
-/* Nothing a client did to BAR memory outlives its session: the client holds
- * the memfd and may have grown it (pinning memory) or left data in it. The
- * next client finds power-on contents (zeros) and the BAR's size. A reset
- * within a session keeps BAR memory, as RAM behind a BAR keeps its bytes
- * across a function reset. memory_lock held for write. */
-static void bar_scrub(struct core_bar *b)
+/* A new, empty memfd for BAR idx (its name shows in /proc/PID/maps and in
+ * the client's fd table). Returns the descriptor or a negative errno. */
+int region_bar_memfd(struct vfpm_device *dev, unsigned idx)
 {
+	char nm[64];
+	snprintf(nm, sizeof(nm), "vfpm-%s-bar%u", dev->name, idx);
+	int fd = memfd_create(nm, MFD_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Nothing a client did to BAR memory outlives its session: the client was
+ * given the memfd and may keep it after it disconnects, grow it, map it,
+ * read and write it. So the BAR gets a new file: mapped over the old one
+ * at the same address in the server (a model's pointer from
+ * vfpm_dev_bar_mem stays valid and now reaches the new file), the old
+ * descriptor closed. The former client's copy then reaches only the old
+ * file, which nobody else uses; the next client and the model start from
+ * power-on zeros at the BAR's size. A revoked BAR's new file is empty, as
+ * the old one was (bar_restore extends it). A reset within a session keeps
+ * BAR memory, as RAM behind a BAR keeps its bytes across a function reset.
+ * memory_lock held for write. */
+static int bar_renew(struct vfpm_device *dev, unsigned idx)
+{
+	struct core_bar *b = &dev->bars[idx];
 	if (b->memfd < 0)
-		return;
+		return 0;
+	int fd = region_bar_memfd(dev, idx);
+	if (fd < 0)
+		return fd;
+	int rc = 0;
+	if (!b->revoked && ftruncate(fd, (off_t)b->size) < 0)
+		rc = -errno;
+	/* MAP_FIXED replaces the old mapping in one step: no instant where a
+	 * model thread's access finds the range unmapped */
+	if (!rc && mmap(b->mem, b->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) ==
+			   MAP_FAILED) {
+		rc = -errno;
+		/* a failed MAP_FIXED may have removed the old mapping: put it back */
+		mmap(b->mem, b->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, b->memfd, 0);
+	}
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	close(b->memfd);
+	b->memfd = fd;
 	free(b->shadow);
 	b->shadow = NULL;
+	b->stale = false;
+	return 0;
+}
+
+/* No new file could be made: the old one is emptied (what the former
+ * client grew it to is freed, its data gone) and the BAR is marked stale,
+ * so that the next open retries and refuses the client if it fails again
+ * (region_renew_stale). memory_lock held for write. */
+static void bar_scrub(struct core_bar *b)
+{
+	free(b->shadow);
+	b->shadow = NULL;
+	b->stale = true;
 	if (ftruncate(b->memfd, 0) < 0)
 		return;
 	if (!b->revoked && ftruncate(b->memfd, (off_t)b->size) < 0)
@@ -117,10 +169,43 @@ void region_drop_all(struct vfpm_device *dev)
 		bar_drop(&dev->bars[i]);
 }
 
-void region_scrub_all(struct vfpm_device *dev)
+int region_scrub_all(struct vfpm_device *dev)
 {
+	int first = 0;
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		int rc = bar_renew(dev, i);
+		if (rc) {
+			bar_scrub(&dev->bars[i]);
+			DLOG(dev, VFPM_LOG_ERR, "BAR%u: no new memory file for the next client: %s", i,
+			     strerror(-rc));
+			first = first ? first : rc;
+		}
+	}
+	return first;
+}
+
+bool region_any_stale(struct vfpm_device *dev)
+{
+	bool stale = false;
 	for (unsigned i = 0; i < PCI_NUM_BARS; i++)
-		bar_scrub(&dev->bars[i]);
+		stale |= dev->bars[i].stale;
+	return stale;
+}
+
+int region_renew_stale(struct vfpm_device *dev)
+{
+	for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+		if (!dev->bars[i].stale)
+			continue;
+		int rc = bar_renew(dev, i);
+		if (rc) {
+			DLOG(dev, VFPM_LOG_ERR,
+			     "BAR%u: still no new memory file: client refused: %s", i,
+			     strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
 }
 
 bool region_any_revoked(struct vfpm_device *dev)
@@ -173,7 +258,7 @@ void *region_bar_shadow(struct vfpm_device *dev, unsigned bar)
 
 VFPM_EXPORT void *vfpm_dev_bar_mem(struct vfpm_device *dev, unsigned bar)
 {
-	if (!dev || bar >= PCI_NUM_BARS || dev->bars[bar].memfd < 0)
+	if (!dev || bar >= PCI_NUM_BARS || !dev->bars[bar].mem)
 		return NULL;
 	/* while access is revoked the bytes live in the server's copy */
 	return dev->bars[bar].revoked ? region_bar_shadow(dev, bar) : dev->bars[bar].mem;

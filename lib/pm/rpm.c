@@ -4,16 +4,26 @@
 #include <errno.h>
 #include <stdlib.h>
 
+/* A worker thread's place: joined once it has exited (ZOMBIE), by the next
+ * spawn that needs the place or by rpm_wq_destroy. */
+struct wq_slot {
+	struct rpm_wq *wq;
+	pthread_t thread;
+	enum { SLOT_FREE, SLOT_LIVE, SLOT_ZOMBIE } state;
+};
+
 struct rpm_wq {
-	mutex_t mu;     /* the list and running */
-	pthread_cond_t cv;      /* CLOCK_MONOTONIC */
-	pthread_cond_t done_cv; /* running changed */
+	mutex_t mu;     /* everything below */
+	pthread_cond_t cv;      /* the leader's: the list changed (CLOCK_MONOTONIC) */
+	pthread_cond_t done_cv; /* an entry's run finished, or a worker exited */
 	struct rpm *head;
-	struct rpm *running;    /* entry whose suspend is being attempted */
 	bool stop;
 	bool manual;            /* no thread: rpm_wq_step runs the work */
+	bool leader;            /* a free worker is watching the list */
+	unsigned nworkers;      /* slots LIVE */
+	unsigned max_workers;
+	struct wq_slot *slots;  /* max_workers */
 	const struct pm_clock *clock;
-	pthread_t thread;
 };
 
 const char *rpm_status_name(enum rpm_status s)
@@ -41,26 +51,26 @@ static void wq_run(struct rpm_wq *wq, struct rpm **link) REQUIRES(wq->mu)
 	*link = r->next;
 	r->next = NULL;
 	r->queued = false;
-	wq->running = r;
+	r->wq_running++;
 	mutex_unlock(&wq->mu);
 	try_suspend(r);
 	mutex_lock(&wq->mu);
-	wq->running = NULL;
+	r->wq_running--;
 	pthread_cond_broadcast(&wq->done_cv);
 }
 
-static void *wq_main(void *arg)
+/* wq->mu held, as the leader: sleeps until an entry is due (with no
+ * timeout while the list is empty) and returns its link, or NULL once the
+ * queue stops. */
+static struct rpm **wq_wait_due(struct rpm_wq *wq) REQUIRES(wq->mu)
 {
-	struct rpm_wq *wq = arg;
-	mutex_lock(&wq->mu);
 	while (!wq->stop) {
-		uint64_t now = pm_clock_now(wq->clock);
 		struct rpm **best = wq_earliest(wq);
 		if (!best) {
 			pthread_cond_wait(&wq->cv, &wq->mu);   /* nothing queued: sleep */
 			continue;
 		}
-		if ((*best)->due_ns > now) {
+		if ((*best)->due_ns > pm_clock_now(wq->clock)) {
 			/* the monotonic clock's nanoseconds: the cv's clock */
 			uint64_t due_ns = (*best)->due_ns;
 			struct timespec due = { (time_t)(due_ns / 1000000000u),
@@ -68,17 +78,83 @@ static void *wq_main(void *arg)
 			pthread_cond_timedwait(&wq->cv, &wq->mu, &due);
 			continue;
 		}
-		wq_run(wq, best);
+		return best;
 	}
+	return NULL;
+}
+
+static void *wq_worker(void *arg);
+
+/* wq->mu held. One more worker, which becomes the leader, unless the bound
+ * is reached or the thread cannot be made: then queued entries wait for a
+ * busy worker to finish. */
+static int wq_spawn(struct rpm_wq *wq) REQUIRES(wq->mu)
+{
+	if (wq->stop || wq->nworkers >= wq->max_workers)
+		return -EAGAIN;
+	struct wq_slot *sl = NULL;
+	for (unsigned i = 0; i < wq->max_workers && !sl; i++)
+		if (wq->slots[i].state != SLOT_LIVE)
+			sl = &wq->slots[i];
+	if (sl->state == SLOT_ZOMBIE) {
+		/* it has marked itself and dropped wq->mu: only its return is left */
+		pthread_join(sl->thread, NULL);
+		sl->state = SLOT_FREE;
+	}
+	int rc = pthread_create(&sl->thread, NULL, wq_worker, sl);
+	if (rc)
+		return -rc;
+	sl->state = SLOT_LIVE;
+	wq->nworkers++;
+	return 0;
+}
+
+/* The free worker is the leader: it waits on the list, with the earliest
+ * due time as its timeout (none while the list is empty). When it takes a
+ * due entry it stops leading; if more entries are queued, it starts a new
+ * leader first (wq_queue does the same for an entry queued while no worker
+ * is free). So a suspend that blocks holds up only its own worker, while
+ * the others' suspends run on other workers, up to max_workers at once. A
+ * worker that finishes while another leads has nothing to do and exits:
+ * an idle queue is one thread, blocked with no timeout. */
+static void *wq_worker(void *arg)
+{
+	struct wq_slot *sl = arg;
+	struct rpm_wq *wq = sl->wq;
+	mutex_lock(&wq->mu);
+	while (!wq->stop && !wq->leader) {
+		wq->leader = true;
+		struct rpm **due = wq_wait_due(wq);
+		wq->leader = false;
+		if (!due)
+			break;
+		/* others are queued (the head is another entry, or follows it):
+		 * they get a leader of their own */
+		if (due != &wq->head || (*due)->next)
+			wq_spawn(wq);
+		wq_run(wq, due);
+	}
+	sl->state = SLOT_ZOMBIE;
+	wq->nworkers--;
+	pthread_cond_broadcast(&wq->done_cv);
 	mutex_unlock(&wq->mu);
 	return NULL;
 }
 
-static struct rpm_wq *wq_alloc(const struct pm_clock *clock, bool manual)
+static struct rpm_wq *wq_alloc(const struct pm_clock *clock, bool manual, unsigned max_workers)
 {
 	struct rpm_wq *wq = calloc(1, sizeof(*wq));
 	if (!wq)
 		return NULL;
+	if (max_workers) {
+		wq->slots = calloc(max_workers, sizeof(*wq->slots));
+		if (!wq->slots) {
+			free(wq);
+			return NULL;
+		}
+		for (unsigned i = 0; i < max_workers; i++)
+			wq->slots[i].wq = wq;
+	}
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -88,6 +164,7 @@ static struct rpm_wq *wq_alloc(const struct pm_clock *clock, bool manual)
 	pthread_condattr_destroy(&ca);
 	wq->clock = clock;
 	wq->manual = manual;
+	wq->max_workers = max_workers;
 	return wq;
 }
 
@@ -96,28 +173,39 @@ static void wq_free(struct rpm_wq *wq)
 	pthread_mutex_destroy(&wq->mu);
 	pthread_cond_destroy(&wq->cv);
 	pthread_cond_destroy(&wq->done_cv);
+	free(wq->slots);
 	free(wq);
+}
+
+int rpm_wq_create_bounded(struct rpm_wq **out, unsigned max_workers)
+{
+	if (!max_workers)
+		return -EINVAL;
+	struct rpm_wq *wq = wq_alloc(&pm_clock_monotonic, false, max_workers);
+	if (!wq)
+		return -ENOMEM;
+	/* the first worker now, so that a queue that cannot run fails here */
+	mutex_lock(&wq->mu);
+	int rc = wq_spawn(wq);
+	mutex_unlock(&wq->mu);
+	if (rc) {
+		wq_free(wq);
+		return rc;
+	}
+	*out = wq;
+	return 0;
 }
 
 int rpm_wq_create(struct rpm_wq **out)
 {
-	struct rpm_wq *wq = wq_alloc(&pm_clock_monotonic, false);
-	if (!wq)
-		return -ENOMEM;
-	int rc = pthread_create(&wq->thread, NULL, wq_main, wq);
-	if (rc) {
-		wq_free(wq);
-		return -rc;
-	}
-	*out = wq;
-	return 0;
+	return rpm_wq_create_bounded(out, RPM_WQ_MAX_WORKERS);
 }
 
 int rpm_wq_create_manual(struct rpm_wq **out, const struct pm_clock *clock)
 {
 	if (!clock)
 		return -EINVAL;
-	struct rpm_wq *wq = wq_alloc(clock, true);
+	struct rpm_wq *wq = wq_alloc(clock, true, 0);
 	if (!wq)
 		return -ENOMEM;
 	*out = wq;
@@ -129,11 +217,16 @@ void rpm_wq_destroy(struct rpm_wq *wq)
 	if (!wq)
 		return;
 	if (!wq->manual) {
+		/* no worker starts once stop is set; each one left exits */
 		mutex_lock(&wq->mu);
 		wq->stop = true;
 		pthread_cond_broadcast(&wq->cv);
+		while (wq->nworkers)
+			pthread_cond_wait(&wq->done_cv, &wq->mu);
 		mutex_unlock(&wq->mu);
-		pthread_join(wq->thread, NULL);
+		for (unsigned i = 0; i < wq->max_workers; i++)
+			if (wq->slots[i].state == SLOT_ZOMBIE)
+				pthread_join(wq->slots[i].thread, NULL);
 	}
 	wq_free(wq);
 }
@@ -165,6 +258,14 @@ bool rpm_wq_next_due(struct rpm_wq *wq, uint64_t *due_ns)
 	return best != NULL;
 }
 
+unsigned rpm_wq_workers(struct rpm_wq *wq)
+{
+	mutex_lock(&wq->mu);
+	unsigned n = wq->nworkers;
+	mutex_unlock(&wq->mu);
+	return n;
+}
+
 const struct pm_clock *rpm_wq_clock(const struct rpm_wq *wq)
 {
 	return wq ? wq->clock : &pm_clock_monotonic;
@@ -184,6 +285,9 @@ static void wq_queue(struct rpm *r, int delay_ms)
 			r->next = wq->head;
 			wq->head = r;
 		}
+		/* every worker busy (one may be stuck in a suspend): one more */
+		if (!wq->leader && !wq->manual)
+			wq_spawn(wq);
 	}
 	mutex_unlock(&wq->mu);
 	/* signalled after unlocking: the woken thread does not run straight
@@ -203,6 +307,7 @@ void rpm_init(struct rpm *r, const struct rpm_ops *ops, void *ctx, struct rpm_wq
 	r->power_on = false;
 	r->autosuspend_delay_ms = 0;
 	r->queued = false;
+	r->wq_running = 0;
 	r->next = NULL;
 	r->suspends = r->resumes = r->suspend_errors = r->resume_errors = r->underflows = 0;
 	r->dead = false;
@@ -229,7 +334,7 @@ void rpm_fini(struct rpm *r)
 			}
 		}
 		r->queued = false;
-		while (wq->running == r)
+		while (r->wq_running)
 			pthread_cond_wait(&wq->done_cv, &wq->mu);
 		mutex_unlock(&wq->mu);
 	}

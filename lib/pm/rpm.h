@@ -54,6 +54,7 @@ struct rpm {
 	bool power_on;              /* power_control=on holds a reference */
 	int autosuspend_delay_ms;   /* < 0: never autosuspend (as Linux) */
 	bool queued;                /* an idle check is in the work queue */
+	unsigned wq_running;        /* workers running its idle check (wq's lock) */
 	uint64_t due_ns;            /* when the queued check may suspend (wq's clock) */
 	struct rpm *next;           /* work queue list */
 	uint64_t suspends, resumes, suspend_errors, resume_errors;
@@ -61,10 +62,18 @@ struct rpm {
 	bool dead;                  /* being destroyed: no new suspends */
 };
 
-/* One worker thread that runs queued idle suspends (Linux's pm_wq). It
- * blocks with no timeout when nothing is queued. Due times are on the
- * monotonic clock. */
+/* The work queue that runs queued idle suspends (Linux's pm_wq). Due
+ * suspends of different devices run concurrently, each on a worker thread
+ * of a pool of at most RPM_WQ_MAX_WORKERS, so a suspend that blocks holds
+ * up only its own device. A worker is started when entries are queued and
+ * every worker is busy; one that finishes while another is free exits, so
+ * an idle queue is one thread, blocked with no timeout. Past the bound,
+ * due suspends wait in the queue (earliest due first) until a worker is
+ * free. Due times are on the monotonic clock. */
+#define RPM_WQ_MAX_WORKERS 16u
 int rpm_wq_create(struct rpm_wq **out);
+/* The same with a bound of max_workers (>= 1) threads: -EINVAL for 0. */
+int rpm_wq_create_bounded(struct rpm_wq **out, unsigned max_workers);
 /* A queue with no thread, for tests: queued idle suspends run only when
  * the caller steps the queue, and their due times are read on clock. */
 int rpm_wq_create_manual(struct rpm_wq **out, const struct pm_clock *clock);
@@ -76,6 +85,8 @@ void rpm_wq_destroy(struct rpm_wq *wq);
 int rpm_wq_step(struct rpm_wq *wq);
 /* Whether anything is queued; if so *due_ns is the earliest due time. */
 bool rpm_wq_next_due(struct rpm_wq *wq, uint64_t *due_ns);
+/* Worker threads alive now (0 for a manual queue). */
+unsigned rpm_wq_workers(struct rpm_wq *wq);
 /* The clock of wq's due times: the monotonic clock for NULL. */
 const struct pm_clock *rpm_wq_clock(const struct rpm_wq *wq);
 

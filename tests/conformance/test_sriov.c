@@ -237,6 +237,20 @@ static void wait_rt(const char *name, const char *want)
 	}
 }
 
+/* A client's close finishes in the server after vfpm_client_close returns:
+ * wait (bounded) for name's usage count to reach want. */
+static void wait_usage(const char *name, int want)
+{
+	for (uint64_t end = now_ms() + WAIT_MS; now_ms() < end;) {
+		if (dev_status(name).usage == want)
+			return;
+		pmt_sleep_ms(5);
+	}
+	struct sdev d = dev_status(name);
+	if (d.usage != want)
+		fail_msg("%s: usage %d, waited for %d", name, (int)d.usage, want);
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -826,7 +840,8 @@ static void b33_enable_resumes_pf_and_holds_reference(void **state)
 	assert_int_equal(dev_status("dev").usage, 2);
 	/* the client leaves: the VFs are the host's and stay, and so does
 	 * their reference; sriov_numvfs=0 gives it back, then the PF suspends */
-	disconn_wait(0, "dev");
+	disconn(0);
+	wait_usage("dev", 1);
 	struct snap s;
 	snap_or_fail(&s);
 	assert_int_equal(vfs_of(&s, "dev"), 3);

@@ -3,7 +3,8 @@
  * must answer with an error for that access and keep serving; before the
  * SIGBUS guard (lib/core/guard.c) it died with every device it served.
  * A client that maps more guest memory than its device's dma_max allows
- * gets ENOSPC, and status accounts what it has mapped. */
+ * gets ENOSPC, and status accounts what it has mapped. A client that keeps
+ * the BAR memfd after it disconnects reaches no later session's BAR. */
 #include <errno.h>
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
@@ -14,6 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -189,12 +191,85 @@ static void dma_total_bounded_by_dma_max(void **state)
 	assert_int_equal(mapped, 0);
 }
 
+/* Client 1 keeps BAR2's memfd after it disconnects (and grows it back,
+ * maps it, writes it); client 2's BAR2 must be out of its reach both ways.
+ * Before each session's end gave the BAR a new file, the kept descriptor
+ * was the next client's BAR memory. */
+static void bar_memfd_kept_after_disconnect(void **state)
+{
+	struct vfpm_client *c1, *c2;
+	assert_int_equal(vfpm_client_connect(proc.sock[0], NULL, &c1), 0);
+	enable(c1);
+	struct vfpm_region_info ri1;
+	assert_int_equal(vfpm_client_region_info(c1, 2, &ri1), 0);
+	assert_true(ri1.fd >= 0);
+	size_t size = (size_t)ri1.size;
+	assert_true(size >= 2 * 4096);
+	/* the descriptor is live BAR memory during the session */
+	uint32_t mine = 0x0c11e471, v = 0;
+	assert_int_equal(pwrite(ri1.fd, &mine, 4, 0x40), 4);
+	assert_int_equal(vfpm_client_region_read(c1, 2, 0x40, &v, 4), 0);
+	assert_int_equal(v, mine);
+	vfpm_client_close(c1);   /* ri1.fd kept */
+
+	assert_int_equal(vfpm_client_connect(proc.sock[0], NULL, &c2), 0);
+	enable(c2);
+	uint8_t pat[4096], buf[4096];
+	for (size_t i = 0; i < sizeof(pat); i++)
+		pat[i] = (uint8_t)(0xa5 ^ (i * 7));
+	assert_int_equal(vfpm_client_region_write(c2, 2, 0, pat, sizeof(pat)), 0);
+	assert_int_equal(vfpm_client_region_write(c2, 2, 4096, pat, sizeof(pat)), 0);
+	/* client 2 starts from power-on zeros, then sees its own bytes */
+	assert_int_equal(vfpm_client_region_read(c2, 2, 0x2000, buf, 64), 0);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(buf[i], 0);
+	assert_int_equal(vfpm_client_region_read(c2, 2, 0, buf, sizeof(buf)), 0);
+	assert_memory_equal(buf, pat, sizeof(pat));
+	struct vfpm_region_info ri2;
+	assert_int_equal(vfpm_client_region_info(c2, 2, &ri2), 0);
+	assert_true(ri2.fd >= 0);
+	assert_int_equal(pread(ri2.fd, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	assert_memory_equal(buf, pat, sizeof(pat));   /* client 2's file has it */
+
+	/* client 1's kept descriptor reads nothing of it, grown back or not */
+	ssize_t n = pread(ri1.fd, buf, sizeof(buf), 0);
+	assert_true(n >= 0);
+	assert_true(n < (ssize_t)sizeof(buf) || memcmp(buf, pat, sizeof(pat)));
+	assert_int_equal(ftruncate(ri1.fd, (off_t)size), 0);   /* hostile */
+	assert_int_equal(pread(ri1.fd, buf, sizeof(buf), 4096), (ssize_t)sizeof(buf));
+	assert_true(memcmp(buf, pat, sizeof(pat)) != 0);
+	uint8_t *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, ri1.fd, 0);
+	assert_true(m != MAP_FAILED);
+	assert_true(memcmp(m, pat, sizeof(pat)) != 0);
+	assert_true(memcmp(m + 4096, pat, sizeof(pat)) != 0);
+
+	/* and what it writes there does not reach client 2's BAR */
+	memset(m, 0xee, 2 * 4096);
+	uint32_t evil = 0xdeadbeef;
+	assert_int_equal(pwrite(ri1.fd, &evil, 4, 0x100), 4);
+	assert_int_equal(vfpm_client_region_read(c2, 2, 0, buf, sizeof(buf)), 0);
+	assert_memory_equal(buf, pat, sizeof(pat));
+	assert_int_equal(vfpm_client_region_read(c2, 2, 4096, buf, sizeof(buf)), 0);
+	assert_memory_equal(buf, pat, sizeof(pat));
+	assert_int_equal(pread(ri2.fd, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	assert_memory_equal(buf, pat, sizeof(pat));
+	munmap(m, size);
+	struct stat st1, st2;
+	assert_int_equal(fstat(ri1.fd, &st1), 0);
+	assert_int_equal(fstat(ri2.fd, &st2), 0);
+	assert_true(st1.st_ino != st2.st_ino);         /* not the same file */
+	close(ri1.fd);
+	close(ri2.fd);
+	vfpm_client_close(c2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(bar_memfd_shrunk_by_client),
 		cmocka_unit_test(dma_file_shrunk_by_client),
 		cmocka_unit_test(dma_total_bounded_by_dma_max),
+		cmocka_unit_test(bar_memfd_kept_after_disconnect),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

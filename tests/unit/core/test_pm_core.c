@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -929,6 +931,167 @@ static void b33_b34_b36_pf_with_vfs_stays_in_d0_and_vfs_suspend_alone(void **sta
 	fx_free(x);
 }
 
+/* --- BAR memory across sessions: a new file per session --- */
+
+static ino_t ino_of(int fd)
+{
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	return st.st_ino;
+}
+
+/* What a client of dev would hold: its copy of BAR0's memfd. */
+static int client_copy(struct vfpm_device *dev)
+{
+	int fd = dup(dev->bars[0].memfd);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static void bar_w32(struct vfpm_device *dev, uint64_t off, uint32_t v)
+{
+	assert_int_equal(device_region_rw(dev, 0, off, &v, 4, true), 0);
+}
+
+static uint32_t bar_r32(struct vfpm_device *dev, uint64_t off)
+{
+	uint32_t v = 0xffffffff;
+	assert_int_equal(device_region_rw(dev, 0, off, &v, 4, false), 0);
+	return v;
+}
+
+/* One session of dev: open, memory decode on, write v at 0x10 (seen
+ * through the client's copy of the memfd), returned in *copy. */
+static void session_writes(struct vfpm_device *dev, uint32_t v, int *copy)
+{
+	assert_int_equal(pm_open(dev), 0);
+	cfg_w16(dev, PCI_COMMAND, PCI_COMMAND_MEMORY);
+	assert_int_equal(bar_r32(dev, 0x10), 0);   /* power-on zeros */
+	bar_w32(dev, 0x10, v);
+	*copy = client_copy(dev);
+	uint32_t seen = 0;
+	assert_int_equal(pread(*copy, &seen, 4, 0x10), 4);
+	assert_int_equal(seen, v);
+}
+
+static void dev_close(struct vfpm_device *dev)
+{
+	pthread_mutex_lock(&dev->req_lock);
+	device_close(dev);
+	pthread_mutex_unlock(&dev->req_lock);
+}
+
+/* The former client's copy reaches neither the next session's BAR nor the
+ * model's view; the model's pointer (vfpm_dev_bar_mem) keeps its address. */
+static void close_gives_each_memfd_bar_a_new_file(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make(NULL);
+	struct vfpm_device *dev = x->dev;
+	assert_int_equal(step(x), 1);
+	int old;
+	session_writes(dev, 0x11111111, &old);
+	void *model_view = vfpm_dev_bar_mem(dev, 0);
+	assert_non_null(model_view);
+	dev_close(dev);
+	assert_false(dev->bars[0].stale);
+	assert_true(ino_of(old) != ino_of(dev->bars[0].memfd));
+	/* the hostile former client grows its file back and writes */
+	assert_int_equal(ftruncate(old, 4096), 0);
+	uint32_t evil = 0xdeadbeef;
+	assert_int_equal(pwrite(old, &evil, 4, 0x20), 4);
+
+	int now_fd;
+	session_writes(dev, 0x22222222, &now_fd);   /* starts from zeros */
+	assert_true(vfpm_dev_bar_mem(dev, 0) == model_view);
+	assert_int_equal(*(volatile uint32_t *)model_view, 0);
+	assert_int_equal(((volatile uint32_t *)model_view)[4], 0x22222222);
+	assert_int_equal(bar_r32(dev, 0x20), 0);   /* the former client's write */
+	uint32_t seen = 0;
+	assert_int_equal(pread(old, &seen, 4, 0x10), 4);
+	assert_int_equal(seen, 0);                 /* not 0x22222222 */
+	assert_int_equal(pread(old, &seen, 4, 0x20), 4);
+	assert_int_equal(seen, evil);              /* its own file, its own bytes */
+	close(old);
+	close(now_fd);
+	x->open = true;
+	fx_free(x);
+}
+
+/* No new file at close (no descriptor left): the old one is emptied and
+ * marked stale; the next open retries and refuses the client while it
+ * still fails, then succeeds with a new file. */
+static void close_without_a_new_file_refuses_the_next_open(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make(NULL);
+	struct vfpm_device *dev = x->dev;
+	assert_int_equal(step(x), 1);
+	int old;
+	session_writes(dev, 0x33333333, &old);
+	struct rlimit rl, low;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	int lowest = dup(0);   /* the descriptor memfd_create would get */
+	assert_true(lowest >= 0);
+	close(lowest);
+	low = (struct rlimit){ (rlim_t)lowest, rl.rlim_max };
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	dev_close(dev);
+	assert_true(dev->bars[0].stale);
+	assert_int_equal(ino_of(old), ino_of(dev->bars[0].memfd));
+	uint32_t seen = 1;
+	assert_int_equal(pread(old, &seen, 4, 0x10), 0);   /* emptied */
+	assert_int_equal(pm_open(dev), -EMFILE);           /* still no file: refused */
+	assert_false(dev->pm.client_connected);
+	assert_true(dev->bars[0].stale);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	int now_fd;
+	session_writes(dev, 0x44444444, &now_fd);
+	assert_false(dev->bars[0].stale);
+	assert_true(ino_of(old) != ino_of(now_fd));
+	assert_int_equal(pread(old, &seen, 4, 0x10), 0);
+	close(old);
+	close(now_fd);
+	x->open = true;
+	fx_free(x);
+}
+
+/* A VF's memfd BAR gets a new file at its client's close too. */
+static void vf_close_gives_its_bar_a_new_file(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make("total_vfs=1");
+	struct vf_host h = { .wq = x->wq };
+	x->dev->host = &stub_host;
+	x->dev->host_ctx = &h;
+	assert_int_equal(device_sriov_configure(x->dev, 1), 0);
+	struct vfpm_device *vf = h.vfs[0];
+	assert_true(vf->is_vf && vf->bars[0].memfd >= 0);
+	assert_int_equal(pm_open(vf), 0);
+	/* the host's VF MSE (set with VF Enable) decodes the VF's memory, and
+	 * the VF's reset at close does not clear it: the BAR stays mapped */
+	bar_w32(vf, 0x10, 0x55555555);
+	int old = client_copy(vf);
+	void *model_view = vfpm_dev_bar_mem(vf, 0);
+	dev_close(vf);
+	assert_false(vf->bars[0].revoked);
+	assert_false(vf->bars[0].stale);
+	assert_true(ino_of(old) != ino_of(vf->bars[0].memfd));
+	struct stat st;
+	assert_int_equal(fstat(vf->bars[0].memfd, &st), 0);
+	assert_int_equal(st.st_size, 4096);        /* the BAR's size, mapped */
+	assert_true(vfpm_dev_bar_mem(vf, 0) == model_view);
+	assert_int_equal(((volatile uint32_t *)model_view)[4], 0);
+	assert_int_equal(bar_r32(vf, 0x10), 0);
+	bar_w32(vf, 0x10, 0x66666666);             /* the model's side now */
+	uint32_t seen = 0;
+	assert_int_equal(pread(old, &seen, 4, 0x10), 4);
+	assert_int_equal(seen, 0x55555555);        /* the old file: untouched */
+	close(old);
+	assert_int_equal(device_sriov_configure(x->dev, 0), 0);
+	fx_free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -950,6 +1113,9 @@ int main(void)
 		cmocka_unit_test(reset_from_d3hot_goes_to_d0_and_keeps_config),
 		cmocka_unit_test(disconnect_returns_config_to_power_on_values),
 		cmocka_unit_test(b33_b34_b36_pf_with_vfs_stays_in_d0_and_vfs_suspend_alone),
+		cmocka_unit_test(close_gives_each_memfd_bar_a_new_file),
+		cmocka_unit_test(close_without_a_new_file_refuses_the_next_open),
+		cmocka_unit_test(vf_close_gives_its_bar_a_new_file),
 	};
 	return cmocka_run_group_tests_name("pm-core", tests, NULL, NULL);
 }

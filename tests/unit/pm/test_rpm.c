@@ -93,6 +93,7 @@ struct fake {
 	atomic_int overlaps;       /* a callback started while another ran */
 	atomic_int finished;       /* rpm_fini returned */
 	atomic_int after_fini;     /* callbacks called after rpm_fini */
+	bool gated;                /* suspend waits for gate_open (gate_mu) */
 };
 
 /* The gate a gated suspend callback waits at (one test at a time). */
@@ -113,6 +114,32 @@ static void gate_set(bool open)
 	pthread_mutex_lock(&gate_mu);
 	gate_open = open;
 	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+}
+
+/* Per device, a gate the test controls: a gated device's suspend callback blocks in
+ * it until the test opens it (a model whose suspend is stuck). */
+
+static void fgate_close(struct fake *f)
+{
+	pthread_mutex_lock(&gate_mu);
+	f->gated = true;
+	pthread_mutex_unlock(&gate_mu);
+}
+
+static void fgate_open(struct fake *f)
+{
+	pthread_mutex_lock(&gate_mu);
+	f->gated = false;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+}
+
+static void fgate_pass(struct fake *f)
+{
+	pthread_mutex_lock(&gate_mu);
+	while (f->gated)
+		pthread_cond_wait(&gate_cv, &gate_mu);
 	pthread_mutex_unlock(&gate_mu);
 }
 
@@ -139,6 +166,7 @@ static int fake_suspend(void *ctx)
 	atomic_fetch_add(&f->suspend_calls, 1);
 	if (atomic_load(&f->suspend_gated))
 		gate_wait();
+	fgate_pass(f);
 	int rc = atomic_load(&f->suspend_rc);
 	cb_leave(f, EV_SUSPEND_END);
 	return rc;
@@ -165,19 +193,32 @@ struct fx {
 	atomic_int fini_in_cb;
 };
 
-static int setup(void **state)
+/* The queue of the ordered fixture has one worker, so idle checks run one
+ * after another in due order: settle() relies on it. The pool fixture has
+ * the default bound, for the tests of suspends running side by side. */
+static int setup_workers(void **state, unsigned workers)
 {
 	struct fx *x = calloc(1, sizeof(*x));
 	assert_non_null(x);
 	log_clear();
 	gate_set(false);
-	assert_int_equal(rpm_wq_create(&x->wq), 0);
+	assert_int_equal(rpm_wq_create_bounded(&x->wq, workers), 0);
 	for (int i = 0; i < 2; i++) {
 		x->dev[i].id = i;
 		rpm_init(&x->dev[i].rpm, &fake_ops, &x->dev[i], x->wq);
 	}
 	*state = x;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_workers(state, 1);
+}
+
+static int setup_pool(void **state)
+{
+	return setup_workers(state, RPM_WQ_MAX_WORKERS);
 }
 
 static void fini_dev(struct fx *x, int i)
@@ -193,6 +234,8 @@ static int teardown(void **state)
 {
 	struct fx *x = *state;
 	gate_set(true);   /* a failed test leaves no callback waiting */
+	fgate_open(&x->dev[0]);
+	fgate_open(&x->dev[1]);
 	fini_dev(x, 0);
 	fini_dev(x, 1);
 	rpm_wq_destroy(x->wq);
@@ -287,6 +330,30 @@ static void settle(struct fx *x)
 	assert_int_equal(rpm_usage(&m->rpm), 0);
 	rpm_idle(&m->rpm);
 	assert_true(wait_status(&m->rpm, RPM_SUSPENDED, 5000));
+}
+
+static bool workers_are(void *arg)
+{
+	struct { struct rpm_wq *wq; unsigned want; } *w = arg;
+	return rpm_wq_workers(w->wq) == w->want;
+}
+
+static bool wait_workers(struct rpm_wq *wq, unsigned want, int timeout_ms)
+{
+	struct { struct rpm_wq *wq; unsigned want; } w = { wq, want };
+	return wait_for(workers_are, &w, timeout_ms);
+}
+
+static bool int_is(void *arg)
+{
+	struct { atomic_int *v; int want; } *w = arg;
+	return atomic_load(w->v) == w->want;
+}
+
+static bool wait_int(atomic_int *v, int want, int timeout_ms)
+{
+	struct { atomic_int *v; int want; } w = { v, want };
+	return wait_for(int_is, &w, timeout_ms);
 }
 
 /* Suspends an idle device through the work queue and checks it. */
@@ -723,6 +790,108 @@ static void test_rpm_resume_host(void **state)
 	assert_int_equal(atomic_load(&f->suspend_calls), 2);
 }
 
+/* One device's stuck suspend holds up no other device's idle suspend:
+ * A's suspend blocks in the gate; B goes idle and suspends meanwhile. */
+static void test_blocked_suspend_does_not_stop_others(void **state)
+{
+	struct fx *x = *state;
+	struct fake *a = &x->dev[0], *b = &x->dev[1];
+	fgate_close(a);
+	rpm_idle(&a->rpm);
+	assert_true(wait_int(&a->in_cb, 1, 5000));   /* A's suspend is in the gate */
+	assert_int_equal(rpm_status(&a->rpm), RPM_SUSPENDING);
+
+	rpm_idle(&b->rpm);
+	assert_true(wait_status(&b->rpm, RPM_SUSPENDED, 10000));
+	assert_int_equal(atomic_load(&b->suspend_calls), 1);
+	assert_int_equal(ctr(&b->rpm, &b->rpm.suspends), 1);
+	assert_int_equal(rpm_status(&a->rpm), RPM_SUSPENDING);   /* still stuck */
+	assert_int_equal(ctr(&a->rpm, &a->rpm.suspends), 0);
+
+	/* B wakes and idles again: it suspends a second time, A still stuck */
+	assert_int_equal(rpm_get(&b->rpm), 0);
+	assert_int_equal(atomic_load(&b->resume_calls), 1);
+	rpm_put(&b->rpm);
+	assert_true(wait_int(&b->suspend_calls, 2, 10000));
+	assert_true(wait_status(&b->rpm, RPM_SUSPENDED, 10000));
+	assert_int_equal(rpm_status(&a->rpm), RPM_SUSPENDING);
+
+	assert_true(rpm_wq_workers(x->wq) >= 2);   /* B's ran beside A's */
+
+	fgate_open(a);
+	assert_true(wait_status(&a->rpm, RPM_SUSPENDED, 10000));
+	assert_int_equal(atomic_load(&a->suspend_calls), 1);
+	assert_int_equal(ctr(&a->rpm, &a->rpm.suspends), 1);
+	/* nothing in flight: the pool is back to one thread */
+	assert_true(wait_workers(x->wq, 1, 10000));
+}
+
+/* rpm_fini of a device returns while another device's suspend is stuck
+ * (it waits for its own device only), and the stuck one's fini waits for
+ * its callback. */
+static void test_fini_beside_blocked_suspend(void **state)
+{
+	struct fx *x = *state;
+	struct fake *a = &x->dev[0], *b = &x->dev[1];
+	fgate_close(a);
+	rpm_idle(&a->rpm);
+	assert_true(wait_int(&a->in_cb, 1, 5000));
+	rpm_set_autosuspend_delay(&b->rpm, 60000);   /* B queued, not due */
+	fini_dev(x, 1);                              /* returns: A is not B */
+	assert_int_equal(atomic_load(&b->suspend_calls), 0);
+	assert_int_equal(rpm_status(&a->rpm), RPM_SUSPENDING);
+	fgate_open(a);
+	fini_dev(x, 0);
+	assert_int_equal(atomic_load(&a->in_cb), 0);
+	assert_int_equal(rpm_status(&a->rpm), RPM_SUSPENDED);
+}
+
+/* The bound: with two workers and two stuck suspends a third device's due
+ * suspend waits in the queue, and runs once one worker is free. */
+static void test_worker_bound(void **state)
+{
+	(void)state;
+	struct rpm_wq *wq;
+	assert_int_equal(rpm_wq_create_bounded(&wq, 0), -EINVAL);
+	assert_int_equal(rpm_wq_create_bounded(&wq, 2), 0);
+	struct fake f[3];
+	memset(f, 0, sizeof(f));
+	for (int i = 0; i < 3; i++) {
+		f[i].id = 10 + i;
+		rpm_init(&f[i].rpm, &fake_ops, &f[i], wq);
+	}
+	fgate_close(&f[0]);
+	fgate_close(&f[1]);
+	rpm_idle(&f[0].rpm);
+	rpm_idle(&f[1].rpm);
+	assert_true(wait_int(&f[0].in_cb, 1, 5000));
+	assert_true(wait_int(&f[1].in_cb, 1, 5000));
+	rpm_idle(&f[2].rpm);   /* due now, but both workers are stuck */
+	/* a worker is started (or not, at the bound) inside rpm_idle's
+	 * queueing, and none is free to take it: no wait needed to see it */
+	uint64_t due;
+	assert_true(rpm_wq_next_due(wq, &due));
+	assert_int_equal(atomic_load(&f[2].suspend_calls), 0);
+	assert_int_equal(rpm_status(&f[2].rpm), RPM_ACTIVE);
+	assert_true(rpm_wq_next_due(wq, &due));   /* still queued */
+	assert_int_equal(rpm_wq_workers(wq), 2);   /* the bound */
+
+	fgate_open(&f[1]);   /* a worker frees up and takes it */
+	assert_true(wait_status(&f[2].rpm, RPM_SUSPENDED, 10000));
+	assert_true(wait_status(&f[1].rpm, RPM_SUSPENDED, 10000));
+	assert_int_equal(rpm_status(&f[0].rpm), RPM_SUSPENDING);
+	assert_false(rpm_wq_next_due(wq, &due));
+	fgate_open(&f[0]);
+	assert_true(wait_workers(wq, 1, 10000));
+	for (int i = 0; i < 3; i++) {
+		rpm_fini(&f[i].rpm);
+		assert_int_equal(rpm_status(&f[i].rpm), RPM_SUSPENDED);
+		assert_int_equal(atomic_load(&f[i].suspend_calls), 1);
+		assert_int_equal(atomic_load(&f[i].overlaps), 0);
+	}
+	rpm_wq_destroy(wq);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -747,6 +916,11 @@ int main(void)
 		T(test_fini_with_queued_suspend),
 		T(test_fini_waits_for_running_suspend),
 		T(test_rpm_resume_host),
+		cmocka_unit_test_setup_teardown(test_blocked_suspend_does_not_stop_others, setup_pool,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fini_beside_blocked_suspend, setup_pool,
+						teardown),
+		cmocka_unit_test(test_worker_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -332,12 +332,100 @@ static void test_fini_race(void **state)
 	free(r);
 }
 
+/* Several devices on one bounded pool (3 workers for 6 devices), each
+ * with a getter thread, and suspends slow enough to overlap: workers are
+ * started and exit all the time. Every device keeps the invariants above,
+ * the pool never passes its bound, every device suspends once idle, and
+ * the pool is back to one worker afterwards. */
+#define POOL_DEVS 6
+#define POOL_MAX 3
+
+static struct rpm_wq *pool_wq;
+static atomic_long pool_over_bound;
+
+static int slow_suspend(void *ctx)
+{
+	if (rpm_wq_workers(pool_wq) > POOL_MAX)
+		atomic_fetch_add(&pool_over_bound, 1);
+	sleep_us(100);
+	return dev_suspend(ctx);
+}
+
+static const struct rpm_ops slow_ops = { .suspend = slow_suspend, .resume = dev_resume };
+
+static void *pool_getter_main(void *arg)
+{
+	struct dev *d = arg;
+	for (long i = 0; i < d->iters; i++) {
+		if (rpm_get(&d->rpm))
+			atomic_fetch_add(&d->get_errors, 1);
+		device_work(d);
+		rpm_put(&d->rpm);
+		if ((i & 255) == 255)
+			sleep_us(150);   /* idle long enough to suspend */
+	}
+	return NULL;
+}
+
+static bool wait_workers(struct rpm_wq *wq, unsigned want, int timeout_ms)
+{
+	uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
+	while (rpm_wq_workers(wq) != want) {
+		if (now_ns() > end)
+			return false;
+		sleep_us(1000);
+	}
+	return true;
+}
+
+static void test_many_devices_one_pool(void **state)
+{
+	assert_int_equal(rpm_wq_create_bounded(&pool_wq, POOL_MAX), 0);
+	struct dev *d = calloc(POOL_DEVS, sizeof(*d));
+	assert_non_null(d);
+	long iters = iters_from_env() / 20;
+	for (int k = 0; k < POOL_DEVS; k++) {
+		atomic_store(&d[k].powered, 1);
+		d[k].iters = iters;
+		rpm_init(&d[k].rpm, &slow_ops, &d[k], pool_wq);
+	}
+	pthread_t g[POOL_DEVS];
+	for (int k = 0; k < POOL_DEVS; k++)
+		assert_int_equal(pthread_create(&g[k], NULL, pool_getter_main, &d[k]), 0);
+	for (int k = 0; k < POOL_DEVS; k++)
+		pthread_join(g[k], NULL);
+	long suspends = 0;
+	for (int k = 0; k < POOL_DEVS; k++) {
+		assert_true(wait_status(&d[k].rpm, RPM_SUSPENDED, 10000));
+		assert_int_equal(atomic_load(&d[k].powered), 0);
+		assert_int_equal(rpm_usage(&d[k].rpm), 0);
+		assert_int_equal(atomic_load(&d[k].cb_overlap), 0);
+		assert_int_equal(atomic_load(&d[k].cb_during_work), 0);
+		assert_int_equal(atomic_load(&d[k].cb_bad_status), 0);
+		assert_int_equal(atomic_load(&d[k].work_bad), 0);
+		assert_int_equal(atomic_load(&d[k].work_unpowered), 0);
+		assert_int_equal(atomic_load(&d[k].work_in_cb), 0);
+		assert_int_equal(atomic_load(&d[k].get_errors), 0);
+		assert_int_equal(ctr(&d[k].rpm, &d[k].rpm.suspends), atomic_load(&d[k].suspends));
+		suspends += atomic_load(&d[k].suspends);
+	}
+	assert_int_equal(atomic_load(&pool_over_bound), 0);
+	assert_true(wait_workers(pool_wq, 1, 10000));
+	printf("rpm-stress: pool: %ld suspends of %d devices on %d workers\n", suspends, POOL_DEVS,
+	       POOL_MAX);
+	for (int k = 0; k < POOL_DEVS; k++)
+		rpm_fini(&d[k].rpm);
+	rpm_wq_destroy(pool_wq);
+	free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stress),
 		cmocka_unit_test(test_power_control_concurrent),
 		cmocka_unit_test(test_fini_race),
+		cmocka_unit_test(test_many_devices_one_pool),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
