@@ -1337,6 +1337,21 @@ static void wait_threads_asleep(pid_t pid)
 	fail_msg("vfpmd's threads never all slept");
 }
 
+/* ThreadSanitizer's runtime keeps a background thread of its own in every
+ * instrumented process, which wakes about ten times a second: in a TSan
+ * build (the test and vfpmd are built alike) those wakeups are not vfpm's.
+ * Everything else in vfpmd must still sleep. */
+#if defined(__SANITIZE_THREAD__)
+#define SANITIZER_WAKEUPS_2S 30
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SANITIZER_WAKEUPS_2S 30
+#endif
+#endif
+#ifndef SANITIZER_WAKEUPS_2S
+#define SANITIZER_WAKEUPS_2S 0
+#endif
+
 /* V1: a server whose devices are all suspended does no work at all: no
  * CPU time and no thread wakeups over 2 s (a measurement window: what is
  * measured is the absence of work, which only a window can show). */
@@ -1375,7 +1390,7 @@ static void v1_suspended_server_is_idle(void **state)
 	assert_true(s1 >= 0);
 	print_message("V1: %llu ticks, %lld voluntary context switches in 2 s\n", t1 - t0, s1 - s0);
 	assert_true(t1 - t0 <= 2);
-	assert_true(s1 - s0 <= 5);
+	assert_true(s1 - s0 <= 5 + SANITIZER_WAKEUPS_2S);
 	for (unsigned i = 0; i < 4; i++) {
 		struct pm_status st;
 		int rc = pmt_status(&g.p, names[i], &st);
