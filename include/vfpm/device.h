@@ -65,7 +65,10 @@ struct vfpm_model_ops {
 	int (*bar_rw)(void *priv, unsigned bar, uint64_t off, void *buf, size_t len,
 		      bool is_write);
 	/* Function reset: registers back to power-on values, device work
-	 * stopped. Config space is reset by the core.
+	 * stopped. The core looks after config space: a user's reset
+	 * (DEVICE_RESET, FLR) leaves it as the client wrote it, as vfio-pci
+	 * saves and restores it around the reset; the reset at a client's
+	 * disconnect and a loss of power return it to power-on values.
 	 * Thread: the session's (DEVICE_RESET, FLR, a close, a D3hot->D0 of
 	 * a NoSoftRst- device) or the runtime-PM work queue's or the control
 	 * plane's (a resume from D3cold). No core lock a runtime call takes

@@ -35,6 +35,7 @@ struct cmodel {
 	atomic_uint lock_held[W_N];    /* a core lock was held in that callback */
 	atomic_uint bad_result[W_N];   /* a runtime call returned an undocumented value */
 	atomic_bool stop;
+	atomic_bool destroying;   /* device_destroy: the runtime-PM core is gone */
 	pthread_t worker;
 };
 
@@ -72,14 +73,22 @@ static void exercise(struct cmodel *c, enum where w)
 	struct vfpm_device *dev = c->dev;
 	atomic_fetch_add(&c->calls[w], 1);
 	/* memory_lock may be read-held around bar_rw (a BAR access is what a
-	 * power transition waits for), never write-held; dev->lock, dma_lock
-	 * and the transition lock never. trans_lock is held by design around
-	 * the PM callbacks and a user's reset (it is what keeps them from
+	 * power transition waits for), never write-held; dev->lock, dma_lock,
+	 * the runtime-PM lock and the channel's locks never. trans_lock is
+	 * held by design around the PM callbacks and a user's reset (it is what keeps them from
 	 * overlapping): no runtime function takes it. */
-	bool held = rwlock_write_held(&dev->pm.memory_lock) || mutex_held(&dev->lock) ||
-		    rwlock_write_held(&dev->dma_lock);
-	if (held)
+	const char *held = rwlock_write_held(&dev->pm.memory_lock) ? "memory_lock"
+			   : mutex_held(&dev->lock)		   ? "dev->lock"
+			   : rwlock_write_held(&dev->dma_lock)	   ? "dma_lock"
+			   : !atomic_load(&c->destroying) && mutex_held(&dev->pm.rpm.lock)
+				   ? "rpm.lock"
+			   : mutex_held(&dev->chan.mu)		   ? "chan.mu"
+			   : mutex_held(&dev->chan.send_lock)	   ? "chan.send_lock"
+							   : NULL;
+	if (held) {
 		atomic_fetch_add(&c->lock_held[w], 1);
+		print_message("%s: %s held\n", where_names[w], held);
+	}
 
 	bool ok = true;
 	bool decode = vfpm_dev_mem_decode(dev);
@@ -262,8 +271,18 @@ static void every_callback_may_call_every_runtime_function(void **state)
 		pthread_mutex_unlock(&dev->req_lock);
 	}
 
+	/* the worker has run beside the transitions at least once (on a busy
+	 * machine it may not have been scheduled yet: wait, bounded) */
+	struct timespec w0, wn;
+	clock_gettime(CLOCK_MONOTONIC, &w0);
+	while (!atomic_load(&g.calls[W_WORKER])) {
+		clock_gettime(CLOCK_MONOTONIC, &wn);
+		assert_true(wn.tv_sec - w0.tv_sec < 20);
+		sched_yield();
+	}
 	atomic_store(&g.stop, true);
 	pthread_join(g.worker, NULL);
+	atomic_store(&g.destroying, true);
 	device_destroy(dev);
 	rpm_wq_destroy(wq);
 
