@@ -199,6 +199,13 @@ static void check(struct model *m, unsigned step)
 			 g_trail);
 	if (st.engaged != (m->connected && m->engaged))
 		fail_msg("step %u: engaged %d; walk: %s", step, st.engaged, g_trail);
+	/* the power state agrees with the ledger: suspended is D3hot (no
+	 * platform D3cold here); an active device is in D0 unless its client
+	 * wrote a plain (not promoted) D3hot, which holds it there awake */
+	const char *state = want == 0 || m->plain_d3hot ? "D3hot" : "D0";
+	if (strcmp(st.power_state, state) != 0)
+		fail_msg("step %u: power state %s (want %s, %s); walk: %s", step, st.power_state,
+			 state, st.runtime_status, g_trail);
 }
 
 static void ledger_stays_balanced_under_random_walks(void **state)

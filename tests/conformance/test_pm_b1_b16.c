@@ -1337,6 +1337,71 @@ static void b16_ctl_pmcsr_write_resumes_a_suspended_device(void **state)
 	assert_int_equal(s.underflows, 0);
 }
 
+/* The case the host PMCSR write used to break: a NoSoftRst- device its
+ * client programmed (BAR0, COMMAND) and left engaged in low power is
+ * runtime-suspended in D3hot; the host writes D0 to PMCSR. The device
+ * resumes through the runtime-PM core (status and power state agree, D0
+ * and active right after the write), and the resume restores the client's
+ * config: BAR0 and COMMAND read back what the client wrote. */
+static void b16_ctl_pmcsr_d0_keeps_the_clients_config(void **state)
+{
+	(void)state;
+	up_and_connect("nosoftrst=off");
+	uint32_t bar0 = 0xfe000000;
+	assert_int_equal(pmt_cfg_write(g_c, PCI_BASE_ADDRESS_0, &bar0, 4), 0);
+	cfg_write16(PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	uint32_t bar0_read = 0;
+	assert_int_equal(pmt_cfg_read(g_c, PCI_BASE_ADDRESS_0, &bar0_read, 4), 0);
+	engage_plain_suspended();
+	struct pm_status s0, s;
+	STATUS(s0);
+	assert_string_equal(s0.power_state, "D3hot");
+	unsigned pm = pmt_ctl_find_cap(&g_p, NULL, PCI_CAP_ID_PM);
+	assert_true(pm);
+	uint32_t d0 = 0;
+	assert_int_equal(pmt_ctl_config_rw(&g_p, NULL, pm + PCI_PM_CTRL, 2, &d0, true), 0);
+	STATUS(s);
+	assert_int_equal(s.resumes, s0.resumes + 1);
+	/* never "D0 / suspended": the resume came first */
+	assert_false(!strcmp(s.power_state, "D0") && !strcmp(s.runtime_status, "suspended"));
+	/* the host's view: the client's config, not power-on values */
+	uint32_t v = 0;
+	assert_int_equal(pmt_ctl_config_read(&g_p, NULL, PCI_COMMAND, 2, &v), 0);
+	assert_int_equal(v, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	v = 0;
+	assert_int_equal(pmt_ctl_config_read(&g_p, NULL, PCI_BASE_ADDRESS_0, 4, &v), 0);
+	assert_int_equal(v, bar0_read);
+	/* and the client's, once it exits low power */
+	assert_int_equal(pmt_lp_exit(g_c), 0);
+	assert_int_equal(cfg16(PCI_COMMAND), PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	v = 0;
+	assert_int_equal(pmt_cfg_read(g_c, PCI_BASE_ADDRESS_0, &v, 4), 0);
+	assert_int_equal(v, bar0_read);
+	STATUS(s);
+	assert_int_equal(s.underflows, 0);
+}
+
+/* A NoSoftRst+ device in D3hot keeps its config space (no restore on the
+ * way back: docs/power-management.md), so a host write made while it was
+ * suspended is still there after the next resume. */
+static void b16_ctl_write_in_d3hot_survives_a_nosoftrst_plus_resume(void **state)
+{
+	(void)state;
+	up("nosoftrst=on");
+	WAIT("suspended");
+	struct pm_status s0, s;
+	STATUS(s0);
+	assert_string_equal(s0.power_state, "D3hot");
+	uint32_t v = 0x5a;
+	assert_int_equal(pmt_ctl_config_rw(&g_p, NULL, PCI_INTERRUPT_LINE, 1, &v, true), 0);
+	WAIT("suspended");
+	/* a client's access resumes it from D3hot */
+	conn();
+	STATUS(s);
+	assert_true(s.resumes > s0.resumes);
+	assert_int_equal(cfg8(PCI_INTERRUPT_LINE), 0x5a);
+}
+
 static void b16_ctl_config_access_in_d3cold_resumes_and_fires(void **state)
 {
 	(void)state;
@@ -1777,6 +1842,8 @@ int main(void)
 		T(b16_d3cold_allowed_change_resumes_and_resuspends),
 		T(b16_ctl_config_access_in_d3cold_resumes_and_fires),
 		T(b16_ctl_config_write_during_a_suspend_is_kept),
+		T(b16_ctl_pmcsr_d0_keeps_the_clients_config),
+		T(b16_ctl_write_in_d3hot_survives_a_nosoftrst_plus_resume),
 		T(b16_ctl_pmcsr_write_resumes_a_suspended_device),
 		T(b16_ctl_config_read_in_d3hot_does_not_resume),
 		T(b35_unused_device_suspends),
