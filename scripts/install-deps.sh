@@ -4,9 +4,15 @@
 # apt-get; otherwise it names what is missing and how to install it.
 set -eu
 
+# build: gcc clang make meson ninja-build pkg-config and the -dev libraries;
+# tests: pciutils (lspci decodes config dumps), python3 and
+# python3-prometheus-client (metrics, energy, timeline, reload tests and the
+# core-layers check), util-linux (setpriv for the permission tests), groff-base
+# and man-db (man pages checked for warnings), systemd (systemd-analyze verify
+# of the unit); libclang-rt-14-dev: the sanitizer and libFuzzer runtimes.
 PKGS="gcc clang make meson ninja-build pkg-config libjson-c-dev libcmocka-dev \
-linux-libc-dev pciutils libclang-rt-14-dev python3-prometheus-client \
-scdoc libsystemd-dev libcairo2-dev"
+linux-libc-dev pciutils libclang-rt-14-dev python3 python3-prometheus-client \
+scdoc libsystemd-dev libcairo2-dev util-linux groff-base man-db systemd"
 
 missing=""
 for p in $PKGS; do

@@ -41,6 +41,8 @@ static void usage(FILE *f)
 		"                             idle_d3=on|off (on)  power_control=auto|on (auto)\n"
 		"                             autosuspend_delay_ms=N (0)  pm_delays=pci|none (pci)\n"
 		"                             d3hot_promotion=off|nosoftrst|always (off)\n"
+		"                           dma_max=SIZE: bound on the client's mapped DMA memory\n"
+		"                             (K/M/G/T suffixes, default 1T)\n"
 		"                           energy model, mW drawn per state (none above D0):\n"
 		"                             power_d0_mw=3000 power_d1_mw=1500 power_d2_mw=750\n"
 		"                             power_d3hot_mw=330 power_d3cold_mw=66\n"
@@ -63,8 +65,12 @@ static void usage(FILE *f)
 		"      --handshake-timeout MS\n"
 		"                           close a connection that sends no VERSION within MS\n"
 		"                           milliseconds (default 10000; 0: never)\n"
+		"      --ctl-timeout MS     close a control connection that has not sent a whole\n"
+		"                           request line within MS milliseconds of connecting\n"
+		"                           or of the previous reply (default 30000)\n"
 		"      --send-timeout MS    close a connection whose client has not read a\n"
-		"                           message within MS milliseconds (default 10000)\n"
+		"                           message within MS milliseconds (default 10000;\n"
+		"                           0: never)\n"
 		"      --model PATH.so      load a device model from a shared object that\n"
 		"                           defines vfpm_model_entry() (docs/device-api.md);\n"
 		"                           repeatable\n"
@@ -160,6 +166,7 @@ static const struct option long_opts[] = {
 	{ "list-models", no_argument, NULL, 'L' },
 	{ "handshake-timeout", required_argument, NULL, 'H' },
 	{ "send-timeout", required_argument, NULL, 'T' },
+	{ "ctl-timeout", required_argument, NULL, 'K' },
 	{ "ctl-mode", required_argument, NULL, 'M' },
 	{ "ctl-group", required_argument, NULL, 'G' },
 	{ "metrics-file", required_argument, NULL, 'P' },
@@ -302,6 +309,18 @@ static int apply_opt(struct settings *st, int c, const char *arg, const char *wh
 			return 2;
 		}
 		*(c == 'H' ? &so->handshake_ms : &so->send_ms) = ms ? (int)ms : -1;
+		return 0;
+	}
+	case 'K': {
+		char *end;
+		errno = 0;
+		long ms = strtol(arg, &end, 10);
+		if (errno || *end || !*arg || ms < 1 || ms > 3600000) {
+			fprintf(stderr, "vfpmd: %s--ctl-timeout '%s': expected 1..3600000 ms\n",
+				where, arg);
+			return 2;
+		}
+		so->ctl_line_ms = (int)ms;
 		return 0;
 	}
 	case 'C':

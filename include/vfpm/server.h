@@ -62,6 +62,11 @@ struct vfpm_server_opts {
 	/* a node_exporter textfile-collector file kept up to date (rewritten
 	 * atomically after each PM change, removed at stop), or NULL */
 	const char *metrics_path;
+	/* the time a control connection has to send each whole request
+	 * line, counted from the connection or the previous reply, in ms;
+	 * 0: the default (30 s). Past it the connection is closed, however
+	 * slowly bytes trickle in. */
+	int ctl_line_ms;
 };
 
 /* Creates a server; o may be NULL (defaults: no control plane, errors

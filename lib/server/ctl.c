@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -230,12 +231,23 @@ char *ctl_handle_line(const struct ctl_ops *ops, void *ctx, const char *line, bo
 	return dup;
 }
 
-void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutate, int stop_fd)
+static uint64_t mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutate, int stop_fd,
+		    int line_ms)
 {
 	char *buf = malloc(CTL_MAX_LINE + 1);
 	size_t have = 0;
 	if (!buf)
 		return;
+	/* each whole line has line_ms from the connection or the previous
+	 * reply: a peer trickling bytes cannot hold its slot for ever */
+	uint64_t deadline = mono_ms() + (uint64_t)line_ms;
 	for (;;) {
 		char *nl = memchr(buf, '\n', have);
 		if (!nl) {
@@ -247,9 +259,12 @@ void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutat
 				}
 				break;
 			}
+			uint64_t now = mono_ms();
+			if (now >= deadline)
+				break;
 			struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
 					       { .fd = stop_fd, .events = POLLIN } };
-			if (poll(p, 2, 30000) < 1 || p[1].revents)
+			if (poll(p, 2, (int)(deadline - now)) < 1 || p[1].revents)
 				break;
 			ssize_t n = read(fd, buf + have, CTL_MAX_LINE - have);
 			if (n <= 0)
@@ -274,6 +289,7 @@ void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutat
 		size_t used = (size_t)(nl - buf) + 1;
 		memmove(buf, buf + used, have - used);
 		have -= used;
+		deadline = mono_ms() + (uint64_t)line_ms;
 	}
 	free(buf);
 }

@@ -37,15 +37,20 @@ struct ctl_ops {
 char *ctl_handle_line(const struct ctl_ops *ops, void *ctx, const char *line, bool may_mutate,
 		      char **follow);
 
-/* Serves one connection until EOF, a line too long, 30 s without a whole
- * line, a reply the peer does not take (fd should have a send timeout), or
- * stop_fd becoming readable. may_mutate: the peer may change things (set,
- * config-write, inject-intx); otherwise those get EPERM and only status
- * and config-read are served. */
 /* A device's power management as `status` shows it (status.c). */
 struct json_object *ctl_pm_status_json(struct vfpm_device *dev);
 
-void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutate, int stop_fd);
+/* Serves one connection until EOF, a line too long, a whole line not in
+ * within line_ms of the connection or the previous reply (however slowly
+ * its bytes trickle in), a reply the peer does not take (fd should have a
+ * send timeout), or stop_fd becoming readable. may_mutate: the peer may
+ * change things (set, config-write, inject-intx); otherwise those get
+ * EPERM and only status and config-read are served. */
+
+void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutate, int stop_fd,
+		    int line_ms);
+/* The default time a connection has for each whole request line. */
+#define CTL_LINE_MS 30000
 
 /* PM events (ctl_events.c): the events held ({"cmd":"events"}), and a
  * connection that follows them ({"cmd":"subscribe"}) until EOF, a send

@@ -110,6 +110,13 @@ VFPM_EXPORT int vfpm_server_new(const struct vfpm_server_opts *o, struct vfpm_se
 	/* fields past the caller's size are absent */
 	if (o->size >= offsetof(struct vfpm_server_opts, metrics_path) + sizeof(o->metrics_path))
 		so.metrics_path = o->metrics_path;
+	if (o->size >= offsetof(struct vfpm_server_opts, ctl_line_ms) + sizeof(o->ctl_line_ms)) {
+		if (o->ctl_line_ms < 0) {
+			vfpm_server_free(srv);
+			return -EINVAL;
+		}
+		so.ctl_line_ms = o->ctl_line_ms;
+	}
 	int rc = server_create(&so, &srv->impl);
 	if (rc) {
 		vfpm_server_free(srv);

@@ -512,7 +512,8 @@ static void *ctl_conn_main(void *arg)
 {
 	struct ctl_conn *cc = arg;
 	struct vfpm_server *srv = cc->srv;
-	ctl_serve_conn(&server_ctl_ops, srv, cc->fd, peer_may_mutate(srv, cc->fd), srv->stop_fd);
+	ctl_serve_conn(&server_ctl_ops, srv, cc->fd, peer_may_mutate(srv, cc->fd), srv->stop_fd,
+		       srv->o.ctl_line_ms > 0 ? srv->o.ctl_line_ms : CTL_LINE_MS);
 	close(cc->fd);   /* at once: the connection is over */
 	mutex_lock(&srv->ctl_mu);
 	cc->fd = -1;

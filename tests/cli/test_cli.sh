@@ -239,5 +239,61 @@ conf_error "bad device: exit 1 and its line" 1 "bad.conf:2: this device" \
 [ $? -eq 1 ] && grep -q "nonexistent.conf: No such file" "$dir/out" && ok "--config: a missing file: exit 1" ||
 	{ bad "--config missing file"; cat "$dir/out"; }
 
+# --- --ctl-timeout: each request line has a deadline however slowly bytes
+# trickle in (a byte every 100 ms without a newline used to hold the
+# connection for ever); a whole line in time is served. ---
+"$VFPMD" --ctl-timeout 0 --ctl none >"$dir/out" 2>&1
+[ $? -eq 2 ] && grep -q "ctl-timeout '0'" "$dir/out" && ok "--ctl-timeout 0: exit 2" || bad "--ctl-timeout 0"
+"$VFPMD" --device demo,socket="$dir/t.sock" --ctl "$dir/t.ctl" --ctl-timeout 2000 -q 2>"$dir/log4" &
+pid=$!
+wait_sock "$dir/t.ctl"
+python3 - "$dir/t.ctl" >"$dir/out" 2>&1 <<'PY'
+import socket, sys, time
+path = sys.argv[1]
+# a trickling peer: must be closed, bounded by 10 s (5 x the deadline)
+s = socket.socket(socket.AF_UNIX)
+s.connect(path)
+t0 = time.monotonic()
+closed = False
+while time.monotonic() - t0 < 10:
+    try:
+        s.send(b"{")
+    except OSError:
+        closed = True
+        break
+    s.settimeout(0.1)
+    try:
+        if s.recv(1) == b"":
+            closed = True
+            break
+    except socket.timeout:
+        pass
+print("trickler closed" if closed else "trickler still open after 10 s")
+# a peer that sends a whole line, then waits, then another: each in time
+c = socket.socket(socket.AF_UNIX)
+c.connect(path)
+c.settimeout(5)
+ok = True
+for _ in range(3):
+    c.send(b'{"cmd":"status"}\n')
+    buf = b""
+    while not buf.endswith(b"\n"):
+        d = c.recv(65536)
+        if not d:
+            ok = False
+            break
+        buf += d
+    if not ok or b'"ok":true' not in buf:
+        ok = False
+        break
+    time.sleep(0.3)   # under the deadline: the clock restarts at each reply
+print("lines in time served" if ok else "a line in time was refused")
+PY
+grep -q "^trickler closed" "$dir/out" && ok "--ctl-timeout: a trickling control peer is closed" ||
+	{ bad "--ctl-timeout: trickling peer"; cat "$dir/out"; }
+grep -q "^lines in time served" "$dir/out" && ok "--ctl-timeout: whole lines in time are served, the clock restarts at each reply" ||
+	{ bad "--ctl-timeout: lines in time"; cat "$dir/out"; }
+kill "$pid"; wait "$pid" 2>/dev/null; pid=
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

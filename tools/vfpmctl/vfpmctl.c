@@ -437,7 +437,7 @@ static void usage(FILE *out)
 	if (vfpm_default_socket_path(def, sizeof(def)) < 0)
 		snprintf(def, sizeof(def), "(none: path too long)");
 	fprintf(out,
-		"Usage: " PROG " [--socket PATH] COMMAND [ARGS]\n"
+		"Usage: " PROG " [--socket PATH] [--ctl PATH] COMMAND [ARGS]\n"
 		"\n"
 		"Options:\n"
 		"  --socket PATH  device socket (default: $VFPM_SOCKET, /run/vfpm/demo.sock as\n"
@@ -450,16 +450,16 @@ static void usage(FILE *out)
 		"\n"
 		"Commands:\n",
 		def);
-	int width = 0;  /* align the help texts after the longest synopsis */
+	/* help texts aligned after the synopses that fit; a longer synopsis
+	 * gets a line of its own, its help text below it */
+	enum { WIDTH = 34 };
 	for (size_t i = 0; i < NCOMMANDS; i++) {
-		int w = (int)(strlen(commands[i].name) + 1 + strlen(commands[i].args));
-		if (w > width)
-			width = w;
-	}
-	for (size_t i = 0; i < NCOMMANDS; i++) {
-		char syn[64];
+		char syn[96];
 		snprintf(syn, sizeof(syn), "%s %s", commands[i].name, commands[i].args);
-		fprintf(out, "  %-*s  %s\n", width, syn, commands[i].help);
+		if (strlen(syn) <= WIDTH)
+			fprintf(out, "  %-*s  %s\n", WIDTH, syn, commands[i].help);
+		else
+			fprintf(out, "  %s\n  %-*s  %s\n", syn, WIDTH, "", commands[i].help);
 	}
 	fprintf(out, "\nNumbers may be decimal, 0x hex or 0 octal. Exit status: 0 ok, 1 error, "
 		     "2 bad usage.\n");
