@@ -311,7 +311,17 @@ int vfpmd_start(struct vfpmd_proc *p, const char *const *specs, const char *cons
 				ready++;
 			}
 		}
-		if (ready == p->ndev)
+		/* the control socket too: vfpmd listens on the device sockets
+		 * before it starts its control plane */
+		bool ctl_ready = has_ctl;
+		if (!ctl_ready) {
+			int fd = raw_connect(p->ctl);
+			if (fd >= 0) {
+				close(fd);
+				ctl_ready = true;
+			}
+		}
+		if (ready == p->ndev && ctl_ready)
 			return 0;
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
