@@ -62,6 +62,11 @@ struct vfpm_server_opts {
 	/* a node_exporter textfile-collector file kept up to date (rewritten
 	 * atomically after each PM change, removed at stop), or NULL */
 	const char *metrics_path;
+	/* the server-wide default of the device option poll_us: how long
+	 * a session keeps reading without blocking after a request, in us
+	 * (0..1000000); 0: the built-in default, < 0: no polling; a
+	 * device's own poll_us= wins (docs/performance.md) */
+	int poll_us;
 };
 
 /* Creates a server; o may be NULL (defaults: no control plane, errors

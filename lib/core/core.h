@@ -260,8 +260,17 @@ struct vfpm_device {
 
 	int verbosity;          /* log level threshold (VFPM_LOG_*) */
 	struct dev_events events;   /* PM event ring (events.c) */
+	/* the device option poll_us: how long a session keeps reading
+	 * without blocking after a request (0: it blocks at once) */
+	uint32_t poll_us;
 	/* statistics */
 	atomic_ulong requests;
+	/* the session's receive side (session.c; read by status):
+	 * messages received, those picked up by the poll window without
+	 * sleeping, and the times the session blocked in the kernel */
+	atomic_ulong rx_msgs;
+	atomic_ulong rx_polled;
+	atomic_ulong rx_blocking;
 };
 
 /* --- device.c: the orchestrator. Open, close, resets and the effects of a
@@ -471,7 +480,12 @@ struct core_session {
 	bool version_done;
 	struct wire_caps peer;         /* what the client can receive */
 	int handshake_ms;              /* VERSION deadline from connect (<= 0: none) */
+	uint32_t poll_us;              /* poll window after a request (dev->poll_us) */
 };
+
+/* poll_us: the default and the largest value (docs/performance.md) */
+#define CORE_POLL_US_DEFAULT 50u
+#define CORE_POLL_US_MAX 1000000u
 
 #define SESSION_HANDSHAKE_MS 10000
 #define SESSION_SEND_MS 10000

@@ -218,6 +218,30 @@ int server_add_device(struct vfpm_server *srv, const char *spec, const char **so
 			rc == -EEXIST ? "an option is given twice" : "expected key=value pairs");
 		return rc;
 	}
+	/* the server-wide poll_us, unless the spec names its own */
+	if (!rc && srv->o.poll_us && !vfpm_opts_get(&opts, "poll_us")) {
+		char v[16];
+		snprintf(v, sizeof(v), "%d", srv->o.poll_us > 0 ? srv->o.poll_us : 0);
+		struct vfpm_kv *kv = realloc(opts.kv, (opts.n + 1) * sizeof(*kv));
+		if (kv) {
+			opts.kv = kv;
+			kv[opts.n].key = strdup("poll_us");
+			kv[opts.n].val = strdup(v);
+			if (kv[opts.n].key && kv[opts.n].val) {
+				opts.n++;
+			} else {
+				free(kv[opts.n].key);
+				free(kv[opts.n].val);
+				rc = -ENOMEM;
+			}
+		} else {
+			rc = -ENOMEM;
+		}
+		if (rc) {
+			opts_free(&opts);
+			return rc;
+		}
+	}
 	/* name= and socket= belong to the server, not the model */
 	char *name = NULL, *path = NULL;
 	for (size_t i = 0; i < opts.n;) {
@@ -634,6 +658,8 @@ static void *session_main(void *arg)
 {
 	struct server_dev *sd = arg;
 	struct core_session s;
+	/* named, so that ps -L, top -H and tests tell it from the others */
+	pthread_setname_np(pthread_self(), "vfpm-session");
 	session_init(&s, sd->dev, sd->client_fd);
 	if (sd->srv->o.handshake_ms)
 		s.handshake_ms = sd->srv->o.handshake_ms;

@@ -24,6 +24,8 @@ struct server_opts {
 			       * whose members may change settings too */
 	gid_t ctl_group;
 	const char *metrics_path;   /* node_exporter textfile, or NULL */
+	int poll_us;          /* default of the device option poll_us; 0: the
+			       * core's default, < 0: none */
 	/* when set, how server_add_device finds a model by name (the
 	 * embedding API's models); else the built-in registry */
 	const struct vfpm_model *(*find_model)(void *ctx, const char *name);

@@ -1,0 +1,385 @@
+/* The session's receive side against a real vfpmd: the poll window
+ * (poll_us), its option and its counters in status, and an idle device
+ * whose session went back to sleep. Nothing here is timed: every check
+ * is a value (a counter, a thread state, an exit status). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/vfio.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "harness.h"
+#include "wire/wire.h"
+
+static struct vfpmd_proc proc;
+
+/* --- helpers --- */
+
+/* The device's object in a status reply (o owns it). */
+static struct json_object *dev_status(struct json_object **o, const char *name)
+{
+	static char rep[65536];
+	assert_int_equal(ctl_request(proc.ctl, "{\"cmd\":\"status\"}", rep, sizeof(rep)), 0);
+	*o = json_tokener_parse(rep);
+	assert_non_null(*o);
+	struct json_object *devs, *v;
+	assert_true(json_object_object_get_ex(*o, "devices", &devs));
+	for (size_t i = 0; i < json_object_array_length(devs); i++) {
+		struct json_object *d = json_object_array_get_idx(devs, i);
+		assert_true(json_object_object_get_ex(d, "name", &v));
+		if (!strcmp(json_object_get_string(v), name))
+			return d;
+	}
+	fail_msg("no device %s in status", name);
+	return NULL;
+}
+
+struct sess {
+	int64_t poll_us, messages, polled, blocking_reads;
+	char runtime_status[32];
+};
+
+static void sess_status(const char *name, struct sess *s)
+{
+	struct json_object *o, *ss, *v;
+	struct json_object *d = dev_status(&o, name);
+	assert_true(json_object_object_get_ex(d, "session", &ss));
+	assert_true(json_object_object_get_ex(ss, "poll_us", &v));
+	s->poll_us = json_object_get_int64(v);
+	assert_true(json_object_object_get_ex(ss, "messages", &v));
+	s->messages = json_object_get_int64(v);
+	assert_true(json_object_object_get_ex(ss, "polled", &v));
+	s->polled = json_object_get_int64(v);
+	assert_true(json_object_object_get_ex(ss, "blocking_reads", &v));
+	s->blocking_reads = json_object_get_int64(v);
+	assert_true(json_object_object_get_ex(d, "runtime_status", &v));
+	snprintf(s->runtime_status, sizeof(s->runtime_status), "%s", json_object_get_string(v));
+	json_object_put(o);
+}
+
+static int64_t poll_us_of(const char *name)
+{
+	struct sess s;
+	sess_status(name, &s);
+	return s.poll_us;
+}
+
+/* A 4-byte config read (the vendor ID) with message id id. */
+static void send_cfg_read(int fd, uint16_t id)
+{
+	struct vfu_hdr h = { .msg_id = id, .cmd = VFU_CMD_REGION_READ, .flags = VFU_F_TYPE_COMMAND };
+	struct vfu_region_access ra = { .offset = 0, .region = VFU_PCI_CONFIG, .count = 4 };
+	assert_int_equal(wire_send(fd, &h, &ra, sizeof(ra), NULL, 0), 0);
+}
+
+static void recv_reply(int fd, uint16_t id, uint16_t cmd)
+{
+	struct wire_msg m;
+	assert_int_equal(wire_recv(fd, &m, 1 << 16, 0), 0);
+	assert_int_equal(m.hdr.msg_id, id);
+	assert_int_equal(m.hdr.cmd, cmd);
+	assert_int_equal(m.hdr.flags & (VFU_F_TYPE_MASK | VFU_F_ERROR), VFU_F_TYPE_REPLY);
+	wire_msg_release(&m);
+}
+
+static void low_power_entry(int fd, uint16_t id)
+{
+	struct vfu_hdr h = { .msg_id = id, .cmd = VFU_CMD_DEVICE_FEATURE,
+			     .flags = VFU_F_TYPE_COMMAND };
+	struct vfu_device_feature f = { .argsz = sizeof(f),
+					.flags = VFIO_DEVICE_FEATURE_SET |
+						 VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY };
+	assert_int_equal(wire_send(fd, &h, &f, sizeof(f), NULL, 0), 0);
+	recv_reply(fd, id, VFU_CMD_DEVICE_FEATURE);
+}
+
+/* The vfpm-session thread of vfpmd: its tid, or -1. */
+static int session_tid(pid_t pid)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	int tid = -1;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char p2[512], comm[64] = "";
+		snprintf(p2, sizeof(p2), "%s/%s/comm", path, e->d_name);
+		FILE *f = fopen(p2, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, "vfpm-session\n")) {
+			assert_int_equal(tid, -1);   /* one client, one session */
+			tid = atoi(e->d_name);
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return tid;
+}
+
+/* A thread's scheduler state letter and its context switches. */
+static char thread_state(pid_t pid, int tid, long long *switches)
+{
+	char path[128], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, tid);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	assert_non_null(p);
+	char st = p[2];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, tid);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	*switches = 0;
+	char line[256];
+	while (fgets(line, sizeof(line), f)) {
+		long long v;
+		if (sscanf(line, "voluntary_ctxt_switches: %lld", &v) == 1 ||
+		    sscanf(line, "nonvoluntary_ctxt_switches: %lld", &v) == 1)
+			*switches += v;
+	}
+	fclose(f);
+	return st;
+}
+
+/* Runs vfpmd with args and returns its exit status; its stderr in err. */
+static int run_vfpmd(const char *const *args, char *err, size_t len)
+{
+	int pe[2];
+	assert_int_equal(pipe2(pe, O_CLOEXEC), 0);
+	const char *argv[16];
+	int argc = 0;
+	argv[argc++] = vfpmd_path();
+	for (int i = 0; args[i] && argc < 15; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(pe[1], 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(pe[1]);
+	size_t got = 0;
+	ssize_t n;
+	while ((n = read(pe[0], err + got, len - 1 - got)) > 0)
+		got += (size_t)n;
+	err[got] = '\0';
+	close(pe[0]);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* --- tests --- */
+
+static void poll_us_option_errors(void **state)
+{
+	(void)state;
+	char err[8192], spec[300];
+	char dir[] = "/tmp/vfpm-sessio-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	static const char *const bad[] = { "-1", "abc", "1000001", "", "5x" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(spec, sizeof(spec), "demo,socket=%s/x.sock,poll_us=%s", dir, bad[i]);
+		const char *const args[] = { "--ctl", "none", "--device", spec, NULL };
+		int st = run_vfpmd(args, err, sizeof(err));
+		if (st != 1 || (*bad[i] && !strstr(err, "poll_us must be a number of microseconds")))
+			fail_msg("poll_us=%s: exit %d, stderr: %s", bad[i], st, err);
+	}
+	static const char *const badopt[] = { "-1", "abc", "1000001", "" };
+	for (size_t i = 0; i < sizeof(badopt) / sizeof(badopt[0]); i++) {
+		snprintf(spec, sizeof(spec), "demo,socket=%s/x.sock", dir);
+		const char *const args[] = { "--ctl", "none", "--poll-us", badopt[i], "--device", spec,
+					     NULL };
+		int st = run_vfpmd(args, err, sizeof(err));
+		if (st != 2 || !strstr(err, "--poll-us"))
+			fail_msg("--poll-us %s: exit %d, stderr: %s", badopt[i], st, err);
+	}
+	/* given twice: an error like any key */
+	snprintf(spec, sizeof(spec), "demo,socket=%s/x.sock,poll_us=1,poll_us=2", dir);
+	const char *const args[] = { "--ctl", "none", "--device", spec, NULL };
+	assert_int_equal(run_vfpmd(args, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "given twice"));
+	rmdir(dir);
+}
+
+static void poll_us_values_in_status(void **state)
+{
+	(void)state;
+	/* the built-in default, a device's own value, and the bounds */
+	const char *specs[] = { "demo,name=dflt", "demo,name=own,poll_us=7",
+				"demo,name=off,poll_us=0", "demo,name=max,poll_us=1000000", NULL };
+	assert_int_equal(vfpmd_start(&proc, specs, NULL), 0);
+	assert_int_equal(poll_us_of("dflt"), 50);
+	assert_int_equal(poll_us_of("own"), 7);
+	assert_int_equal(poll_us_of("off"), 0);
+	assert_int_equal(poll_us_of("max"), 1000000);
+	assert_int_equal(vfpmd_stop(&proc), 0);
+
+	/* the server-wide default; a device's own value wins */
+	const char *const extra[] = { "--poll-us", "123", NULL };
+	assert_int_equal(vfpmd_start(&proc, specs, extra), 0);
+	assert_int_equal(poll_us_of("dflt"), 123);
+	assert_int_equal(poll_us_of("own"), 7);
+	assert_int_equal(poll_us_of("off"), 0);
+	assert_int_equal(vfpmd_stop(&proc), 0);
+
+	/* --poll-us 0: no polling unless a device asks */
+	const char *const extra0[] = { "--poll-us", "0", NULL };
+	assert_int_equal(vfpmd_start(&proc, specs, extra0), 0);
+	assert_int_equal(poll_us_of("dflt"), 0);
+	assert_int_equal(poll_us_of("own"), 7);
+	assert_int_equal(vfpmd_stop(&proc), 0);
+}
+
+/* A request already queued when the previous one is served is picked up
+ * by the poll window (no blocking read); with poll_us=0 every read may
+ * block. Deterministic: the client sends both before reading a reply. */
+static void queued_request_is_polled(void **state)
+{
+	(void)state;
+	const char *specs[] = { "demo,name=p,poll_us=1000000", "demo,name=b,poll_us=0", NULL };
+	assert_int_equal(vfpmd_start(&proc, specs, NULL), 0);
+	for (int k = 0; k < 2; k++) {
+		const char *name = k ? "b" : "p";
+		int fd = raw_connect_negotiated(proc.sock[k]);
+		for (int t = 0; fd < 0 && t < 500; t++) {   /* the harness's probe may hold the slot */
+			usleep(10000);
+			fd = raw_connect_negotiated(proc.sock[k]);
+		}
+		assert_true(fd >= 0);
+		/* one round trip, so that VERSION's read is done */
+		send_cfg_read(fd, 10);
+		recv_reply(fd, 10, VFU_CMD_REGION_READ);
+		struct sess a, b;
+		sess_status(name, &a);
+		/* eight requests in one sendmsg: all queued before the first
+		 * is served */
+		uint8_t burst[8][16 + sizeof(struct vfu_region_access)];
+		for (int i = 0; i < 8; i++) {
+			struct vfu_hdr h = { .msg_id = (uint16_t)(20 + i), .cmd = VFU_CMD_REGION_READ,
+					     .flags = VFU_F_TYPE_COMMAND,
+					     .size = sizeof(burst[0]) };
+			struct vfu_region_access ra = { .region = VFU_PCI_CONFIG, .count = 4 };
+			memcpy(burst[i], &h, 16);
+			memcpy(burst[i] + 16, &ra, sizeof(ra));
+		}
+		assert_int_equal(send(fd, burst, sizeof(burst), MSG_NOSIGNAL), (ssize_t)sizeof(burst));
+		for (int i = 0; i < 8; i++)
+			recv_reply(fd, (uint16_t)(20 + i), VFU_CMD_REGION_READ);
+		sess_status(name, &b);
+		assert_int_equal(b.messages - a.messages, 8);
+		if (!k) {
+			/* the first of the burst may have been waited for in
+			 * the kernel (the window of the single read before
+			 * it may have passed), the other seven were queued */
+			assert_true(b.polled - a.polled >= 7);
+			assert_true(b.blocking_reads - a.blocking_reads <= 1);
+		} else {
+			assert_int_equal(b.polled, 0);
+			assert_int_equal(b.blocking_reads - a.blocking_reads, 8);
+		}
+		close(fd);
+	}
+	assert_int_equal(vfpmd_stop(&proc), 0);
+}
+
+/* With a poll window, an idle device still suspends, and once the window
+ * has passed its session thread sleeps in the kernel and is not woken:
+ * its context switches do not move while the control plane is queried. */
+static void idle_session_sleeps(void **state)
+{
+	(void)state;
+	const char *specs[] = { "demo,name=d,pm_delays=none,poll_us=20000", NULL };
+	assert_int_equal(vfpmd_start(&proc, specs, NULL), 0);
+	int fd = raw_connect_negotiated(proc.sock[0]);
+	for (int t = 0; fd < 0 && t < 500; t++) {
+		usleep(10000);
+		fd = raw_connect_negotiated(proc.sock[0]);
+	}
+	assert_true(fd >= 0);
+	low_power_entry(fd, 2);
+	for (uint16_t i = 0; i < 4; i++) {
+		send_cfg_read(fd, (uint16_t)(3 + i));
+		recv_reply(fd, (uint16_t)(3 + i), VFU_CMD_REGION_READ);
+	}
+	int tid = session_tid(proc.pid);
+	assert_true(tid > 0);
+
+	/* wait (no deadline asserted: the loop only bounds a broken build)
+	 * until the device is suspended and the session thread sleeps */
+	struct sess s;
+	long long sw0 = 0;
+	char st = 0;
+	for (int i = 0; i < 20000; i++) {
+		sess_status("d", &s);
+		st = thread_state(proc.pid, tid, &sw0);
+		if (st == 'S' && !strcmp(s.runtime_status, "suspended"))
+			break;
+		usleep(500);
+	}
+	assert_int_equal(st, 'S');
+	assert_string_equal(s.runtime_status, "suspended");
+	assert_int_equal(s.messages, 6);   /* VERSION, the feature, four reads */
+
+	/* 50 status requests later (each one a wakeup of another thread):
+	 * the session thread has not run */
+	for (int i = 0; i < 50; i++) {
+		struct sess t;
+		sess_status("d", &t);
+		assert_string_equal(t.runtime_status, "suspended");
+		assert_int_equal(t.messages, s.messages);
+		assert_int_equal(t.blocking_reads, s.blocking_reads);
+	}
+	long long sw1;
+	assert_int_equal(thread_state(proc.pid, tid, &sw1), 'S');
+	assert_int_equal(sw1, sw0);
+
+	/* and it still serves the next request */
+	send_cfg_read(fd, 9);
+	recv_reply(fd, 9, VFU_CMD_REGION_READ);
+	close(fd);
+	assert_int_equal(vfpmd_stop(&proc), 0);
+}
+
+/* A failed test leaves its vfpmd running: stop it. */
+static int teardown(void **state)
+{
+	(void)state;
+	if (proc.pid > 0)
+		vfpmd_stop(&proc);
+	return 0;
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(poll_us_option_errors, teardown),
+		cmocka_unit_test_teardown(poll_us_values_in_status, teardown),
+		cmocka_unit_test_teardown(queued_request_is_polled, teardown),
+		cmocka_unit_test_teardown(idle_session_sleeps, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
