@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "harness.h"
 #include "procstat.h"
 #include "wire/wire.h"
@@ -140,10 +142,46 @@ struct target {
 	unsigned pipe_n;     /* requests in them */
 	uint64_t lat_cpu_ns; /* server CPU time over the latency runs */
 	uint64_t pipe_cpu_ns;   /* and over the pipelined runs */
+	const char *dev;     /* vfpmd's device name (session counters), or NULL */
+	const char *ctl;     /* vfpmd's control socket */
+	uint64_t pipe_reads, pipe_sends, pipe_msgs, pipe_polls;   /* session counters, pipelined */
+	bool skip;           /* -T: not measured */
 };
 
 #define NTARGETS 3
 
+static bool pipeline_only;   /* -T: the pipelined runs alone */
+
+/* The session counters of a vfpmd device (status): receive calls, reply
+ * sends, messages, poll() calls of the poll window. 0 or -1. */
+static int session_counters(const struct target *t, uint64_t c[4])
+{
+	static char rep[65536];
+	if (!t->dev || ctl_request(t->ctl, "{\"cmd\":\"status\"}", rep, sizeof(rep)))
+		return -1;
+	struct json_object *o = json_tokener_parse(rep), *devs, *v, *ss;
+	int rc = -1;
+	if (o && json_object_object_get_ex(o, "devices", &devs)) {
+		for (size_t i = 0; i < json_object_array_length(devs); i++) {
+			struct json_object *d = json_object_array_get_idx(devs, i);
+			if (!json_object_object_get_ex(d, "name", &v) ||
+			    strcmp(json_object_get_string(v), t->dev) ||
+			    !json_object_object_get_ex(d, "session", &ss))
+				continue;
+			static const char *const keys[4] = { "reads", "sends", "messages",
+							     "poll_calls" };
+			rc = 0;
+			for (int k = 0; k < 4; k++) {
+				if (json_object_object_get_ex(ss, keys[k], &v))
+					c[k] = (uint64_t)json_object_get_int64(v);
+				else
+					rc = -1;
+			}
+		}
+	}
+	json_object_put(o);
+	return rc;
+}
 /* CPU time of every thread of the serving process (schedstat, ns). */
 static uint64_t server_cpu_ns(const struct target *t)
 {
@@ -218,7 +256,9 @@ static int measure(struct target *tg, unsigned n, unsigned warm, unsigned window
 {
 	int rc = 0;
 	for (int k = 0; k < NTARGETS && !rc; k++) {
-		rc = run_latency(&tg[k], warm, false);
+		if (tg[k].skip)
+			continue;
+		rc = pipeline_only ? 0 : run_latency(&tg[k], warm, false);
 		if (!rc)
 			rc = run_pipeline(&tg[k], warm, window, false);
 	}
@@ -226,12 +266,22 @@ static int measure(struct target *tg, unsigned n, unsigned warm, unsigned window
 		unsigned chunk = n / rounds + (r < n % rounds);
 		for (int j = 0; j < NTARGETS && !rc; j++) {
 			struct target *t = &tg[(r + (unsigned)j) % NTARGETS];
+			if (t->skip)
+				continue;
 			uint64_t c0 = server_cpu_ns(t);
-			rc = run_latency(t, chunk, true);
+			rc = pipeline_only ? 0 : run_latency(t, chunk, true);
+			uint64_t k0[4] = { 0 }, k1[4] = { 0 };
+			bool counted = session_counters(t, k0) == 0;
 			uint64_t c1 = server_cpu_ns(t);
 			if (!rc)
 				rc = run_pipeline(t, chunk, window, true);
 			uint64_t c2 = server_cpu_ns(t);
+			if (counted && session_counters(t, k1) == 0) {
+				t->pipe_reads += k1[0] - k0[0];
+				t->pipe_sends += k1[1] - k0[1];
+				t->pipe_msgs += k1[2] - k0[2];
+				t->pipe_polls += k1[3] - k0[3];
+			}
 			t->lat_cpu_ns += c1 - c0;
 			t->pipe_cpu_ns += c2 - c1;
 			if (rc)
@@ -271,6 +321,9 @@ static void usage(FILE *f, const char *argv0)
 		"  -r  rounds alternating the servers (default 10)\n"
 		"  -p  poll_us of the polling vfpm device (default 50)\n"
 		"  -s  split: servers on CPU 1, this client on CPU 0 (default: not pinned)\n"
+		"  -T  one server only (poll, nopoll or floor), pipelined runs only\n"
+		"      (for bench/syscalls.sh)\n"
+		"  -P  print \"server_pid=N\" once set up, then wait for a line on stdin\n"
 		"vfpmd is the build's, or $VFPMD_PATH.\n",
 		argv0);
 }
@@ -304,8 +357,9 @@ int main(int argc, char **argv)
 {
 	unsigned n = 200000, window = 32, warm = ~0u, rounds = 10, poll_us = 50;
 	int opt;
-	bool split = false;
-	while ((opt = getopt(argc, argv, "n:w:W:r:p:sh")) != -1) {
+	bool split = false, pause_for_stdin = false;
+	const char *only = NULL;
+	while ((opt = getopt(argc, argv, "n:w:W:r:p:sT:Ph")) != -1) {
 		switch (opt) {
 		case 'n': n = parse_count(optarg, "-n"); break;
 		case 'w': window = parse_count(optarg, "-w"); break;
@@ -313,11 +367,17 @@ int main(int argc, char **argv)
 		case 'r': rounds = parse_count(optarg, "-r"); break;
 		case 'p': poll_us = parse_count(optarg, "-p"); break;
 		case 's': split = true; break;
+		case 'T': only = optarg; pipeline_only = true; break;
+		case 'P': pause_for_stdin = true; break;
 		case 'h': usage(stdout, argv[0]); return 0;
 		default: usage(stderr, argv[0]); return 2;
 		}
 	}
 	if (!n || !window || !rounds || rounds > n || !poll_us || poll_us > 1000000) {
+		usage(stderr, argv[0]);
+		return 2;
+	}
+	if (only && strcmp(only, "poll") && strcmp(only, "nopoll") && strcmp(only, "floor")) {
 		usage(stderr, argv[0]);
 		return 2;
 	}
@@ -372,8 +432,7 @@ int main(int argc, char **argv)
 	char pollspec[64];
 	snprintf(pollspec, sizeof(pollspec), "demo,name=poll,poll_us=%u", poll_us);
 	const char *const specs[] = { pollspec, "demo,name=block,poll_us=0", NULL };
-	static const char *const extra[] = { "--ctl", "none", NULL };
-	int rc = vfpmd_start(&proc, specs, extra);
+	int rc = vfpmd_start(&proc, specs, NULL);
 	if (rc) {
 		fprintf(stderr, "bench_rtt: cannot start %s: %s\n", vfpmd_path(), strerror(-rc));
 		vfpmd_cleanup(&proc);   /* its log and directory, if still there */
@@ -385,6 +444,8 @@ int main(int argc, char **argv)
 		}
 		for (int k = 0; k < 2 && !rc; k++) {
 			tg[k].pid = proc.pid;
+			tg[k].dev = k ? "block" : "poll";
+			tg[k].ctl = proc.ctl;
 			/* the harness's readiness probe may still hold the one client slot */
 			for (int t = 0; t < 100 && tg[k].fd < 0; t++) {
 				tg[k].fd = raw_connect_negotiated(proc.sock[k]);
@@ -394,6 +455,20 @@ int main(int argc, char **argv)
 			rc = tg[k].fd < 0 ? tg[k].fd : prepare_device(tg[k].fd);
 			if (rc)
 				fprintf(stderr, "bench_rtt: vfpmd connection: %s\n", strerror(-rc));
+		}
+		if (only) {
+			static const char *const names[NTARGETS] = { "poll", "nopoll", "floor" };
+			for (int k = 0; k < NTARGETS; k++)
+				tg[k].skip = strcmp(only, names[k]) != 0;
+		}
+		if (!rc && pause_for_stdin) {
+			for (int k = 0; k < NTARGETS; k++)
+				if (!tg[k].skip)
+					printf("server_pid=%d\n", (int)tg[k].pid);
+			fflush(stdout);
+			char line[16];
+			if (!fgets(line, sizeof(line), stdin))
+				rc = -EIO;
 		}
 		if (!rc)
 			rc = measure(tg, n, warm, window, rounds);
@@ -412,6 +487,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	if (only) {
+		for (int k = 0; k < NTARGETS; k++) {
+			if (tg[k].skip)
+				continue;
+			printf("rtt-only: target=%s requests=%u mps=%.0f\n", only, tg[k].pipe_n,
+			       (double)tg[k].pipe_n * 1e9 / (double)tg[k].pipe_ns);
+		}
+		for (int k = 0; k < NTARGETS; k++)
+			free(tg[k].samples);
+		return 0;
+	}
 	struct result res[NTARGETS];
 	for (int k = 0; k < NTARGETS; k++) {
 		summarize(&tg[k], &res[k]);
@@ -433,13 +519,22 @@ int main(int argc, char **argv)
 	print_ratio("ratio nopoll/floor", &res[1], &res[2]);
 	printf("\n(latency and CPU ratio > 1: vfpm slower or costlier; throughput ratio < 1: "
 	       "vfpm slower)\n");
+	for (int k = 0; k < 2; k++)
+		if (tg[k].pipe_msgs)
+			printf("%s pipelined, per request: recvmsg %.3f, sendmsg %.3f, poll %.3f "
+			       "(session counters; the floor: 2 + 1 + 0)\n",
+			       k ? "vfpm, poll_us=0 " : "vfpm, polling  ",
+			       (double)tg[k].pipe_reads / (double)tg[k].pipe_msgs,
+			       (double)tg[k].pipe_sends / (double)tg[k].pipe_msgs,
+			       (double)tg[k].pipe_polls / (double)tg[k].pipe_msgs);
 	printf("rtt: poll_us=%u window=%u poll_median_us=%.2f nopoll_median_us=%.2f "
 	       "floor_median_us=%.2f poll_ratio=%.3f nopoll_ratio=%.3f poll_cpu_us=%.2f "
 	       "nopoll_cpu_us=%.2f floor_cpu_us=%.2f poll_mps=%.0f nopoll_mps=%.0f floor_mps=%.0f "
-	       "mps_ratio=%.3f pipe_cpu_ratio=%.3f\n",
+	       "mps_ratio=%.3f pipe_cpu_ratio=%.3f nopoll_mps_ratio=%.3f nopoll_pipe_cpu_ratio=%.3f\n",
 	       poll_us, window, res[0].median_us, res[1].median_us, res[2].median_us,
 	       res[0].median_us / res[2].median_us, res[1].median_us / res[2].median_us,
 	       res[0].lat_cpu_us, res[1].lat_cpu_us, res[2].lat_cpu_us, res[0].mps, res[1].mps,
-	       res[2].mps, res[1].mps / res[2].mps, res[1].pipe_cpu_us / res[2].pipe_cpu_us);
+	       res[2].mps, res[0].mps / res[2].mps, res[0].pipe_cpu_us / res[2].pipe_cpu_us,
+	       res[1].mps / res[2].mps, res[1].pipe_cpu_us / res[2].pipe_cpu_us);
 	return 0;
 }

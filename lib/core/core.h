@@ -266,11 +266,19 @@ struct vfpm_device {
 	/* statistics */
 	atomic_ulong requests;
 	/* the session's receive side (session.c; read by status):
-	 * messages received, those picked up by the poll window without
-	 * sleeping, and the times the session blocked in the kernel */
+	 * messages received, reads that found data in the poll window
+	 * (without sleeping), and reads that could block in the kernel
+	 * (counted when they return) */
 	atomic_ulong rx_msgs;
 	atomic_ulong rx_polled;
 	atomic_ulong rx_blocking;
+	/* reads (recvmsg calls that returned) and sends of replies (counted
+	 * before they are made) */
+	atomic_ulong rx_reads;
+	atomic_ulong tx_sends;
+	/* the poll windows' looks at the socket: recvmsg calls that found
+	 * nothing and poll() calls (sched_yield calls: fewer) */
+	atomic_ulong rx_poll_calls;
 };
 
 /* --- device.c: the orchestrator. Open, close, resets and the effects of a
@@ -481,6 +489,14 @@ struct core_session {
 	struct wire_caps peer;         /* what the client can receive */
 	int handshake_ms;              /* VERSION deadline from connect (<= 0: none) */
 	uint32_t poll_us;              /* poll window after a request (dev->poll_us) */
+	/* Batched replies (session_run only; NULL tx: each reply is sent at
+	 * once, as for the fuzzer): while another whole request is already
+	 * buffered (defer), replies without descriptors wait in tx and go
+	 * out together with one send before the session reads again. */
+	uint8_t *tx;
+	size_t tx_cap, tx_len;
+	bool defer;
+	bool idle_due;                 /* an idle check waits for the replies in tx */
 };
 
 /* poll_us: the default and the largest value (docs/performance.md) */

@@ -96,6 +96,13 @@ static struct json_object *do_status(const struct ctl_ops *ops, void *ctx)
 			json_object_object_add(
 				ss, "blocking_reads",
 				json_object_new_int64((int64_t)atomic_load(&dev->rx_blocking)));
+			json_object_object_add(ss, "reads",
+					       json_object_new_int64((int64_t)atomic_load(&dev->rx_reads)));
+			json_object_object_add(ss, "sends",
+					       json_object_new_int64((int64_t)atomic_load(&dev->tx_sends)));
+			json_object_object_add(
+				ss, "poll_calls",
+				json_object_new_int64((int64_t)atomic_load(&dev->rx_poll_calls)));
 			json_object_object_add(d, "session", ss);
 			if (dev->sriov_cap) {   /* the PF's sysfs names */
 				json_object_object_add(d, "sriov_totalvfs",
