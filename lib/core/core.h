@@ -363,6 +363,10 @@ void region_scrub_all(struct vfpm_device *dev);
 bool region_any_revoked(struct vfpm_device *dev);
 /* A memfd BAR's bytes while access is revoked (the server's copy). */
 void *region_bar_shadow(struct vfpm_device *dev, unsigned bar);
+/* The copy's memory: an anonymous mapping of the BAR's size (untouched
+ * pages cost nothing), or NULL; and its release (b->shadow NULL after). */
+void *region_shadow_alloc(size_t size);
+void region_shadow_free(struct core_bar *b);
 
 /* --- sriov.c: the SR-IOV capability and the host's VFs (a leaf) --- */
 

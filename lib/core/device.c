@@ -490,7 +490,7 @@ void device_destroy(struct vfpm_device *dev)
 			munmap(dev->bars[i].mem, dev->bars[i].size);
 		if (dev->bars[i].memfd >= 0)
 			close(dev->bars[i].memfd);
-		free(dev->bars[i].shadow);   /* the copy kept while revoked */
+		region_shadow_free(&dev->bars[i]);   /* the copy kept while revoked */
 	}
 	for (unsigned i = 0; i < dev->nioeventfds; i++)
 		close(dev->ioeventfds[i].fd);

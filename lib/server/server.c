@@ -192,8 +192,12 @@ static int default_dir(char *buf, size_t len)
 
 int server_add_device(struct vfpm_server *srv, const char *spec, const char **socket)
 {
-	if (srv->ndevs >= MAX_DEVICES)
+	if (srv->ndevs >= MAX_DEVICES) {
+		/* the device table's size (SR-IOV VFs are not counted) */
+		fprintf(stderr, "vfpmd: --device '%s': too many devices: one vfpmd serves at most %d\n",
+			spec, MAX_DEVICES);
 		return -ENOSPC;
+	}
 	char model_name[64];
 	const char *comma = strchr(spec, ',');
 	size_t mlen = comma ? (size_t)(comma - spec) : strlen(spec);
