@@ -103,9 +103,14 @@ static void run_job(struct demo *d)
 	if (len > DEMO_MAX_DMA)
 		rc = -EINVAL;
 	else if (len) {
-		rc = vfpm_dev_dma_read(d->dev, src, d->buf, len);
-		if (!rc)
-			rc = vfpm_dev_dma_write(d->dev, dst, d->buf, len);
+		/* straight from mapping to mapping when both are the
+		 * client's files; through the buffer for message DMA */
+		rc = vfpm_dev_dma_copy(d->dev, dst, src, len);
+		if (rc == -EOPNOTSUPP) {
+			rc = vfpm_dev_dma_read(d->dev, src, d->buf, len);
+			if (!rc)
+				rc = vfpm_dev_dma_write(d->dev, dst, d->buf, len);
+		}
 	}
 
 	pthread_mutex_lock(&d->mu);

@@ -528,6 +528,8 @@ int session_dispatch(struct core_session *s, struct wire_msg *m);
 /* memcpy that survives a client shrinking the file behind src or dst:
  * returns 0, or -EFAULT when the copy hit SIGBUS (guard.c). */
 int core_copy(void *dst, const void *src, size_t n);
+/* The same with memmove (overlapping ranges). */
+int core_move(void *dst, const void *src, size_t n);
 
 /* Log levels as vfpmd's verbosity counts them: errors, warnings and info
  * (power transitions, resets, low-power requests, sessions) by default;
