@@ -881,7 +881,7 @@ int session_run(struct core_session *s)
 		}
 		s->defer = false;
 		if (!rc && !wire_reader_whole(&rd))
-			rc = tx_flush(s);   /* defensive: normally flushed by the last reply */
+			rc = tx_flush(s);   /* the last request had no reply (NO_REPLY) */
 		if (rc)
 			break;
 	}

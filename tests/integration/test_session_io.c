@@ -302,6 +302,24 @@ static void burst_is_batched(void **state)
 		assert_int_equal(b.messages - a.messages, 8);
 		assert_int_equal(b.reads - a.reads, 1);
 		assert_int_equal(b.sends - a.sends, 1);
+		/* a batch whose last request wants no reply: the replies of
+		 * the others still go out (together) */
+		for (int i = 0; i < 3; i++) {
+			struct vfu_hdr h;
+			memcpy(&h, burst[i], 16);
+			h.msg_id = (uint16_t)(40 + i);
+			if (i == 2)
+				h.flags |= VFU_F_NO_REPLY;
+			memcpy(burst[i], &h, 16);
+		}
+		assert_int_equal(send(fd, burst, 3 * sizeof(burst[0]), MSG_NOSIGNAL),
+				 (ssize_t)(3 * sizeof(burst[0])));
+		recv_reply(fd, 40, VFU_CMD_REGION_READ);
+		recv_reply(fd, 41, VFU_CMD_REGION_READ);
+		struct sess c;
+		sess_status(name, &c);
+		assert_int_equal(c.messages - b.messages, 3);
+		assert_int_equal(c.sends - b.sends, 1);
 		if (!k) {
 			/* read in the window, or after it in the kernel */
 			assert_int_equal((b.polled - a.polled) + (b.blocking_reads - a.blocking_reads), 1);
