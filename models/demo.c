@@ -425,8 +425,12 @@ static int demo_create(struct vfpm_device *dev, const struct vfpm_opts *opts, vo
 		goto fail;
 	d->doorbell_fd = rc;
 	d->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->kick_fd < 0) {
+		rc = -errno;   /* EMFILE names the descriptor limit to the operator */
+		goto fail;
+	}
 	d->buf = malloc(DEMO_MAX_DMA);
-	if (d->kick_fd < 0 || !d->buf) {
+	if (!d->buf) {
 		rc = -ENOMEM;
 		goto fail;
 	}

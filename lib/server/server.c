@@ -35,7 +35,6 @@
 #include "server.h"
 #include "vfpm/client.h"
 
-#define MAX_DEVICES 1024
 #define CTL_MAX_CONNS 32      /* control connections served at once */
 #define CTL_SEND_SECONDS 2    /* a control reply not taken by then drops the client */
 
@@ -62,8 +61,8 @@ struct server_dev {
 
 struct vfpm_server {
 	struct server_opts o;
-	struct server_dev *devs[MAX_DEVICES];
-	unsigned ndevs;
+	struct server_dev **devs;   /* grown by server_add_device, before start */
+	unsigned ndevs, devs_cap;
 	int stop_fd;         /* eventfd: readable once stopping */
 	/* VF clients get no grace period once set; read by a PF session
 	 * removing its VFs while main stops the server, so atomic */
@@ -190,13 +189,51 @@ static int default_dir(char *buf, size_t len)
 	return env && *env ? 0 : check_private_dir(buf);
 }
 
+/* What a resource error means for a server of many devices: which limit
+ * (named, with its value) it ran into. "" for other errors. */
+static const char *limit_hint(int rc)
+{
+	static _Thread_local char buf[200];
+	struct rlimit rl;
+	if (rc == -EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		snprintf(buf, sizeof(buf),
+			 " (the descriptor limit RLIMIT_NOFILE, %llu here: a demo device holds 5, "
+			 "vfpmd raises the soft limit to the hard one; raise the hard one, "
+			 "ulimit -Hn or LimitNOFILE=)",
+			 (unsigned long long)rl.rlim_cur);
+		return buf;
+	}
+	if (rc == -ENFILE)
+		return " (the system-wide descriptor limit, fs.file-max)";
+	if (rc == -EAGAIN && getrlimit(RLIMIT_NPROC, &rl) == 0) {
+		if (rl.rlim_cur == RLIM_INFINITY)
+			snprintf(buf, sizeof(buf),
+				 " (a thread limit: kernel.threads-max or the cgroup's pids.max; "
+				 "a device has 2 threads, 3 with a client)");
+		else
+			snprintf(buf, sizeof(buf),
+				 " (a thread limit: RLIMIT_NPROC, %llu here, kernel.threads-max or "
+				 "the cgroup's pids.max; a device has 2 threads, 3 with a client)",
+				 (unsigned long long)rl.rlim_cur);
+		return buf;
+	}
+	if (rc == -ENOMEM)
+		return " (out of memory, or the thread stacks' address space: vm.max_map_count)";
+	return "";
+}
+
 int server_add_device(struct vfpm_server *srv, const char *spec, const char **socket)
 {
-	if (srv->ndevs >= MAX_DEVICES) {
-		/* the device table's size (SR-IOV VFs are not counted) */
-		fprintf(stderr, "vfpmd: --device '%s': too many devices: one vfpmd serves at most %d\n",
-			spec, MAX_DEVICES);
-		return -ENOSPC;
+	if (srv->ndevs == srv->devs_cap) {
+		unsigned nc = srv->devs_cap ? 2 * srv->devs_cap : 16;
+		struct server_dev **n = nc > srv->devs_cap ? realloc(srv->devs, nc * sizeof(*n)) : NULL;
+		if (!n) {
+			fprintf(stderr, "vfpmd: --device '%s': out of memory for the device table\n",
+				spec);
+			return -ENOMEM;
+		}
+		srv->devs = n;
+		srv->devs_cap = nc;
 	}
 	char model_name[64];
 	const char *comma = strchr(spec, ',');
@@ -303,8 +340,8 @@ int server_add_device(struct vfpm_server *srv, const char *spec, const char **so
 		rc = sd ? device_create(model, name, &opts, srv->wq, srv->o.verbosity, &sd->dev)
 			: -ENOMEM;
 		if (rc && sd) {
-			fprintf(stderr, "vfpmd: cannot create device '%s' (%s): %s\n", name, spec,
-				strerror(-rc));
+			fprintf(stderr, "vfpmd: cannot create device '%s' (%s): %s%s\n", name, spec,
+				strerror(-rc), limit_hint(rc));
 		}
 	}
 	if (rc) {
@@ -320,6 +357,15 @@ int server_add_device(struct vfpm_server *srv, const char *spec, const char **so
 	sd->lfd = -1;
 	sd->client_fd = -1;
 	sd->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (sd->stop_fd < 0) {
+		rc = -errno;
+		fprintf(stderr, "vfpmd: cannot create device '%s' (%s): eventfd: %s%s\n",
+			sd->dev->name, spec, strerror(-rc), limit_hint(rc));
+		device_destroy(sd->dev);
+		free(sd->path);
+		free(sd);
+		return rc;
+	}
 	pthread_mutex_init(&sd->mu, NULL);
 	sd->dev->host = &server_sriov_host;
 	sd->dev->host_ctx = sd;
@@ -767,10 +813,12 @@ int server_start(struct vfpm_server *srv)
 		struct server_dev *sd = srv->devs[i];
 		int rc = listen_on(sd);
 		if (rc) {
-			fprintf(stderr, "vfpmd: %s: cannot listen on %s: %s\n", sd->dev->name, sd->path,
+			fprintf(stderr, "vfpmd: %s: cannot listen on %s: %s%s\n", sd->dev->name,
+				sd->path,
 				rc == -EADDRINUSE ? "another server is listening there"
 				: rc == -EEXIST	  ? "exists and is not a socket"
-						  : strerror(-rc));
+						  : strerror(-rc),
+				limit_hint(rc));
 			return rc;
 		}
 	}
@@ -789,8 +837,11 @@ int server_start(struct vfpm_server *srv)
 	for (unsigned i = 0; i < srv->ndevs; i++) {
 		struct server_dev *sd = srv->devs[i];
 		int rc = pthread_create(&sd->accept_thread, NULL, accept_main, sd);
-		if (rc)
+		if (rc) {
+			fprintf(stderr, "vfpmd: %s: cannot start its thread: %s%s\n", sd->dev->name,
+				strerror(rc), limit_hint(-rc));
 			return -rc;
+		}
 		sd->accept_started = true;
 		DLOG(sd->dev, VFPM_LOG_INFO, "serving model %s on %s", sd->dev->model->name, sd->path);
 	}
@@ -1031,6 +1082,7 @@ void server_destroy(struct vfpm_server *srv)
 		return;
 	for (unsigned i = 0; i < srv->ndevs; i++)
 		free_sd(srv->devs[i]);
+	free(srv->devs);
 	rpm_wq_destroy(srv->wq);
 	ev_hub_destroy(srv->hub);
 	pthread_mutex_destroy(&srv->lock);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -168,8 +169,9 @@ static char thread_state(pid_t pid, int tid, long long *switches)
 	return st;
 }
 
-/* Runs vfpmd with args and returns its exit status; its stderr in err. */
-static int run_vfpmd(const char *const *args, char *err, size_t len)
+/* Runs vfpmd with args and returns its exit status; its stderr in err.
+ * nofile > 0: its descriptor limit (soft and hard). */
+static int run_vfpmd_limited(const char *const *args, char *err, size_t len, long nofile)
 {
 	int pe[2];
 	assert_int_equal(pipe2(pe, O_CLOEXEC), 0);
@@ -183,6 +185,9 @@ static int run_vfpmd(const char *const *args, char *err, size_t len)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		dup2(pe[1], 2);
+		struct rlimit rl = { (rlim_t)nofile, (rlim_t)nofile };
+		if (nofile > 0 && setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			_exit(126);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
@@ -196,6 +201,11 @@ static int run_vfpmd(const char *const *args, char *err, size_t len)
 	int st;
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int run_vfpmd(const char *const *args, char *err, size_t len)
+{
+	return run_vfpmd_limited(args, err, len, 0);
 }
 
 /* --- tests --- */
@@ -228,6 +238,36 @@ static void poll_us_option_errors(void **state)
 	const char *const args[] = { "--ctl", "none", "--device", spec, NULL };
 	assert_int_equal(run_vfpmd(args, err, sizeof(err)), 1);
 	assert_non_null(strstr(err, "given twice"));
+	rmdir(dir);
+}
+
+/* Past the descriptor limit vfpmd says which limit it ran into, with its
+ * value (with 1100 devices it used to exit with status 1 and print
+ * nothing; the device table has no fixed size any more). */
+static void descriptor_limit_is_named(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/vfpm-sessio-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char conf[64];
+	snprintf(conf, sizeof(conf), "%s/devices.conf", dir);
+	FILE *f = fopen(conf, "w");
+	assert_non_null(f);
+	for (int i = 0; i < 40; i++)
+		fprintf(f, "device demo,name=d%d,socket=%s/d%d.sock\n", i, dir, i);
+	fclose(f);
+	static char err[16384];
+	const char *const args[] = { "--ctl", "none", "--config", conf, NULL };
+	int st = run_vfpmd_limited(args, err, sizeof(err), 64);
+	if (st != 1 || !strstr(err, "Too many open files (the descriptor limit RLIMIT_NOFILE, 64 here"))
+		fail_msg("exit %d, stderr: %s", st, err);
+	assert_non_null(strstr(err, "devices.conf:"));   /* and which line */
+	for (int i = 0; i < 40; i++) {
+		char p[96];
+		snprintf(p, sizeof(p), "%s/d%d.sock", dir, i);
+		unlink(p);
+	}
+	unlink(conf);
 	rmdir(dir);
 }
 
@@ -514,6 +554,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(poll_us_option_errors, teardown),
 		cmocka_unit_test_teardown(poll_us_values_in_status, teardown),
+		cmocka_unit_test_teardown(descriptor_limit_is_named, teardown),
 		cmocka_unit_test_teardown(burst_is_batched, teardown),
 		cmocka_unit_test_teardown(request_queued_while_serving_is_polled, teardown),
 		cmocka_unit_test_teardown(burst_with_descriptors, teardown),
