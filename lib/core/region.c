@@ -28,7 +28,11 @@
 void *region_shadow_alloc(size_t size)
 {
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
+	if (p == MAP_FAILED)
+		return NULL;
+	/* one written byte must not cost a 2 MiB huge page */
+	madvise(p, size, MADV_NOHUGEPAGE);
+	return p;
 }
 
 void region_shadow_free(struct core_bar *b)

@@ -388,13 +388,15 @@ static void add_fds(struct wire_reader *r, size_t owner, struct msghdr *mh)
 			 * the last one can have descriptors pending (every
 			 * whole message is taken before the next read), so a
 			 * third set cannot happen; should it, the
-			 * descriptors are closed and the owner refused. */
+			 * descriptors are closed and the stream fails. */
 			if (set && !set->bad && set->n < r->max_fds) {
 				set->fds[set->n++] = fd;
 			} else {
 				close(fd);
 				if (set)
 					set->bad = true;
+				else
+					r->broken = true;
 			}
 		}
 	}
@@ -461,6 +463,8 @@ static void take_fds(struct wire_reader *r, size_t pos, struct wire_msg *m, stru
 int wire_reader_next(struct wire_reader *r, int sock, struct wire_msg *m)
 {
 	msg_clear(m);
+	if (r->broken)
+		return -EPROTO;
 	size_t avail = r->len - r->off;
 	if (avail < HDR_SIZE)
 		return -EAGAIN;

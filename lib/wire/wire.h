@@ -72,6 +72,7 @@ struct wire_reader {
 	int max_fds;
 	struct wire_rx_fdset sets[2];  /* descriptors of buffered messages */
 	int nsets;
+	bool broken;                   /* descriptors without a set: -EPROTO */
 	uint64_t reads;                /* recvmsg calls that returned data or EOF */
 };
 
@@ -91,7 +92,9 @@ int wire_reader_fill(struct wire_reader *r, int sock, int flags);
 /* Takes the next whole message out of the buffer into m (m as from
  * wire_recv: malloc'ed payload, its descriptors). Returns 0; -EAGAIN when
  * no whole message is buffered (fill first); -EMSGSIZE (bad size: the
- * stream is unusable); -EINVAL when too many descriptors came with it
+ * stream is unusable); -EPROTO (descriptors that could not be kept for
+ * their message, which cannot happen with whole messages taken before
+ * each fill: the stream is unusable); -EINVAL when too many descriptors came with it
  * (message consumed, descriptors closed, header kept in m->hdr); -ENOMEM
  * (payload not allocated: message consumed, header kept). A message larger
  * than the buffer is completed from sock with blocking reads (errors then
