@@ -16,6 +16,7 @@
  * alike. Nothing is pinned. Results are reported, never asserted.
  */
 #include <errno.h>
+#include <sched.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -27,7 +28,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "harness.h"
+#include "procstat.h"
 #include "wire/wire.h"
 
 #define REG_SCRATCH 0x08
@@ -37,6 +41,7 @@
 
 struct result {
 	double min_us, median_us, p99_us, mps;
+	double lat_cpu_us, pipe_cpu_us;   /* server CPU per request */
 };
 
 static uint64_t now_ns(void)
@@ -129,12 +134,60 @@ static int cmp_u64(const void *a, const void *b)
 struct target {
 	const char *name;
 	int fd;
+	pid_t pid;           /* the serving process, for its CPU time */
 	uint16_t next_id;
 	uint64_t *samples;   /* per-request latency, ns */
 	unsigned nsamples;
 	uint64_t pipe_ns;    /* time spent in pipelined runs */
 	unsigned pipe_n;     /* requests in them */
+	uint64_t lat_cpu_ns; /* server CPU time over the latency runs */
+	uint64_t pipe_cpu_ns;   /* and over the pipelined runs */
+	const char *dev;     /* vfpmd's device name (session counters), or NULL */
+	const char *ctl;     /* vfpmd's control socket */
+	uint64_t pipe_reads, pipe_sends, pipe_msgs, pipe_polls;   /* session counters, pipelined */
+	bool skip;           /* -T: not measured */
 };
+
+#define NTARGETS 3
+
+static bool pipeline_only;   /* -T: the pipelined runs alone */
+
+/* The session counters of a vfpmd device (status): receive calls, reply
+ * sends, messages, poll() calls of the poll window. 0 or -1. */
+static int session_counters(const struct target *t, uint64_t c[4])
+{
+	static char rep[65536];
+	if (!t->dev || ctl_request(t->ctl, "{\"cmd\":\"status\"}", rep, sizeof(rep)))
+		return -1;
+	struct json_object *o = json_tokener_parse(rep), *devs, *v, *ss;
+	int rc = -1;
+	if (o && json_object_object_get_ex(o, "devices", &devs)) {
+		for (size_t i = 0; i < json_object_array_length(devs); i++) {
+			struct json_object *d = json_object_array_get_idx(devs, i);
+			if (!json_object_object_get_ex(d, "name", &v) ||
+			    strcmp(json_object_get_string(v), t->dev) ||
+			    !json_object_object_get_ex(d, "session", &ss))
+				continue;
+			static const char *const keys[4] = { "reads", "sends", "messages",
+							     "poll_calls" };
+			rc = 0;
+			for (int k = 0; k < 4; k++) {
+				if (json_object_object_get_ex(ss, keys[k], &v))
+					c[k] = (uint64_t)json_object_get_int64(v);
+				else
+					rc = -1;
+			}
+		}
+	}
+	json_object_put(o);
+	return rc;
+}
+/* CPU time of every thread of the serving process (schedstat, ns). */
+static uint64_t server_cpu_ns(const struct target *t)
+{
+	struct proc_sample ps;
+	return sample_proc(t->pid, &ps) ? 0 : ps.run_ns;
+}
 
 /* One request outstanding at a time; record: keep the latencies. */
 static int run_latency(struct target *t, unsigned n, bool record)
@@ -187,6 +240,8 @@ static int run_pipeline(struct target *t, unsigned n, unsigned window, bool reco
 
 static void summarize(struct target *t, struct result *r)
 {
+	r->lat_cpu_us = (double)t->lat_cpu_ns / 1000.0 / (double)t->nsamples;
+	r->pipe_cpu_us = (double)t->pipe_cpu_ns / 1000.0 / (double)t->pipe_n;
 	qsort(t->samples, t->nsamples, sizeof(t->samples[0]), cmp_u64);
 	r->min_us = (double)t->samples[0] / 1000.0;
 	r->median_us = (double)t->samples[t->nsamples / 2] / 1000.0;
@@ -194,24 +249,41 @@ static void summarize(struct target *t, struct result *r)
 	r->mps = (double)t->pipe_n * 1e9 / (double)t->pipe_ns;
 }
 
-/* Both servers are measured in alternating rounds (the order flipping each
- * round), so that whatever else the machine does affects both alike. */
+/* The servers are measured in alternating rounds (the order rotating each
+ * round), so that whatever else the machine does affects all alike. */
 static int measure(struct target *tg, unsigned n, unsigned warm, unsigned window,
 		   unsigned rounds)
 {
 	int rc = 0;
-	for (int k = 0; k < 2 && !rc; k++) {
-		rc = run_latency(&tg[k], warm, false);
+	for (int k = 0; k < NTARGETS && !rc; k++) {
+		if (tg[k].skip)
+			continue;
+		rc = pipeline_only ? 0 : run_latency(&tg[k], warm, false);
 		if (!rc)
 			rc = run_pipeline(&tg[k], warm, window, false);
 	}
 	for (unsigned r = 0; r < rounds && !rc; r++) {
 		unsigned chunk = n / rounds + (r < n % rounds);
-		for (int j = 0; j < 2 && !rc; j++) {
-			struct target *t = &tg[(r + (unsigned)j) % 2];
-			rc = run_latency(t, chunk, true);
+		for (int j = 0; j < NTARGETS && !rc; j++) {
+			struct target *t = &tg[(r + (unsigned)j) % NTARGETS];
+			if (t->skip)
+				continue;
+			uint64_t c0 = server_cpu_ns(t);
+			rc = pipeline_only ? 0 : run_latency(t, chunk, true);
+			uint64_t k0[4] = { 0 }, k1[4] = { 0 };
+			bool counted = session_counters(t, k0) == 0;
+			uint64_t c1 = server_cpu_ns(t);
 			if (!rc)
 				rc = run_pipeline(t, chunk, window, true);
+			uint64_t c2 = server_cpu_ns(t);
+			if (counted && session_counters(t, k1) == 0) {
+				t->pipe_reads += k1[0] - k0[0];
+				t->pipe_sends += k1[1] - k0[1];
+				t->pipe_msgs += k1[2] - k0[2];
+				t->pipe_polls += k1[3] - k0[3];
+			}
+			t->lat_cpu_ns += c1 - c0;
+			t->pipe_cpu_ns += c2 - c1;
 			if (rc)
 				fprintf(stderr, "bench_rtt: %s: %s\n", t->name, strerror(-rc));
 		}
@@ -242,11 +314,16 @@ static void responder(int fd)
 static void usage(FILE *f, const char *argv0)
 {
 	fprintf(f,
-		"usage: %s [-n ITERATIONS] [-w WINDOW] [-W WARMUP] [-r ROUNDS]\n"
+		"usage: %s [-n ITERATIONS] [-w WINDOW] [-W WARMUP] [-r ROUNDS] [-p POLL_US]\n"
 		"  -n  measured requests per measurement (default 200000)\n"
-		"  -w  requests in flight for the throughput run (default 64)\n"
+		"  -w  requests in flight for the throughput run (default 32)\n"
 		"  -W  warm-up requests before measuring (default n/10, max 20000)\n"
-		"  -r  rounds alternating vfpm and the floor (default 10)\n"
+		"  -r  rounds alternating the servers (default 10)\n"
+		"  -p  poll_us of the polling vfpm device (default 50)\n"
+		"  -s  split: servers on CPU 1, this client on CPU 0 (default: not pinned)\n"
+		"  -T  one server only (poll, nopoll or floor), pipelined runs only\n"
+		"      (for bench/syscalls.sh)\n"
+		"  -P  print \"server_pid=N\" once set up, then wait for a line on stdin\n"
 		"vfpmd is the build's, or $VFPMD_PATH.\n",
 		argv0);
 }
@@ -263,21 +340,44 @@ static unsigned parse_count(const char *s, const char *what)
 	return (unsigned)v;
 }
 
+static void print_row(const char *name, const struct result *r)
+{
+	printf("%-24s %9.2f %12.2f %10.2f %12.0f %12.2f %12.2f\n", name, r->min_us, r->median_us,
+	       r->p99_us, r->mps, r->lat_cpu_us, r->pipe_cpu_us);
+}
+
+static void print_ratio(const char *name, const struct result *a, const struct result *b)
+{
+	printf("%-24s %9.2f %12.3f %10.2f %12.2f %12.2f %12.2f\n", name, a->min_us / b->min_us,
+	       a->median_us / b->median_us, a->p99_us / b->p99_us, a->mps / b->mps,
+	       a->lat_cpu_us / b->lat_cpu_us, a->pipe_cpu_us / b->pipe_cpu_us);
+}
+
 int main(int argc, char **argv)
 {
-	unsigned n = 200000, window = 64, warm = ~0u, rounds = 10;
+	unsigned n = 200000, window = 32, warm = ~0u, rounds = 10, poll_us = 50;
 	int opt;
-	while ((opt = getopt(argc, argv, "n:w:W:r:h")) != -1) {
+	bool split = false, pause_for_stdin = false;
+	const char *only = NULL;
+	while ((opt = getopt(argc, argv, "n:w:W:r:p:sT:Ph")) != -1) {
 		switch (opt) {
 		case 'n': n = parse_count(optarg, "-n"); break;
 		case 'w': window = parse_count(optarg, "-w"); break;
 		case 'W': warm = parse_count(optarg, "-W"); break;
 		case 'r': rounds = parse_count(optarg, "-r"); break;
+		case 'p': poll_us = parse_count(optarg, "-p"); break;
+		case 's': split = true; break;
+		case 'T': only = optarg; pipeline_only = true; break;
+		case 'P': pause_for_stdin = true; break;
 		case 'h': usage(stdout, argv[0]); return 0;
 		default: usage(stderr, argv[0]); return 2;
 		}
 	}
-	if (!n || !window || !rounds || rounds > n) {
+	if (!n || !window || !rounds || rounds > n || !poll_us || poll_us > 1000000) {
+		usage(stderr, argv[0]);
+		return 2;
+	}
+	if (only && strcmp(only, "poll") && strcmp(only, "nopoll") && strcmp(only, "floor")) {
 		usage(stderr, argv[0]);
 		return 2;
 	}
@@ -285,8 +385,11 @@ int main(int argc, char **argv)
 		warm = n / 10 < 20000 ? n / 10 : 20000;
 	signal(SIGPIPE, SIG_IGN);
 
-	struct target tg[2] = { { .name = "vfpm", .fd = -1 }, { .name = "floor", .fd = -1 } };
-	for (int k = 0; k < 2; k++) {
+	/* 0: vfpm polling, 1: vfpm blocking (poll_us=0), 2: the floor */
+	struct target tg[NTARGETS] = { { .name = "vfpm-poll", .fd = -1 },
+				       { .name = "vfpm", .fd = -1 },
+				       { .name = "floor", .fd = -1 } };
+	for (int k = 0; k < NTARGETS; k++) {
 		tg[k].samples = calloc(n, sizeof(uint64_t));
 		if (!tg[k].samples) {
 			fprintf(stderr, "bench_rtt: out of memory\n");
@@ -294,6 +397,16 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/* -s: the servers inherit CPU 1, the client moves to CPU 0 after */
+	cpu_set_t cpus;
+	if (split) {
+		CPU_ZERO(&cpus);
+		CPU_SET(1, &cpus);
+		if (sched_setaffinity(0, sizeof(cpus), &cpus)) {
+			perror("bench_rtt: sched_setaffinity");
+			return 1;
+		}
+	}
 	/* the floor, forked first so that it does not inherit vfpmd's socket */
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
@@ -311,63 +424,117 @@ int main(int argc, char **argv)
 		responder(sv[1]);
 	}
 	close(sv[1]);
-	tg[1].fd = sv[0];
+	tg[2].fd = sv[0];
+	tg[2].pid = pid;
 
-	/* vfpm */
+	/* vfpm: two demo devices in one vfpmd, one polling */
 	struct vfpmd_proc proc;
-	static const char *const specs[] = { "demo", NULL };
-	static const char *const extra[] = { "--ctl", "none", NULL };
-	int rc = vfpmd_start(&proc, specs, extra);
+	char pollspec[64];
+	snprintf(pollspec, sizeof(pollspec), "demo,name=poll,poll_us=%u", poll_us);
+	const char *const specs[] = { pollspec, "demo,name=block,poll_us=0", NULL };
+	int rc = vfpmd_start(&proc, specs, NULL);
 	if (rc) {
 		fprintf(stderr, "bench_rtt: cannot start %s: %s\n", vfpmd_path(), strerror(-rc));
 		vfpmd_cleanup(&proc);   /* its log and directory, if still there */
 	} else {
-		/* the harness's readiness probe may still hold the one client slot */
-		for (int t = 0; t < 100 && tg[0].fd < 0; t++) {
-			tg[0].fd = raw_connect_negotiated(proc.sock[0]);
-			if (tg[0].fd < 0)
-				usleep(10000);
+		if (split) {
+			CPU_ZERO(&cpus);
+			CPU_SET(0, &cpus);
+			rc = sched_setaffinity(0, sizeof(cpus), &cpus) ? -errno : 0;
 		}
-		rc = tg[0].fd < 0 ? tg[0].fd : prepare_device(tg[0].fd);
-		if (rc)
-			fprintf(stderr, "bench_rtt: vfpmd connection: %s\n", strerror(-rc));
-		else
+		for (int k = 0; k < 2 && !rc; k++) {
+			tg[k].pid = proc.pid;
+			tg[k].dev = k ? "block" : "poll";
+			tg[k].ctl = proc.ctl;
+			/* the harness's readiness probe may still hold the one client slot */
+			for (int t = 0; t < 100 && tg[k].fd < 0; t++) {
+				tg[k].fd = raw_connect_negotiated(proc.sock[k]);
+				if (tg[k].fd < 0)
+					usleep(10000);
+			}
+			rc = tg[k].fd < 0 ? tg[k].fd : prepare_device(tg[k].fd);
+			if (rc)
+				fprintf(stderr, "bench_rtt: vfpmd connection: %s\n", strerror(-rc));
+		}
+		if (only) {
+			static const char *const names[NTARGETS] = { "poll", "nopoll", "floor" };
+			for (int k = 0; k < NTARGETS; k++)
+				tg[k].skip = strcmp(only, names[k]) != 0;
+		}
+		if (!rc && pause_for_stdin) {
+			for (int k = 0; k < NTARGETS; k++)
+				if (!tg[k].skip)
+					printf("server_pid=%d\n", (int)tg[k].pid);
+			fflush(stdout);
+			char line[16];
+			if (!fgets(line, sizeof(line), stdin))
+				rc = -EIO;
+		}
+		if (!rc)
 			rc = measure(tg, n, warm, window, rounds);
-		if (tg[0].fd >= 0)
-			close(tg[0].fd);
+		for (int k = 0; k < 2; k++)
+			if (tg[k].fd >= 0)
+				close(tg[k].fd);
 		int st = vfpmd_stop(&proc);
 		if (st)
 			fprintf(stderr, "bench_rtt: warning: vfpmd did not exit cleanly (%d)\n", st);
 	}
-	close(tg[1].fd);
+	close(tg[2].fd);
 	waitpid(pid, NULL, 0);
 	if (rc) {
-		for (int k = 0; k < 2; k++)
+		for (int k = 0; k < NTARGETS; k++)
 			free(tg[k].samples);
 		return 1;
 	}
 
-	struct result vf, fl;
-	summarize(&tg[0], &vf);
-	summarize(&tg[1], &fl);
-	for (int k = 0; k < 2; k++)
+	if (only) {
+		for (int k = 0; k < NTARGETS; k++) {
+			if (tg[k].skip)
+				continue;
+			printf("rtt-only: target=%s requests=%u mps=%.0f\n", only, tg[k].pipe_n,
+			       (double)tg[k].pipe_n * 1e9 / (double)tg[k].pipe_ns);
+		}
+		for (int k = 0; k < NTARGETS; k++)
+			free(tg[k].samples);
+		return 0;
+	}
+	struct result res[NTARGETS];
+	for (int k = 0; k < NTARGETS; k++) {
+		summarize(&tg[k], &res[k]);
 		free(tg[k].samples);
+	}
 
 	printf("REGION_READ round trip: 4-byte BAR0 read; %u requests per measurement (+%u "
-	       "warm-up),\n%u alternating rounds; throughput with %u requests in flight\n\n",
+	       "warm-up),\n%u rotating rounds; throughput with %u requests in flight; server CPU "
+	       "is\nthe serving process's schedstat time per request\n\n",
 	       n, warm, rounds, window);
-	printf("%-27s %9s %12s %10s %12s\n", "", "min (us)", "median (us)", "p99 (us)",
-	       "msgs/s");
-	printf("%-27s %9.2f %12.2f %10.2f %12.0f\n", "vfpm (vfpmd, demo device)", vf.min_us,
-	       vf.median_us, vf.p99_us, vf.mps);
-	printf("%-27s %9.2f %12.2f %10.2f %12.0f\n", "floor (minimal responder)", fl.min_us,
-	       fl.median_us, fl.p99_us, fl.mps);
-	printf("%-27s %9.2f %12.2f %10.2f %12.2f\n", "ratio vfpm/floor", vf.min_us / fl.min_us,
-	       vf.median_us / fl.median_us, vf.p99_us / fl.p99_us, vf.mps / fl.mps);
-	printf("\n(latency ratio > 1: vfpm slower; throughput ratio < 1: vfpm slower)\n");
-	printf("rtt: vfpm_median_us=%.2f floor_median_us=%.2f ratio=%.3f vfpm_p99_us=%.2f "
-	       "floor_p99_us=%.2f vfpm_mps=%.0f floor_mps=%.0f\n",
-	       vf.median_us, fl.median_us, vf.median_us / fl.median_us, vf.p99_us, fl.p99_us,
-	       vf.mps, fl.mps);
+	printf("%-24s %9s %12s %10s %12s %12s %12s\n", "", "min (us)", "median (us)", "p99 (us)",
+	       "msgs/s", "cpu/req lat", "cpu/req pipe");
+	char name[48];
+	snprintf(name, sizeof(name), "vfpm, poll_us=%u", poll_us);
+	print_row(name, &res[0]);
+	print_row("vfpm, poll_us=0", &res[1]);
+	print_row("floor (blocking)", &res[2]);
+	print_ratio("ratio poll/floor", &res[0], &res[2]);
+	print_ratio("ratio nopoll/floor", &res[1], &res[2]);
+	printf("\n(latency and CPU ratio > 1: vfpm slower or costlier; throughput ratio < 1: "
+	       "vfpm slower)\n");
+	for (int k = 0; k < 2; k++)
+		if (tg[k].pipe_msgs)
+			printf("%s pipelined, per request: recvmsg %.3f, sendmsg %.3f, poll %.3f "
+			       "(session counters; the floor: 2 + 1 + 0)\n",
+			       k ? "vfpm, poll_us=0 " : "vfpm, polling  ",
+			       (double)tg[k].pipe_reads / (double)tg[k].pipe_msgs,
+			       (double)tg[k].pipe_sends / (double)tg[k].pipe_msgs,
+			       (double)tg[k].pipe_polls / (double)tg[k].pipe_msgs);
+	printf("rtt: poll_us=%u window=%u poll_median_us=%.2f nopoll_median_us=%.2f "
+	       "floor_median_us=%.2f poll_ratio=%.3f nopoll_ratio=%.3f poll_cpu_us=%.2f "
+	       "nopoll_cpu_us=%.2f floor_cpu_us=%.2f poll_mps=%.0f nopoll_mps=%.0f floor_mps=%.0f "
+	       "mps_ratio=%.3f pipe_cpu_ratio=%.3f nopoll_mps_ratio=%.3f nopoll_pipe_cpu_ratio=%.3f\n",
+	       poll_us, window, res[0].median_us, res[1].median_us, res[2].median_us,
+	       res[0].median_us / res[2].median_us, res[1].median_us / res[2].median_us,
+	       res[0].lat_cpu_us, res[1].lat_cpu_us, res[2].lat_cpu_us, res[0].mps, res[1].mps,
+	       res[2].mps, res[0].mps / res[2].mps, res[0].pipe_cpu_us / res[2].pipe_cpu_us,
+	       res[1].mps / res[2].mps, res[1].pipe_cpu_us / res[2].pipe_cpu_us);
 	return 0;
 }

@@ -134,7 +134,7 @@ static int census(struct census *c)
 			c->vfs_suspended += !strcmp(rs, "suspended");
 		} else {
 			snprintf(c->pf_status, sizeof(c->pf_status), "%s", rs);
-			c->num_vfs = json_object_object_get_ex(d, "num_vfs", &v) ? json_object_get_int(v)
+			c->num_vfs = json_object_object_get_ex(d, "sriov_numvfs", &v) ? json_object_get_int(v)
 										 : -1;
 		}
 	}

@@ -103,9 +103,14 @@ static void run_job(struct demo *d)
 	if (len > DEMO_MAX_DMA)
 		rc = -EINVAL;
 	else if (len) {
-		rc = vfpm_dev_dma_read(d->dev, src, d->buf, len);
-		if (!rc)
-			rc = vfpm_dev_dma_write(d->dev, dst, d->buf, len);
+		/* straight from mapping to mapping when both are the
+		 * client's files; through the buffer for message DMA */
+		rc = vfpm_dev_dma_copy(d->dev, dst, src, len);
+		if (rc == -EOPNOTSUPP) {
+			rc = vfpm_dev_dma_read(d->dev, src, d->buf, len);
+			if (!rc)
+				rc = vfpm_dev_dma_write(d->dev, dst, d->buf, len);
+		}
 	}
 
 	pthread_mutex_lock(&d->mu);
@@ -420,8 +425,12 @@ static int demo_create(struct vfpm_device *dev, const struct vfpm_opts *opts, vo
 		goto fail;
 	d->doorbell_fd = rc;
 	d->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->kick_fd < 0) {
+		rc = -errno;   /* EMFILE names the descriptor limit to the operator */
+		goto fail;
+	}
 	d->buf = malloc(DEMO_MAX_DMA);
-	if (d->kick_fd < 0 || !d->buf) {
+	if (!d->buf) {
 		rc = -ENOMEM;
 		goto fail;
 	}

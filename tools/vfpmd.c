@@ -36,6 +36,8 @@ static void usage(FILE *f)
 		"                           serve a device; repeatable. Keys for every model:\n"
 		"                             name=NAME     device name (default: MODEL, MODEL1, ...)\n"
 		"                             socket=PATH   socket (default: <dir>/NAME.sock)\n"
+		"                             poll_us=US    poll window after a request\n"
+		"                                           (default: --poll-us)\n"
 		"                           power management keys (docs/power-management.md):\n"
 		"                             platform_d3cold=on|off (off)  d3cold_allowed=on|off (on)\n"
 		"                             idle_d3=on|off (on)  power_control=auto|on (auto)\n"
@@ -71,6 +73,9 @@ static void usage(FILE *f)
 		"      --send-timeout MS    close a connection whose client has not read a\n"
 		"                           message within MS milliseconds (default 10000;\n"
 		"                           0: never)\n"
+"      --poll-us US         default of the device key poll_us=US: after a\n"
+		"                           request a session reads without blocking for up\n"
+		"                           to US microseconds before it sleeps (0: never)\n"
 		"      --model PATH.so      load a device model from a shared object that\n"
 		"                           defines vfpm_model_entry() (docs/device-api.md);\n"
 		"                           repeatable\n"
@@ -167,6 +172,7 @@ static const struct option long_opts[] = {
 	{ "handshake-timeout", required_argument, NULL, 'H' },
 	{ "send-timeout", required_argument, NULL, 'T' },
 	{ "ctl-timeout", required_argument, NULL, 'K' },
+	{ "poll-us", required_argument, NULL, 'U' },
 	{ "ctl-mode", required_argument, NULL, 'M' },
 	{ "ctl-group", required_argument, NULL, 'G' },
 	{ "metrics-file", required_argument, NULL, 'P' },
@@ -321,6 +327,17 @@ static int apply_opt(struct settings *st, int c, const char *arg, const char *wh
 			return 2;
 		}
 		so->ctl_line_ms = (int)ms;
+		return 0;
+	}
+	case 'U': {
+		char *end;
+		errno = 0;
+		long us = strtol(arg, &end, 10);
+		if (errno || *end || !*arg || us < 0 || us > 1000000) {
+			fprintf(stderr, "vfpmd: %s--poll-us '%s': expected 0..1000000 us\n", where, arg);
+			return 2;
+		}
+		so->poll_us = us ? (int)us : -1;
 		return 0;
 	}
 	case 'C':

@@ -273,6 +273,19 @@ VFPM_EXPORT int vfpm_dev_dma_read(struct vfpm_device *dev, uint64_t iova, void *
 				  size_t len);
 VFPM_EXPORT int vfpm_dev_dma_write(struct vfpm_device *dev, uint64_t iova, const void *buf,
 				   size_t len);
+/* A copy engine's transfer, guest memory to guest memory: len bytes from
+ * src to dst, copied straight from one of the client's file-backed DMA
+ * mappings to the other (one copy, no buffer of the model's). Returns 0,
+ * -EPERM when bus mastering is disabled, -EFAULT when a range is not
+ * mapped with the right permission or the client shrank a file under the
+ * copy, and -EOPNOTSUPP when a range is not inside one file-backed
+ * mapping (a message-based mapping, or one spanning two): the model then
+ * copies with vfpm_dev_dma_read and vfpm_dev_dma_write through a buffer.
+ * Ranges overlapping within one mapping are copied as memmove does (through
+ * two mappings of one file: unspecified bytes, as on hardware).
+ * Since libvfpm 0.2 (LIBVFPM_0.2). */
+VFPM_EXPORT int vfpm_dev_dma_copy(struct vfpm_device *dev, uint64_t dst, uint64_t src,
+				  size_t len);
 VFPM_EXPORT const char *vfpm_dev_name(const struct vfpm_device *dev);
 /* Whether the device decodes memory accesses now: D0-D2 and COMMAND.MEM
  * set. Work started by an ioeventfd write must be dropped when false. */

@@ -67,6 +67,11 @@ struct vfpm_server_opts {
 	 * 0: the default (30 s). Past it the connection is closed, however
 	 * slowly bytes trickle in. */
 	int ctl_line_ms;
+	/* the server-wide default of the device option poll_us: how long
+	 * a session keeps reading without blocking after a request, in us
+	 * (0..1000000); 0: the built-in default, < 0: no polling; a
+	 * device's own poll_us= wins (docs/performance.md) */
+	int poll_us;
 };
 
 /* Creates a server; o may be NULL (defaults: no control plane, errors

@@ -187,6 +187,21 @@ int channel_send(struct channel *c, struct vfu_hdr *h, const void *p1, size_t l1
 	return rc;
 }
 
+int channel_send_bytes(struct channel *c, const void *buf, size_t len)
+{
+	int rc = -ENOTCONN;
+	mutex_lock(&c->send_lock);
+	if (c->fd >= 0) {
+		rc = wire_send_bytes(c->fd, buf, len);
+		if (rc == -ETIMEDOUT) {
+			DLOG(c->dev, VFPM_LOG_WARN, "client stopped reading (send timed out): closing");
+			shutdown(c->fd, SHUT_RDWR);
+		}
+	}
+	mutex_unlock(&c->send_lock);
+	return rc;
+}
+
 void channel_deliver(struct channel *c, struct wire_msg *m)
 {
 	enum { TAKEN, LATE, UNKNOWN } what = UNKNOWN;

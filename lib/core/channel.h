@@ -90,6 +90,10 @@ void channel_set_max_xfer(struct channel *c, uint32_t n);
 int channel_send(struct channel *c, struct vfu_hdr *h, const void *p1, size_t l1,
 		 const void *p2, size_t l2, const int *fds, int nfds);
 
+/* Sends len bytes of whole, framed messages without descriptors (a
+ * session's batched replies) under the send lock; errors as channel_send. */
+int channel_send_bytes(struct channel *c, const void *buf, size_t len);
+
 /* Message DMA: len bytes at addr, in as many requests as the transfer size
  * needs, one after the other. Returns 0 or a negative errno (see top). */
 int channel_dma(struct channel *c, bool write, uint64_t addr, void *buf, size_t len);

@@ -273,8 +273,25 @@ struct vfpm_device {
 
 	int verbosity;          /* log level threshold (VFPM_LOG_*) */
 	struct dev_events events;   /* PM event ring (events.c) */
+	/* the device option poll_us: how long a session keeps reading
+	 * without blocking after a request (0: it blocks at once) */
+	uint32_t poll_us;
 	/* statistics */
 	atomic_ulong requests;
+	/* the session's receive side (session.c; read by status):
+	 * messages received, reads that found data in the poll window
+	 * (without sleeping), and reads that could block in the kernel
+	 * (counted when they return) */
+	atomic_ulong rx_msgs;
+	atomic_ulong rx_polled;
+	atomic_ulong rx_blocking;
+	/* reads (recvmsg calls that returned) and sends of replies (counted
+	 * before they are made) */
+	atomic_ulong rx_reads;
+	atomic_ulong tx_sends;
+	/* the poll windows' looks at the socket: recvmsg calls that found
+	 * nothing and poll() calls (sched_yield calls: fewer) */
+	atomic_ulong rx_poll_calls;
 };
 
 /* --- device.c: the orchestrator. Open, close, resets and the effects of a
@@ -366,6 +383,10 @@ int region_bar_memfd(struct vfpm_device *dev, unsigned idx);
 bool region_any_revoked(struct vfpm_device *dev);
 /* A memfd BAR's bytes while access is revoked (the server's copy). */
 void *region_bar_shadow(struct vfpm_device *dev, unsigned bar);
+/* The copy's memory: an anonymous mapping of the BAR's size (untouched
+ * pages cost nothing), or NULL; and its release (b->shadow NULL after). */
+void *region_shadow_alloc(size_t size);
+void region_shadow_free(struct core_bar *b);
 
 /* --- sriov.c: the SR-IOV capability and the host's VFs (a leaf) --- */
 
@@ -495,7 +516,20 @@ struct core_session {
 	bool version_done;
 	struct wire_caps peer;         /* what the client can receive */
 	int handshake_ms;              /* VERSION deadline from connect (<= 0: none) */
+	uint32_t poll_us;              /* poll window after a request (dev->poll_us) */
+	/* Batched replies (session_run only; NULL tx: each reply is sent at
+	 * once, as for the fuzzer): while another whole request is already
+	 * buffered (defer), replies without descriptors wait in tx and go
+	 * out together with one send before the session reads again. */
+	uint8_t *tx;
+	size_t tx_cap, tx_len;
+	bool defer;
+	bool idle_due;                 /* an idle check waits for the replies in tx */
 };
+
+/* poll_us: the default and the largest value (docs/performance.md) */
+#define CORE_POLL_US_DEFAULT 50u
+#define CORE_POLL_US_MAX 1000000u
 
 #define SESSION_HANDSHAKE_MS 10000
 #define SESSION_SEND_MS 10000
@@ -518,6 +552,8 @@ int session_dispatch(struct core_session *s, struct wire_msg *m);
 /* memcpy that survives a client shrinking the file behind src or dst:
  * returns 0, or -EFAULT when the copy hit SIGBUS (guard.c). */
 int core_copy(void *dst, const void *src, size_t n);
+/* The same with memmove (overlapping ranges). */
+int core_move(void *dst, const void *src, size_t n);
 
 /* Log levels as vfpmd's verbosity counts them: errors, warnings and info
  * (power transitions, resets, low-power requests, sessions) by default;

@@ -420,6 +420,27 @@ static int create_common(const struct vfpm_model *model, const char *name, struc
 		dev->opts.kv[i] = dev->opts.kv[--dev->opts.n];
 		break;
 	}
+	/* poll_us=N: after serving a request the session keeps reading
+	 * without blocking for up to N us before it sleeps (the core's key
+	 * too; a VF takes its PF's) */
+	dev->poll_us = pf ? pf->poll_us : CORE_POLL_US_DEFAULT;
+	for (size_t i = 0; i < dev->opts.n; i++) {
+		if (strcmp(dev->opts.kv[i].key, "poll_us"))
+			continue;
+		uint64_t us;
+		if (vfpm_opts_u64(&dev->opts, "poll_us", 0, 0, CORE_POLL_US_MAX, &us)) {
+			core_log(VFPM_LOG_ERR, VFPM_LOG_ERR, name,
+				 "poll_us must be a number of microseconds from 0 to %u",
+				 CORE_POLL_US_MAX);
+			device_destroy(dev);
+			return -EINVAL;
+		}
+		dev->poll_us = (uint32_t)us;
+		free(dev->opts.kv[i].key);
+		free(dev->opts.kv[i].val);
+		dev->opts.kv[i] = dev->opts.kv[--dev->opts.n];
+		break;
+	}
 	/* Reject keys the model does not understand: a typo must not be
 	 * silently ignored. */
 	for (size_t i = 0; i < dev->opts.n; i++) {
@@ -541,7 +562,7 @@ void device_destroy(struct vfpm_device *dev)
 			munmap(dev->bars[i].mem, dev->bars[i].size);
 		if (dev->bars[i].memfd >= 0)
 			close(dev->bars[i].memfd);
-		free(dev->bars[i].shadow);   /* the copy kept while revoked */
+		region_shadow_free(&dev->bars[i]);   /* the copy kept while revoked */
 	}
 	for (unsigned i = 0; i < dev->nioeventfds; i++)
 		close(dev->ioeventfds[i].fd);

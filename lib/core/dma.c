@@ -199,6 +199,54 @@ static int dma_rw(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len,
 	return 0;
 }
 
+/* The file-backed mapping holding all of [iova, iova+len) with perm, or
+ * NULL (dma_lock held). */
+static struct dma_map_ent *host_range(struct vfpm_device *dev, uint64_t iova, size_t len,
+				      uint32_t perm, int *err)
+{
+	for (size_t i = 0; i < dev->nmaps; i++) {
+		struct dma_map_ent *e = &dev->maps[i];
+		if (iova < e->iova || iova - e->iova >= e->size)
+			continue;
+		if (!(e->prot & perm)) {
+			*err = -EFAULT;
+			return NULL;
+		}
+		if (!e->host || len > e->size - (iova - e->iova)) {
+			*err = -EOPNOTSUPP;   /* messages, or more than this window */
+			return NULL;
+		}
+		return e;
+	}
+	*err = -EFAULT;
+	return NULL;
+}
+
+VFPM_EXPORT int vfpm_dev_dma_copy(struct vfpm_device *dev, uint64_t dst, uint64_t src, size_t len)
+{
+	if (src + len < src || dst + len < dst)
+		return -EFAULT;
+	mutex_lock(&dev->lock);
+	bool bme = pci_cfg_bus_master(&dev->cfg);
+	mutex_unlock(&dev->lock);
+	if (!bme)
+		return -EPERM;
+	if (!len)
+		return 0;
+	int rc = 0;
+	rwlock_rdlock(&dev->dma_lock);
+	struct dma_map_ent *s = host_range(dev, src, len, VFU_DMA_FLAG_READ, &rc);
+	struct dma_map_ent *d = s ? host_range(dev, dst, len, VFU_DMA_FLAG_WRITE, &rc) : NULL;
+	if (s && d) {
+		uint8_t *from = (uint8_t *)s->host + (src - s->iova);
+		uint8_t *to = (uint8_t *)d->host + (dst - d->iova);
+		/* the client may have shrunk a file it mapped: core_copy */
+		rc = s == d ? core_move(to, from, len) : core_copy(to, from, len);
+	}
+	rwlock_unlock(&dev->dma_lock);
+	return rc;
+}
+
 VFPM_EXPORT int vfpm_dev_dma_read(struct vfpm_device *dev, uint64_t iova, void *buf, size_t len)
 {
 	if (!dev || (len && !buf))

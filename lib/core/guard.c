@@ -49,6 +49,20 @@ static void guard_install(void)
 	sigaction(SIGBUS, &sa, NULL);
 }
 
+int core_move(void *dst, const void *src, size_t n)
+{
+	pthread_once(&guard_once, guard_install);
+	sigjmp_buf jb;
+	if (sigsetjmp(jb, 0))
+		return -EFAULT;
+	guard_target = &jb;
+	atomic_signal_fence(memory_order_seq_cst);
+	memmove(dst, src, n);
+	atomic_signal_fence(memory_order_seq_cst);
+	guard_target = NULL;
+	return 0;
+}
+
 int core_copy(void *dst, const void *src, size_t n)
 {
 	pthread_once(&guard_once, guard_install);

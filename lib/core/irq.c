@@ -258,6 +258,8 @@ void irq_reset_state(struct vfpm_device *dev)
 static void *unmask_main(void *arg)
 {
 	struct vfpm_device *dev = arg;
+	/* a thread starts with its creator's name (here a session's) */
+	pthread_setname_np(pthread_self(), "vfpm-intx");
 	struct pollfd p[2] = { { .fd = dev->intx_unmask_fd, .events = POLLIN },
 			       { .fd = dev->unmask_stop_fd, .events = POLLIN } };
 	for (;;) {

@@ -8,6 +8,7 @@
  * and calls region_mmap_update under its locks.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/pci_regs.h>
 #include <linux/vfio.h>
 #include <stdio.h>
@@ -20,17 +21,107 @@
 
 /* --- mmap revocation (contract §5) --- */
 
+/* The copy lives in its own anonymous mapping: pages never written cost
+ * no memory (they read as the zero page), so an idle device whose BAR
+ * holds nothing keeps nothing while suspended. A suspended demo device
+ * held a whole 1 MiB copy of its BAR2 before (docs/performance.md). */
+void *region_shadow_alloc(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	/* one written byte must not cost a 2 MiB huge page */
+	madvise(p, size, MADV_NOHUGEPAGE);
+	return p;
+}
+
+void region_shadow_free(struct core_bar *b)
+{
+	if (b->shadow)
+		munmap(b->shadow, b->size);
+	b->shadow = NULL;
+}
+
+/* Copies the memfd's data into the fresh copy, skipping its holes (never
+ * written, they read as zeros, as the copy already does). The holes are
+ * found with SEEK_DATA/SEEK_HOLE on a file description of our own: the
+ * memfd's is shared with the client, whose file offset must not move.
+ * Without one (no /proc), everything is copied. Returns core_copy's. */
+static int copy_data(struct core_bar *b)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", b->memfd);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return core_copy(b->shadow, b->mem, b->size);
+	int rc = 0;
+	off_t off = 0, size = (off_t)b->size;
+	while (!rc && off < size) {
+		off_t d = lseek(fd, off, SEEK_DATA);
+		if (d < 0) {
+			/* ENXIO: no data past off; else copy the rest */
+			if (errno != ENXIO)
+				rc = core_copy((uint8_t *)b->shadow + off, (uint8_t *)b->mem + off,
+					       (size_t)(size - off));
+			break;
+		}
+		if (d >= size)
+			break;
+		off_t h = lseek(fd, d, SEEK_HOLE);
+		if (h < 0 || h > size)
+			h = size;
+		rc = core_copy((uint8_t *)b->shadow + d, (uint8_t *)b->mem + d, (size_t)(h - d));
+		off = h;
+	}
+	close(fd);
+	return rc;
+}
+
+static bool page_is_zero(const uint8_t *p, size_t n)
+{
+	const uint64_t *w = (const uint64_t *)p;
+	for (size_t i = 0; i < n / sizeof(*w); i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/* Writes back the copy's non-zero pages into the re-grown memfd (zeros
+ * already): the BAR's memory is allocated again only where it holds
+ * data. Reading a page of the copy never written maps the zero page. */
+static void restore_data(struct core_bar *b)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE), size = (size_t)b->size;
+	const uint8_t *s = b->shadow;
+	uint8_t *m = b->mem;
+	for (size_t off = 0; off < size;) {
+		size_t n = size - off < pg ? size - off : pg;
+		if (page_is_zero(s + off, n)) {
+			off += n;
+			continue;
+		}
+		size_t end = off + n;   /* a run of non-zero pages, one copy */
+		while (end < size && !page_is_zero(s + end, size - end < pg ? size - end : pg))
+			end += size - end < pg ? size - end : pg;
+		if (core_copy(m + off, s + off, end - off))
+			return;   /* only a racing shrink by the client */
+		off = end;
+	}
+}
+
 static void bar_revoke(struct core_bar *b)
 {
 	if (b->memfd < 0 || b->revoked)
 		return;
 	/* Keep a copy: contents survive D3hot and an engaged-awake device. */
-	b->shadow = malloc(b->size);
-	if (b->shadow && core_copy(b->shadow, b->mem, b->size))
-		memset(b->shadow, 0, b->size);   /* the client shrank the memfd: lost */
+	b->shadow = region_shadow_alloc(b->size);
+	if (b->shadow && copy_data(b)) {
+		/* the client shrank the memfd: lost */
+		region_shadow_free(b);
+		b->shadow = region_shadow_alloc(b->size);
+	}
 	if (ftruncate(b->memfd, 0) < 0) {
-		free(b->shadow);
-		b->shadow = NULL;
+		region_shadow_free(b);
 		return;
 	}
 	b->revoked = true;
@@ -43,9 +134,8 @@ static void bar_restore(struct core_bar *b)
 	if (ftruncate(b->memfd, (off_t)b->size) < 0)
 		return;
 	if (b->shadow)
-		core_copy(b->mem, b->shadow, b->size);   /* only a racing shrink can fail it */
-	free(b->shadow);
-	b->shadow = NULL;
+		restore_data(b);
+	region_shadow_free(b);
 	b->revoked = false;
 }
 
@@ -95,8 +185,7 @@ static int bar_renew(struct vfpm_device *dev, unsigned idx)
 	}
 	close(b->memfd);
 	b->memfd = fd;
-	free(b->shadow);
-	b->shadow = NULL;
+	region_shadow_free(b);
 	b->stale = false;
 	return 0;
 }
@@ -107,8 +196,7 @@ static int bar_renew(struct vfpm_device *dev, unsigned idx)
  * (region_renew_stale). memory_lock held for write. */
 static void bar_scrub(struct core_bar *b)
 {
-	free(b->shadow);
-	b->shadow = NULL;
+	region_shadow_free(b);
 	b->stale = true;
 	if (ftruncate(b->memfd, 0) < 0)
 		return;
@@ -122,8 +210,7 @@ static void bar_drop(struct core_bar *b)
 	if (b->memfd < 0)
 		return;
 	bar_revoke(b);
-	free(b->shadow);
-	b->shadow = NULL;
+	region_shadow_free(b);
 }
 
 /* V3: a promoted device is in D3hot for its client whether or not it has
@@ -246,13 +333,13 @@ void *region_bar_shadow(struct vfpm_device *dev, unsigned bar)
 	void *s = __atomic_load_n(&b->shadow, __ATOMIC_ACQUIRE);
 	if (s)
 		return s;
-	void *fresh = calloc(1, b->size);   /* lost in D3cold: reads zeros */
+	void *fresh = region_shadow_alloc(b->size);   /* lost in D3cold: reads zeros */
 	if (!fresh)
 		return NULL;
 	if (__atomic_compare_exchange_n(&b->shadow, &s, fresh, false, __ATOMIC_ACQ_REL,
 					__ATOMIC_ACQUIRE))
 		return fresh;
-	free(fresh);
+	munmap(fresh, b->size);
 	return s;
 }
 

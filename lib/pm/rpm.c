@@ -121,6 +121,9 @@ static void *wq_worker(void *arg)
 {
 	struct wq_slot *sl = arg;
 	struct rpm_wq *wq = sl->wq;
+	/* its own name: a worker started from a session thread would
+	 * otherwise carry that thread's (ps -L, top -H, tests) */
+	pthread_setname_np(pthread_self(), "vfpm-pm-wq");
 	mutex_lock(&wq->mu);
 	while (!wq->stop && !wq->leader) {
 		wq->leader = true;

@@ -87,6 +87,24 @@ static struct json_object *do_status(const struct ctl_ops *ops, void *ctx)
 				json_object_new_int64((int64_t)atomic_load(&dev->dma_mapped)));
 			json_object_object_add(d, "dma_max",
 					       json_object_new_int64((int64_t)dev->dma_max));
+			/* the session's receive side (docs/performance.md) */
+			struct json_object *ss = json_object_new_object();
+			json_object_object_add(ss, "poll_us", json_object_new_int64(dev->poll_us));
+			json_object_object_add(ss, "messages",
+					       json_object_new_int64((int64_t)atomic_load(&dev->rx_msgs)));
+			json_object_object_add(ss, "polled",
+					       json_object_new_int64((int64_t)atomic_load(&dev->rx_polled)));
+			json_object_object_add(
+				ss, "blocking_reads",
+				json_object_new_int64((int64_t)atomic_load(&dev->rx_blocking)));
+			json_object_object_add(ss, "reads",
+					       json_object_new_int64((int64_t)atomic_load(&dev->rx_reads)));
+			json_object_object_add(ss, "sends",
+					       json_object_new_int64((int64_t)atomic_load(&dev->tx_sends)));
+			json_object_object_add(
+				ss, "poll_calls",
+				json_object_new_int64((int64_t)atomic_load(&dev->rx_poll_calls)));
+			json_object_object_add(d, "session", ss);
 			if (dev->sriov_cap) {   /* the PF's sysfs names */
 				json_object_object_add(d, "sriov_totalvfs",
 						       json_object_new_int((int)dev->total_vfs));

@@ -117,6 +117,13 @@ VFPM_EXPORT int vfpm_server_new(const struct vfpm_server_opts *o, struct vfpm_se
 		}
 		so.ctl_line_ms = o->ctl_line_ms;
 	}
+	if (o->size >= offsetof(struct vfpm_server_opts, poll_us) + sizeof(o->poll_us)) {
+		if (o->poll_us > (int)CORE_POLL_US_MAX) {
+			vfpm_server_free(srv);
+			return -EINVAL;
+		}
+		so.poll_us = o->poll_us;
+	}
 	int rc = server_create(&so, &srv->impl);
 	if (rc) {
 		vfpm_server_free(srv);

@@ -35,7 +35,6 @@
 #include "server.h"
 #include "vfpm/client.h"
 
-#define MAX_DEVICES 1024
 #define CTL_MAX_CONNS 32      /* control connections served at once */
 #define CTL_SEND_SECONDS 2    /* a control reply not taken by then drops the client */
 
@@ -62,8 +61,8 @@ struct server_dev {
 
 struct vfpm_server {
 	struct server_opts o;
-	struct server_dev *devs[MAX_DEVICES];
-	unsigned ndevs;
+	struct server_dev **devs;   /* grown by server_add_device, before start */
+	unsigned ndevs, devs_cap;
 	int stop_fd;         /* eventfd: readable once stopping */
 	/* VF clients get no grace period once set; read by a PF session
 	 * removing its VFs while main stops the server, so atomic */
@@ -188,10 +187,52 @@ static int default_dir(char *buf, size_t len)
 
 static int serve_added(struct vfpm_server *srv, struct server_dev *sd);
 
+/* What a resource error means for a server of many devices: which limit
+ * (named, with its value) it ran into, written to buf; "" for other
+ * errors. */
+static const char *limit_hint(int rc, char *buf, size_t len)
+{
+	struct rlimit rl;
+	if (rc == -EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		snprintf(buf, len,
+			 " (the descriptor limit RLIMIT_NOFILE, %llu here: a demo device holds 5, "
+			 "vfpmd raises the soft limit to the hard one; raise the hard one, "
+			 "ulimit -Hn or LimitNOFILE=)",
+			 (unsigned long long)rl.rlim_cur);
+		return buf;
+	}
+	if (rc == -ENFILE)
+		return " (the system-wide descriptor limit, fs.file-max)";
+	if (rc == -EAGAIN && getrlimit(RLIMIT_NPROC, &rl) == 0) {
+		if (rl.rlim_cur == RLIM_INFINITY)
+			snprintf(buf, len,
+				 " (a thread limit: kernel.threads-max or the cgroup's pids.max; "
+				 "a device has 2 threads, 3 with a client)");
+		else
+			snprintf(buf, len,
+				 " (a thread limit: RLIMIT_NPROC, %llu here, kernel.threads-max or "
+				 "the cgroup's pids.max; a device has 2 threads, 3 with a client)",
+				 (unsigned long long)rl.rlim_cur);
+		return buf;
+	}
+	if (rc == -ENOMEM)
+		return " (out of memory, or the thread stacks' address space: vm.max_map_count)";
+	return "";
+}
+
 int server_add_device(struct vfpm_server *srv, const char *spec, const char **socket)
 {
-	if (srv->ndevs >= MAX_DEVICES)
-		return -ENOSPC;
+	if (srv->ndevs == srv->devs_cap) {
+		unsigned nc = srv->devs_cap ? 2 * srv->devs_cap : 16;
+		struct server_dev **n = nc > srv->devs_cap ? realloc(srv->devs, nc * sizeof(*n)) : NULL;
+		if (!n) {
+			fprintf(stderr, "vfpmd: --device '%s': out of memory for the device table\n",
+				spec);
+			return -ENOMEM;
+		}
+		srv->devs = n;
+		srv->devs_cap = nc;
+	}
 	char model_name[64];
 	const char *comma = strchr(spec, ',');
 	size_t mlen = comma ? (size_t)(comma - spec) : strlen(spec);
@@ -215,6 +256,30 @@ int server_add_device(struct vfpm_server *srv, const char *spec, const char **so
 		fprintf(stderr, "vfpmd: --device '%s': %s\n", spec,
 			rc == -EEXIST ? "an option is given twice" : "expected key=value pairs");
 		return rc;
+	}
+	/* the server-wide poll_us, unless the spec names its own */
+	if (!rc && srv->o.poll_us && !vfpm_opts_get(&opts, "poll_us")) {
+		char v[16];
+		snprintf(v, sizeof(v), "%d", srv->o.poll_us > 0 ? srv->o.poll_us : 0);
+		struct vfpm_kv *kv = realloc(opts.kv, (opts.n + 1) * sizeof(*kv));
+		if (kv) {
+			opts.kv = kv;
+			kv[opts.n].key = strdup("poll_us");
+			kv[opts.n].val = strdup(v);
+			if (kv[opts.n].key && kv[opts.n].val) {
+				opts.n++;
+			} else {
+				free(kv[opts.n].key);
+				free(kv[opts.n].val);
+				rc = -ENOMEM;
+			}
+		} else {
+			rc = -ENOMEM;
+		}
+		if (rc) {
+			opts_free(&opts);
+			return rc;
+		}
 	}
 	/* name= and socket= belong to the server, not the model */
 	char *name = NULL, *path = NULL;
@@ -273,8 +338,9 @@ int server_add_device(struct vfpm_server *srv, const char *spec, const char **so
 		rc = sd ? device_create(model, name, &opts, srv->wq, srv->o.verbosity, &sd->dev)
 			: -ENOMEM;
 		if (rc && sd) {
-			fprintf(stderr, "vfpmd: cannot create device '%s' (%s): %s\n", name, spec,
-				strerror(-rc));
+			char hint[200];
+			fprintf(stderr, "vfpmd: cannot create device '%s' (%s): %s%s\n", name, spec,
+				strerror(-rc), limit_hint(rc, hint, sizeof(hint)));
 		}
 	}
 	if (rc) {
@@ -290,6 +356,16 @@ int server_add_device(struct vfpm_server *srv, const char *spec, const char **so
 	sd->lfd = -1;
 	sd->client_fd = -1;
 	sd->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (sd->stop_fd < 0) {
+		rc = -errno;
+		char hint[200];
+		fprintf(stderr, "vfpmd: cannot create device '%s' (%s): eventfd: %s%s\n",
+			sd->dev->name, spec, strerror(-rc), limit_hint(rc, hint, sizeof(hint)));
+		device_destroy(sd->dev);
+		free(sd->path);
+		free(sd);
+		return rc;
+	}
 	pthread_mutex_init(&sd->mu, NULL);
 	sd->dev->host = &server_sriov_host;
 	sd->dev->host_ctx = sd;
@@ -637,6 +713,8 @@ static void *session_main(void *arg)
 {
 	struct server_dev *sd = arg;
 	struct core_session s;
+	/* named, so that ps -L, top -H and tests tell it from the others */
+	pthread_setname_np(pthread_self(), "vfpm-session");
 	session_init(&s, sd->dev, sd->client_fd);
 	if (sd->srv->o.handshake_ms)
 		s.handshake_ms = sd->srv->o.handshake_ms;
@@ -740,10 +818,13 @@ int server_start(struct vfpm_server *srv)
 		struct server_dev *sd = srv->devs[i];
 		int rc = listen_on(sd);
 		if (rc) {
-			fprintf(stderr, "vfpmd: %s: cannot listen on %s: %s\n", sd->dev->name, sd->path,
+			char hint[200];
+			fprintf(stderr, "vfpmd: %s: cannot listen on %s: %s%s\n", sd->dev->name,
+				sd->path,
 				rc == -EADDRINUSE ? "another server is listening there"
 				: rc == -EEXIST	  ? "exists and is not a socket"
-						  : strerror(-rc));
+						  : strerror(-rc),
+				limit_hint(rc, hint, sizeof(hint)));
 			return rc;
 		}
 	}
@@ -762,8 +843,12 @@ int server_start(struct vfpm_server *srv)
 	for (unsigned i = 0; i < srv->ndevs; i++) {
 		struct server_dev *sd = srv->devs[i];
 		int rc = pthread_create(&sd->accept_thread, NULL, accept_main, sd);
-		if (rc)
+		if (rc) {
+			char hint[200];
+			fprintf(stderr, "vfpmd: %s: cannot start its thread: %s%s\n", sd->dev->name,
+				strerror(rc), limit_hint(-rc, hint, sizeof(hint)));
 			return -rc;
+		}
 		sd->accept_started = true;
 		DLOG(sd->dev, VFPM_LOG_INFO, "serving model %s on %s", sd->dev->model->name, sd->path);
 	}
@@ -1079,6 +1164,7 @@ void server_destroy(struct vfpm_server *srv)
 		return;
 	for (unsigned i = 0; i < srv->ndevs; i++)
 		free_sd(srv->devs[i]);
+	free(srv->devs);
 	rpm_wq_destroy(srv->wq);
 	ev_hub_destroy(srv->hub);
 	pthread_mutex_destroy(&srv->lock);

@@ -26,6 +26,8 @@ struct server_opts {
 	const char *metrics_path;   /* node_exporter textfile, or NULL */
 	int ctl_line_ms;      /* a control connection's deadline for each
 			       * request line; 0: the default (30 s) */
+	int poll_us;          /* default of the device option poll_us; 0: the
+			       * core's default, < 0: none */
 	/* when set, how server_add_device finds a model by name (the
 	 * embedding API's models); else the built-in registry */
 	const struct vfpm_model *(*find_model)(void *ctx, const char *name);

@@ -297,3 +297,240 @@ int wire_send(int sock, struct vfu_hdr *hdr, const void *payload, size_t len,
 {
 	return wire_send2(sock, hdr, payload, len, NULL, 0, fds, nfds);
 }
+
+/* --- the buffered reader --- */
+
+int wire_reader_init(struct wire_reader *r, size_t cap, size_t max_size, int max_fds)
+{
+	memset(r, 0, sizeof(*r));
+	if (cap < 4096)
+		cap = 4096;
+	r->buf = malloc(cap);
+	if (!r->buf)
+		return -ENOMEM;
+	r->cap = cap;
+	r->max_size = max_size;
+	r->max_fds = max_fds < 0 ? 0 : max_fds > VFPM_MAX_MSG_FDS ? VFPM_MAX_MSG_FDS : max_fds;
+	return 0;
+}
+
+static void fdset_close(struct wire_rx_fdset *set)
+{
+	for (int i = 0; i < set->n; i++)
+		close(set->fds[i]);
+	set->n = 0;
+}
+
+void wire_reader_fini(struct wire_reader *r)
+{
+	for (int i = 0; i < r->nsets; i++)
+		fdset_close(&r->sets[i]);
+	r->nsets = 0;
+	free(r->buf);
+	r->buf = NULL;
+	r->cap = r->off = r->len = 0;
+}
+
+static uint32_t size_at(const struct wire_reader *r, size_t pos)
+{
+	struct vfu_hdr h;
+	memcpy(&h, r->buf + pos, HDR_SIZE);
+	return h.size;
+}
+
+bool wire_reader_whole(const struct wire_reader *r)
+{
+	size_t avail = r->len - r->off;
+	if (avail < HDR_SIZE)
+		return false;
+	uint32_t size = size_at(r, r->off);
+	return size >= HDR_SIZE && size <= r->max_size && size <= avail;
+}
+
+/* The last message with a byte in buf[off..len): the owner of the
+ * descriptors a read just brought (see wire.h). */
+static size_t last_start(const struct wire_reader *r)
+{
+	size_t p = r->off, last = r->off;
+	while (p < r->len) {
+		last = p;
+		if (r->len - p < HDR_SIZE)
+			break;
+		uint32_t size = size_at(r, p);
+		if (size < HDR_SIZE)
+			break;   /* next() fails the stream at it */
+		p += size;
+	}
+	return last;
+}
+
+/* Adds the descriptors of one read to the set of their owner. */
+static void add_fds(struct wire_reader *r, size_t owner, struct msghdr *mh)
+{
+	struct wire_rx_fdset *set = NULL;
+	for (int i = 0; i < r->nsets; i++)
+		if (r->sets[i].owner == owner)
+			set = &r->sets[i];
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+		    c->cmsg_len < CMSG_LEN(0))
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		const unsigned char *data = CMSG_DATA(c);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, data + i * sizeof(int), sizeof(fd));
+			if (!set && r->nsets < 2) {
+				set = &r->sets[r->nsets++];
+				*set = (struct wire_rx_fdset){ .owner = owner };
+			}
+			/* Only the message in progress before the read and
+			 * the last one can have descriptors pending (every
+			 * whole message is taken before the next read), so a
+			 * third set cannot happen; should it, the
+			 * descriptors are closed and the stream fails. */
+			if (set && !set->bad && set->n < r->max_fds) {
+				set->fds[set->n++] = fd;
+			} else {
+				close(fd);
+				if (set)
+					set->bad = true;
+				else
+					r->broken = true;
+			}
+		}
+	}
+	if ((mh->msg_flags & MSG_CTRUNC) && set)
+		set->bad = true;
+}
+
+int wire_reader_fill(struct wire_reader *r, int sock, int flags)
+{
+	if (r->off) {
+		/* keep the unread bytes at the front (a partial message is
+		 * at most cap bytes: larger ones are read by next) */
+		size_t n = r->len - r->off;
+		memmove(r->buf, r->buf + r->off, n);
+		for (int i = 0; i < r->nsets; i++)
+			r->sets[i].owner -= r->off;
+		r->off = 0;
+		r->len = n;
+	}
+	if (r->len == r->cap)
+		return -ENOBUFS;   /* next() takes such a message: not reached */
+	union cmsg_space cb;
+	struct iovec iov = { .iov_base = r->buf + r->len, .iov_len = r->cap - r->len };
+	for (;;) {
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cb.buf,
+				     .msg_controllen = sizeof(cb.buf) };
+		ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		}
+		r->reads++;
+		if (n > 0)
+			r->len += (size_t)n;
+		if (mh.msg_controllen)
+			add_fds(r, last_start(r), &mh);
+		if (n == 0)
+			return r->len > r->off ? -EPIPE : -ECONNRESET;
+		return (int)(n > INT32_MAX ? INT32_MAX : n);
+	}
+}
+
+/* The descriptors of the message at pos go to m; st->bad when they were
+ * too many or truncated. */
+static void take_fds(struct wire_reader *r, size_t pos, struct wire_msg *m, struct rx_fds *st)
+{
+	for (int i = 0; i < r->nsets; i++) {
+		struct wire_rx_fdset *set = &r->sets[i];
+		if (set->owner != pos)
+			continue;
+		for (int k = 0; k < set->n; k++) {
+			if (m->nfds < st->max_fds)
+				m->fds[m->nfds++] = set->fds[k];
+			else
+				close(set->fds[k]), st->bad = true;
+		}
+		st->bad |= set->bad;
+		r->sets[i] = r->sets[--r->nsets];
+		return;
+	}
+}
+
+int wire_reader_next(struct wire_reader *r, int sock, struct wire_msg *m)
+{
+	msg_clear(m);
+	if (r->broken)
+		return -EPROTO;
+	size_t avail = r->len - r->off;
+	if (avail < HDR_SIZE)
+		return -EAGAIN;
+	memcpy(&m->hdr, r->buf + r->off, HDR_SIZE);
+	uint32_t size = m->hdr.size;
+	if (size < HDR_SIZE || size > r->max_size)
+		return -EMSGSIZE;
+	if (size > avail && size <= r->cap)
+		return -EAGAIN;
+	struct rx_fds st = { .m = m, .max_fds = r->max_fds, .bad = false };
+	size_t pos = r->off;
+	take_fds(r, pos, m, &st);
+	size_t len = size - HDR_SIZE;
+	int rc = 0;
+	if (len)
+		m->payload = malloc(len);
+	if (size <= avail) {
+		if (m->payload)
+			memcpy(m->payload, r->buf + pos + HDR_SIZE, len);
+		r->off += size;
+	} else {
+		/* larger than the buffer: the rest straight into the
+		 * payload (or drained when it could not be allocated) */
+		size_t have = avail - HDR_SIZE;
+		if (m->payload)
+			memcpy(m->payload, r->buf + pos + HDR_SIZE, have);
+		r->off = r->len = 0;
+		rc = read_full(sock, m->payload ? m->payload + have : NULL, len - have, true, &st);
+	}
+	if (!rc && len && !m->payload)
+		rc = -ENOMEM;
+	if (!rc && st.bad)
+		rc = -EINVAL;
+	if (rc) {
+		free(m->payload);
+		m->payload = NULL;
+		close_held_fds(m);
+		return rc;
+	}
+	m->len = len;
+	return 0;
+}
+
+int wire_send_bytes(int sock, const void *buf, size_t len)
+{
+	if (len && !buf)
+		return -EINVAL;
+	const unsigned char *p = buf;
+	while (len) {
+		ssize_t n = send(sock, p, len, MSG_NOSIGNAL);
+		if (n < 0) {
+			int err = errno;
+			if (err == EINTR)
+				continue;
+			if (err == EAGAIN || err == EWOULDBLOCK) {
+				int rc = wait_ready(sock, POLLOUT);
+				if (rc)
+					return rc;
+				continue;
+			}
+			return -err;
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}

@@ -39,6 +39,73 @@ struct wire_msg {
  */
 int wire_recv(int sock, struct wire_msg *m, size_t max_size, int max_fds);
 
+/* A buffered reader: one recvmsg takes whatever the socket holds (up to
+ * the buffer's size), and every whole message in it is handed out without
+ * another system call.
+ *
+ * Descriptors: the kernel attaches SCM_RIGHTS descriptors to the first
+ * byte of the sendmsg that carried them, and a recvmsg on a stream socket
+ * stops right after the data of a sendmsg that carried descriptors. So
+ * descriptors received by a read came with the last piece of data of that
+ * read, and they are given to the last message that has a byte in the
+ * buffer after it: the message that starts in that piece, or the one in
+ * progress when no message starts in it. That is exact for every client
+ * whose sendmsg carrying descriptors starts at most one message, and then
+ * the one they belong to (each message with its own sendmsg, or a header
+ * first and the rest with the descriptors, as wire_recv accepts); the
+ * descriptors of a sendmsg that ends one message and starts the next go
+ * to the next. Messages larger than the
+ * buffer are read into their own payload with as many reads as needed.
+ *
+ * Not thread-safe: one reader per socket and thread. */
+struct wire_rx_fdset {
+	size_t owner;                  /* buffer offset of the message's start */
+	int fds[VFPM_MAX_MSG_FDS];
+	int n;
+	bool bad;                      /* too many, or truncated: all closed */
+};
+
+struct wire_reader {
+	uint8_t *buf;
+	size_t cap, off, len;          /* unread bytes are buf[off..len) */
+	size_t max_size;
+	int max_fds;
+	struct wire_rx_fdset sets[2];  /* descriptors of buffered messages */
+	int nsets;
+	bool broken;                   /* descriptors without a set: -EPROTO */
+	uint64_t reads;                /* recvmsg calls that returned data or EOF */
+};
+
+/* cap: the buffer (>= 4096); max_size and max_fds as for wire_recv.
+ * 0 or -ENOMEM. */
+int wire_reader_init(struct wire_reader *r, size_t cap, size_t max_size, int max_fds);
+/* Frees the buffer and closes descriptors of messages never taken. */
+void wire_reader_fini(struct wire_reader *r);
+/* True when a whole, well-formed message is buffered: taking it will not
+ * read. */
+bool wire_reader_whole(const struct wire_reader *r);
+/* One recvmsg into the buffer; flags MSG_DONTWAIT or 0. Returns the bytes
+ * read (> 0), -EAGAIN (nothing there, or SO_RCVTIMEO expired),
+ * -ECONNRESET on EOF with no partial message buffered, -EPIPE on EOF in
+ * the middle of one, or another negative errno. */
+int wire_reader_fill(struct wire_reader *r, int sock, int flags);
+/* Takes the next whole message out of the buffer into m (m as from
+ * wire_recv: malloc'ed payload, its descriptors). Returns 0; -EAGAIN when
+ * no whole message is buffered (fill first); -EMSGSIZE (bad size: the
+ * stream is unusable); -EPROTO (descriptors that could not be kept for
+ * their message, which cannot happen with whole messages taken before
+ * each fill: the stream is unusable); -EINVAL when too many descriptors came with it
+ * (message consumed, descriptors closed, header kept in m->hdr); -ENOMEM
+ * (payload not allocated: message consumed, header kept). A message larger
+ * than the buffer is completed from sock with blocking reads (errors then
+ * as wire_recv's, after its start). */
+int wire_reader_next(struct wire_reader *r, int sock, struct wire_msg *m);
+
+/* Sends len bytes of whole, already framed messages (no descriptors) with
+ * as few sendmsg calls as the socket allows (one when it has room).
+ * Returns 0 or a negative errno as wire_send. */
+int wire_send_bytes(int sock, const void *buf, size_t len);
+
 /* Frees the payload and closes any descriptors still held by m. */
 void wire_msg_release(struct wire_msg *m);
 

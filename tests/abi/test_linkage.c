@@ -95,6 +95,7 @@ int main(void)
 	unsigned char buf[4] = { 0 };
 	CHECK(vfpm_dev_dma_read(g_dev, 0x1000, buf, sizeof(buf)) < 0);
 	CHECK(vfpm_dev_dma_write(g_dev, 0x1000, buf, sizeof(buf)) < 0);
+	CHECK(vfpm_dev_dma_copy(g_dev, 0x2000, 0x1000, sizeof(buf)) < 0);
 	vfpm_dev_log(g_dev, VFPM_LOG_DEBUG, "linkage test %d", 1);
 
 	CHECK(!strcmp(vfpm_server_device_socket(srv, 0), sock));

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -256,6 +257,63 @@ static void msix_function_mask_and_missing_eventfd_pend_until_released(void **st
 	close(efd);
 }
 
+/* --- DMA --- */
+
+static void map_window(struct vfpm_device *dev, int fd, uint64_t iova, uint64_t size,
+		       uint64_t offset)
+{
+	struct vfu_dma_map m = { .argsz = sizeof(m),
+				 .flags = VFU_DMA_FLAG_READ | VFU_DMA_FLAG_WRITE,
+				 .offset = offset, .addr = iova, .size = size };
+	assert_int_equal(dma_map(dev, &m, fd), 0);
+}
+
+/* vfpm_dev_dma_copy: straight between file-backed windows, as memmove
+ * within one; EOPNOTSUPP for message windows and spans (the model copies
+ * through a buffer then), EFAULT unmapped, EPERM without bus mastering. */
+static void dma_copy_between_windows(void **state)
+{
+	(void)state;
+	struct vfpm_device *dev = make();
+	int fd = memfd_create("guest", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 4 * 4096), 0);
+	uint8_t *g = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(g != MAP_FAILED);
+	map_window(dev, fd, 0x10000, 2 * 4096, 0);        /* file pages 0-1 */
+	map_window(dev, fd, 0x20000, 2 * 4096, 2 * 4096); /* file pages 2-3 */
+	map_window(dev, -1, 0x30000, 4096, 0);            /* messages */
+	for (int i = 0; i < 4096; i++)
+		g[i] = (uint8_t)(i * 7);
+
+	assert_int_equal(vfpm_dev_dma_copy(dev, 0x20000, 0x10000, 4096), -EPERM);
+	pthread_mutex_lock(&dev->req_lock);
+	cfg_w16(dev, PCI_COMMAND, PCI_COMMAND_MASTER);
+	pthread_mutex_unlock(&dev->req_lock);
+
+	/* window to window */
+	assert_int_equal(vfpm_dev_dma_copy(dev, 0x20000 + 100, 0x10000, 4096), 0);
+	assert_memory_equal(g + 2 * 4096 + 100, g, 4096);
+	/* overlapping within one window: memmove */
+	uint8_t want[4096];
+	memcpy(want, g, sizeof(want));
+	assert_int_equal(vfpm_dev_dma_copy(dev, 0x10000 + 10, 0x10000, 4096), 0);
+	assert_memory_equal(g + 10, want, 4096);
+	assert_int_equal(vfpm_dev_dma_copy(dev, 0x10000, 0x10000, 0), 0);
+
+	/* a message window, a span over two windows, unmapped */
+	assert_int_equal(vfpm_dev_dma_copy(dev, 0x30000, 0x10000, 16), -EOPNOTSUPP);
+	assert_int_equal(vfpm_dev_dma_copy(dev, 0x10000, 0x30000, 16), -EOPNOTSUPP);
+	assert_int_equal(vfpm_dev_dma_copy(dev, 0x20000, 0x10000 + 4096, 8192), -EOPNOTSUPP);
+	assert_int_equal(vfpm_dev_dma_copy(dev, 0x50000, 0x10000, 16), -EFAULT);
+	assert_int_equal(vfpm_dev_dma_copy(dev, 0x10000, 0x50000, 16), -EFAULT);
+	assert_int_equal(vfpm_dev_dma_copy(dev, 0x10000, UINT64_MAX - 4, 16), -EFAULT);
+
+	munmap(g, 4 * 4096);
+	close(fd);
+	device_destroy(dev);
+}
+
 /* --- FLR --- */
 
 static void flr_write_keeps_config_space_and_reads_back_zero(void **state)
@@ -418,6 +476,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(setup_calls_outside_create_return_eperm),
+		cmocka_unit_test(dma_copy_between_windows),
 		cmocka_unit_test(msix_reset_mask_bits_do_not_hold_back_a_table_emulating_client),
 		cmocka_unit_test(msix_set_irqs_mask_pends_and_unmask_delivers_once),
 		cmocka_unit_test(msix_table_mask_bits_count_once_the_client_writes_the_table),

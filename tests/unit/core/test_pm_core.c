@@ -19,7 +19,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -77,9 +79,10 @@ static const struct vfpm_model_ops probe_ops = { .size = sizeof(struct vfpm_mode
 						 .reset = probe_reset,
 						 .destroy = probe_destroy };
 
-static const char *const probe_keys[] = { "nosoftrst", "d1", NULL };
+static const char *const probe_keys[] = { "nosoftrst", "d1", "bar_pages", NULL };
 
-/* nosoftrst (default on) and d1 (default off) shape the PM capability. */
+/* nosoftrst (default on) and d1 (default off) shape the PM capability;
+ * bar_pages (default 1) sizes the memfd BAR0 in 4 KiB pages. */
 static int probe_create(struct vfpm_device *dev, const struct vfpm_opts *opts, void **priv,
 			const struct vfpm_model_ops **ops)
 {
@@ -92,6 +95,10 @@ static int probe_create(struct vfpm_device *dev, const struct vfpm_opts *opts, v
 	rc = vfpm_opts_bool(opts, "d1", false, &d1);
 	if (rc && rc != -ENOENT)
 		return rc;
+	uint64_t pages;
+	rc = vfpm_opts_u64(opts, "bar_pages", 1, 1, 1024, &pages);
+	if (rc && rc != -ENOENT)
+		return rc;
 	struct probe *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
@@ -101,7 +108,7 @@ static int probe_create(struct vfpm_device *dev, const struct vfpm_opts *opts, v
 	if (!rc)
 		rc = vfpm_dev_set_intx(dev, true);
 	if (!rc)
-		rc = vfpm_dev_add_bar(dev, 0, 4096, VFPM_BAR_MEMFD);
+		rc = vfpm_dev_add_bar(dev, 0, pages * 4096, VFPM_BAR_MEMFD);
 	if (!rc)
 		rc = vfpm_dev_add_pcie_cap(dev);
 	if (rc) {
@@ -540,6 +547,80 @@ static void b1_b7_b10_entry_suspends_after_the_request_and_reenters(void **state
 	assert_int_equal(step(x), 0);
 	assert_int_equal(rst(x), RPM_ACTIVE);
 	assert_false(x->dev->bars[0].revoked);
+	fx_free(x);
+}
+
+/* Pages of the memfd holding data, from a description of our own. */
+static unsigned data_pages(int memfd, size_t size, size_t *first)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", memfd);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	unsigned n = 0;
+	*first = size;
+	off_t off = 0;
+	for (;;) {
+		off_t d = lseek(fd, off, SEEK_DATA);
+		if (d < 0 || (size_t)d >= size)
+			break;
+		off_t h = lseek(fd, d, SEEK_HOLE);
+		if ((size_t)d < *first)
+			*first = (size_t)d;
+		n += (unsigned)((h - d) / 4096);
+		off = h;
+	}
+	close(fd);
+	return n;
+}
+
+/* The copy kept while BAR memory is revoked holds only what the BAR holds:
+ * its untouched pages are not resident (mincore), and once access comes
+ * back the memfd holds data where it did before, and nowhere else. */
+static void revoked_bar_copy_costs_only_its_data(void **state)
+{
+	(void)state;
+	struct fx *x = fx_make("bar_pages=64");
+	fx_open_suspended(x);
+	cfg_w16(x->dev, PCI_COMMAND, PCI_COMMAND_MEMORY);
+	struct core_bar *b = &x->dev->bars[0];
+	assert_false(b->revoked);
+	assert_int_equal(b->size, 64 * 4096);
+	uint8_t *mem = b->mem;
+	memset(mem + 5 * 4096, 0xa5, 4096);
+	mem[40 * 4096 + 7] = 0x3c;
+	size_t first;
+	assert_int_equal(data_pages(b->memfd, b->size, &first), 2);
+	assert_int_equal(first, 5 * 4096);
+
+	/* B22: LOW_POWER_ENTRY revokes the mapping and keeps the copy */
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(pm_feature_entry(x->dev, -1), 0);
+	assert_true(b->revoked);
+	assert_non_null(b->shadow);
+	unsigned char vec[64];
+	assert_int_equal(mincore(b->shadow, b->size, vec), 0);
+	unsigned resident = 0;
+	for (int i = 0; i < 64; i++)
+		resident += vec[i] & 1;
+	assert_int_equal(resident, 2);
+	assert_true(vec[5] & 1);
+	assert_true(vec[40] & 1);
+	assert_int_equal(((uint8_t *)b->shadow)[5 * 4096 + 100], 0xa5);
+	assert_int_equal(((uint8_t *)b->shadow)[40 * 4096 + 7], 0x3c);
+	assert_int_equal(data_pages(b->memfd, b->size, &first), 0);   /* truncated */
+
+	/* EXIT: the data is back, in the same two pages only */
+	assert_int_equal(pm_feature_exit(x->dev), 0);
+	pm_request_end(x->dev);
+	assert_false(b->revoked);
+	assert_null(b->shadow);
+	mem = b->mem;
+	assert_int_equal(mem[5 * 4096 + 4095], 0xa5);
+	assert_int_equal(mem[40 * 4096 + 7], 0x3c);
+	assert_int_equal(mem[40 * 4096 + 8], 0);
+	assert_int_equal(data_pages(b->memfd, b->size, &first), 2);
+	assert_int_equal(first, 5 * 4096);
 	fx_free(x);
 }
 
@@ -1102,6 +1183,7 @@ int main(void)
 		cmocka_unit_test(energy_follows_residency_and_the_power_settings),
 		cmocka_unit_test(energy_defaults_and_creation_keys),
 		cmocka_unit_test(b1_b7_b10_entry_suspends_after_the_request_and_reenters),
+		cmocka_unit_test(revoked_bar_copy_costs_only_its_data),
 		cmocka_unit_test(b2_second_entry_is_einval_and_changes_nothing),
 		cmocka_unit_test(b11_b14_wakeup_fires_once_then_entry_rearms),
 		cmocka_unit_test(b12_no_signal_without_a_real_suspend),

@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1501,10 +1503,274 @@ static void test_caps_roundtrip(void **state)
 	}
 }
 
+/* --- the buffered reader --- */
+
+/* One message: header + body of n bytes (seeded pattern), in buf. */
+static size_t frame(uint8_t *buf, uint16_t id, size_t n)
+{
+	struct vfu_hdr h;
+	fill_hdr(&h, id, VFU_CMD_DMA_MAP, (uint32_t)(HDR + n));
+	memcpy(buf, &h, HDR);
+	pattern(buf + HDR, n, id);
+	return HDR + n;
+}
+
+/* Takes the next message and checks its id, body and descriptors
+ * (inodes, in order; nino 0: none). */
+static void expect_reader_msg(struct wire_reader *r, int sock, uint16_t id, size_t n,
+			      const ino_t *ino, int nino)
+{
+	struct wire_msg m;
+	assert_int_equal(wire_reader_next(r, sock, &m), 0);
+	assert_int_equal(m.hdr.msg_id, id);
+	assert_int_equal(m.len, n);
+	assert_true(has_pattern(m.payload, m.len, id));
+	assert_int_equal(m.nfds, nino);
+	for (int i = 0; i < nino; i++)
+		assert_int_equal(ino_of(m.fds[i]), ino[i]);
+	wire_msg_release(&m);
+}
+
+/* A burst of ten messages, each with its own sendmsg, all queued before
+ * the first read; messages 2, 3 (two descriptors) and 7 carry
+ * descriptors. Each descriptor reaches its own message, and a read stops
+ * right after the data of a sendmsg that carried descriptors (the kernel's
+ * rule the reader relies on): reads end after messages 2, 3 and 7. */
+static void test_reader_burst_fds(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	int sv[2];
+	sock_pair(sv);
+	int f2 = new_file(), f3a = new_file(), f3b = new_file(), f7 = new_file();
+	ino_t i2 = ino_of(f2), i3[2] = { ino_of(f3a), ino_of(f3b) }, i7 = ino_of(f7);
+	uint8_t buf[256];
+	for (uint16_t id = 0; id < 10; id++) {
+		size_t len = frame(buf, id, 8 + id);
+		if (id == 2)
+			raw_send(sv[0], buf, len, &f2, 1);
+		else if (id == 3)
+			raw_send(sv[0], buf, len, (int[]){ f3a, f3b }, 2);
+		else if (id == 7)
+			raw_send(sv[0], buf, len, &f7, 1);
+		else
+			raw_send(sv[0], buf, len, NULL, 0);
+	}
+	close(f2);
+	close(f3a);
+	close(f3b);
+	close(f7);
+
+	struct wire_reader r;
+	assert_int_equal(wire_reader_init(&r, 4096, 4096, VFPM_MAX_MSG_FDS), 0);
+	/* read 1: messages 0..2 */
+	assert_true(wire_reader_fill(&r, sv[1], MSG_DONTWAIT) > 0);
+	expect_reader_msg(&r, sv[1], 0, 8, NULL, 0);
+	expect_reader_msg(&r, sv[1], 1, 9, NULL, 0);
+	assert_true(wire_reader_whole(&r));
+	expect_reader_msg(&r, sv[1], 2, 10, &i2, 1);
+	assert_false(wire_reader_whole(&r));
+	struct wire_msg m;
+	assert_int_equal(wire_reader_next(&r, sv[1], &m), -EAGAIN);
+	/* read 2: message 3 alone */
+	assert_true(wire_reader_fill(&r, sv[1], MSG_DONTWAIT) > 0);
+	expect_reader_msg(&r, sv[1], 3, 11, i3, 2);
+	assert_int_equal(wire_reader_next(&r, sv[1], &m), -EAGAIN);
+	/* read 3: messages 4..7 */
+	assert_true(wire_reader_fill(&r, sv[1], MSG_DONTWAIT) > 0);
+	for (uint16_t id = 4; id < 7; id++)
+		expect_reader_msg(&r, sv[1], id, 8 + id, NULL, 0);
+	expect_reader_msg(&r, sv[1], 7, 15, &i7, 1);
+	assert_int_equal(wire_reader_next(&r, sv[1], &m), -EAGAIN);
+	/* read 4: the rest */
+	assert_true(wire_reader_fill(&r, sv[1], MSG_DONTWAIT) > 0);
+	expect_reader_msg(&r, sv[1], 8, 16, NULL, 0);
+	expect_reader_msg(&r, sv[1], 9, 17, NULL, 0);
+	assert_int_equal(r.reads, 4);
+	assert_int_equal(wire_reader_fill(&r, sv[1], MSG_DONTWAIT), -EAGAIN);
+	close(sv[0]);
+	assert_int_equal(wire_reader_fill(&r, sv[1], 0), -ECONNRESET);
+	wire_reader_fini(&r);
+	close(sv[1]);
+	assert_int_equal(count_fds(), before);
+}
+
+/* Descriptors sent with the second piece of a message (header first, as
+ * wire_recv accepts) belong to that message, whether its header was read
+ * earlier or in the same read; a message larger than the buffer gets the
+ * descriptors of any of its pieces. */
+static void test_reader_fds_pieces(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	int sv[2];
+	sock_pair(sv);
+	struct wire_reader r;
+	assert_int_equal(wire_reader_init(&r, 4096, 1 << 20, VFPM_MAX_MSG_FDS), 0);
+	uint8_t buf[256];
+
+	/* message 1 whole, then 2's header: read; then 2's body with an fd */
+	size_t l1 = frame(buf, 1, 20);
+	raw_send(sv[0], buf, l1, NULL, 0);
+	size_t l2 = frame(buf, 2, 20);
+	raw_send(sv[0], buf, HDR, NULL, 0);
+	assert_true(wire_reader_fill(&r, sv[1], MSG_DONTWAIT) > 0);
+	expect_reader_msg(&r, sv[1], 1, 20, NULL, 0);
+	struct wire_msg m;
+	assert_int_equal(wire_reader_next(&r, sv[1], &m), -EAGAIN);
+	int f = new_file();
+	ino_t fi = ino_of(f);
+	raw_send(sv[0], buf + HDR, l2 - HDR, &f, 1);
+	close(f);
+	assert_true(wire_reader_fill(&r, sv[1], MSG_DONTWAIT) > 0);
+	expect_reader_msg(&r, sv[1], 2, 20, &fi, 1);
+
+	/* message 3 whole, message 4's header, then 4's body with an fd: one
+	 * read takes all; the fd goes to 4 */
+	l1 = frame(buf, 3, 20);
+	raw_send(sv[0], buf, l1, NULL, 0);
+	l2 = frame(buf, 4, 30);
+	raw_send(sv[0], buf, HDR, NULL, 0);
+	f = new_file();
+	fi = ino_of(f);
+	raw_send(sv[0], buf + HDR, l2 - HDR, &f, 1);
+	close(f);
+	assert_true(wire_reader_fill(&r, sv[1], MSG_DONTWAIT) > 0);
+	expect_reader_msg(&r, sv[1], 3, 20, NULL, 0);
+	expect_reader_msg(&r, sv[1], 4, 30, &fi, 1);
+
+	/* a message of 100000 bytes (the buffer is 4096) whose fd comes with
+	 * its second piece, then a small one */
+	size_t big = 100000;
+	uint8_t *p = malloc(HDR + big);
+	assert_non_null(p);
+	size_t lb = frame(p, 5, big);
+	raw_send(sv[0], p, 1000, NULL, 0);
+	f = new_file();
+	fi = ino_of(f);
+	/* the socket does not hold 100000 bytes at once: a child sends the
+	 * rest while next() reads it straight into the payload */
+	assert_true(wire_reader_fill(&r, sv[1], MSG_DONTWAIT) > 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(sv[1]);
+		raw_send(sv[0], p + 1000, lb - 1000, &f, 1);
+		l1 = frame(buf, 6, 8);
+		raw_send(sv[0], buf, l1, NULL, 0);
+		_exit(0);
+	}
+	close(f);
+	expect_reader_msg(&r, sv[1], 5, big, &fi, 1);
+	if (!wire_reader_whole(&r))
+		assert_true(wire_reader_fill(&r, sv[1], 0) > 0);
+	expect_reader_msg(&r, sv[1], 6, 8, NULL, 0);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	free(p);
+	wire_reader_fini(&r);
+	close(sv[0]);
+	close(sv[1]);
+	assert_int_equal(count_fds(), before);
+}
+
+/* Too many descriptors for one message: it is refused with -EINVAL
+ * (header kept, descriptors closed), the next one is read normally;
+ * descriptors of messages never taken are closed by fini. */
+static void test_reader_too_many_fds(void **state)
+{
+	(void)state;
+	int before = count_fds();
+	int sv[2];
+	sock_pair(sv);
+	struct wire_reader r;
+	assert_int_equal(wire_reader_init(&r, 4096, 4096, 2), 0);
+	uint8_t buf[256];
+	int fds[3] = { new_file(), new_file(), new_file() };
+	size_t l = frame(buf, 1, 8);
+	raw_send(sv[0], buf, l, fds, 3);
+	l = frame(buf, 2, 8);
+	raw_send(sv[0], buf, l, NULL, 0);
+	l = frame(buf, 3, 8);
+	raw_send(sv[0], buf, l, fds, 1);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	assert_true(wire_reader_fill(&r, sv[1], MSG_DONTWAIT) > 0);
+	struct wire_msg m;
+	assert_int_equal(wire_reader_next(&r, sv[1], &m), -EINVAL);
+	assert_int_equal(m.hdr.msg_id, 1);
+	assert_int_equal(m.nfds, 0);
+	assert_int_equal(wire_reader_next(&r, sv[1], &m), -EAGAIN);
+	assert_true(wire_reader_fill(&r, sv[1], MSG_DONTWAIT) > 0);
+	expect_reader_msg(&r, sv[1], 2, 8, NULL, 0);
+	/* message 3 and its fd stay buffered: fini closes it */
+	wire_reader_fini(&r);
+	close(sv[0]);
+	close(sv[1]);
+	assert_int_equal(count_fds(), before);
+}
+
+/* A bad size fails the stream (-EMSGSIZE); EOF inside a message is -EPIPE. */
+static void test_reader_bad_size_and_eof(void **state)
+{
+	(void)state;
+	int sv[2];
+	sock_pair(sv);
+	struct wire_reader r;
+	assert_int_equal(wire_reader_init(&r, 4096, 4096, 0), 0);
+	struct vfu_hdr h;
+	fill_hdr(&h, 1, VFU_CMD_VERSION, 8);
+	raw_send(sv[0], &h, HDR, NULL, 0);
+	assert_int_equal(wire_reader_fill(&r, sv[1], 0), HDR);
+	assert_false(wire_reader_whole(&r));
+	struct wire_msg m;
+	assert_int_equal(wire_reader_next(&r, sv[1], &m), -EMSGSIZE);
+	wire_reader_fini(&r);
+	assert_int_equal(wire_reader_init(&r, 4096, 4096, 0), 0);
+	fill_hdr(&h, 2, VFU_CMD_VERSION, HDR + 100);
+	raw_send(sv[0], &h, HDR, NULL, 0);
+	close(sv[0]);
+	wire_reader_fini(&r);
+	assert_int_equal(wire_reader_init(&r, 4096, 4096, 0), 0);
+	assert_int_equal(wire_reader_fill(&r, sv[1], 0), HDR);
+	assert_int_equal(wire_reader_next(&r, sv[1], &m), -EAGAIN);
+	assert_int_equal(wire_reader_fill(&r, sv[1], 0), -EPIPE);
+	wire_reader_fini(&r);
+	close(sv[1]);
+}
+
+/* wire_send_bytes: two framed messages in one call read back as two. */
+static void test_send_bytes(void **state)
+{
+	(void)state;
+	int sv[2];
+	sock_pair(sv);
+	uint8_t buf[512];
+	size_t l = frame(buf, 1, 10);
+	l += frame(buf + l, 2, 20);
+	assert_int_equal(wire_send_bytes(sv[0], buf, l), 0);
+	struct wire_msg m;
+	assert_int_equal(wire_recv(sv[1], &m, 4096, 0), 0);
+	assert_int_equal(m.hdr.msg_id, 1);
+	wire_msg_release(&m);
+	assert_int_equal(wire_recv(sv[1], &m, 4096, 0), 0);
+	assert_int_equal(m.hdr.msg_id, 2);
+	assert_true(has_pattern(m.payload, m.len, 2));
+	wire_msg_release(&m);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_payload),
+		cmocka_unit_test(test_reader_burst_fds),
+		cmocka_unit_test(test_reader_fds_pieces),
+		cmocka_unit_test(test_reader_too_many_fds),
+		cmocka_unit_test(test_reader_bad_size_and_eof),
+		cmocka_unit_test(test_send_bytes),
 		cmocka_unit_test(test_roundtrip_empty),
 		cmocka_unit_test(test_send2_pieces),
 		cmocka_unit_test(test_fds_0),
