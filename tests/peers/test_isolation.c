@@ -314,6 +314,19 @@ static long tasks_nr(const struct tasks *t, pid_t tid)
 	return -2;   /* not there */
 }
 
+/* Reads the threads once one of them is in system call nr (bounded). */
+static void tasks_read_once_one_is_in(pid_t pid, struct tasks *t, long nr)
+{
+	for (int w = 0; w < WAIT_MS; w += 2) {
+		tasks_read(pid, t);
+		for (int i = 0; i < t->n; i++)
+			if (t->nr[i] == nr)
+				return;
+		pmt_sleep_ms(2);
+	}
+	fail_msg("no vfpmd thread in system call %ld", nr);
+}
+
 /* Waits until a thread of vfpmd that was not in futex at base is in futex
  * now (and, with was >= 0, was in system call was at base). */
 static void wait_new_futex_waiter(const struct tasks *base, long was)
@@ -328,6 +341,9 @@ static void wait_new_futex_waiter(const struct tasks *base, long was)
 		}
 		pmt_sleep_ms(2);
 	}
+	for (int i = 0; i < now.n; i++)
+		fprintf(stderr, "vfpmd thread %d: system call %ld, was %ld\n", (int)now.tid[i],
+			now.nr[i], tasks_nr(base, now.tid[i]));
 	fail_msg("no vfpmd thread started waiting (futex)");
 }
 
@@ -415,7 +431,7 @@ static void client_that_stops_reading_during_message_dma_is_disconnected(void **
 	/* its session thread is waiting for the next message (recvmsg); the
 	 * D3hot write makes it quiesce the model, which waits for the worker */
 	struct tasks base;
-	tasks_read(g_proc.pid, &base);
+	tasks_read_once_one_is_in(g_proc.pid, &base, SYS_recvmsg);
 	struct raw_access ra = { .a = { .offset = pm + PCI_PM_CTRL, .region = VFU_PCI_CONFIG,
 					.count = 2 } };
 	uint16_t d3 = PCI_D3hot;
@@ -439,11 +455,345 @@ static void client_that_stops_reading_during_message_dma_is_disconnected(void **
 	stop();
 }
 
+/* ------------------------------------------------------------------ */
+/* Control connections of our own */
+
+/* Reads one line (up to len - 1 bytes) within ms; returns its length, 0
+ * at EOF before any byte, -ETIMEDOUT, or -errno. */
+static int read_line(int fd, char *buf, size_t len, int ms)
+{
+	size_t have = 0;
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int r = poll(&p, 1, ms);
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (r < 0)
+			return -errno;
+		ssize_t n = read(fd, buf + have, 1);
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return (int)have;
+		if (buf[have] == '\n' || have + 2 >= len) {
+			buf[have] = '\0';
+			return (int)have;
+		}
+		have++;
+	}
+}
+
+static void send_line(int fd, const char *line)
+{
+	size_t n = strlen(line);
+	assert_int_equal(send(fd, line, n, MSG_NOSIGNAL), (ssize_t)n);
+	assert_int_equal(send(fd, "\n", 1, MSG_NOSIGNAL), 1);
+}
+
+/* The errno of a reply line (0 for ok). */
+static int line_errno(const char *line)
+{
+	struct json_object *o = json_tokener_parse(line);
+	int rc = pmt_reply_errno(o);
+	json_object_put(o);
+	return rc;
+}
+
+/* Issue 10: "A frozen VMM plus a host D3hot request does the same to the
+ * control thread". The host's PMCSR D3hot (a control-plane config-write)
+ * against the stalled device waits for the model's quiesce, which waits for
+ * the worker stuck sending to the client; only that control connection
+ * waits: another is answered, another device suspends. */
+static void ctl_d3hot_on_a_frozen_client_stalls_only_its_connection(void **state)
+{
+	(void)state;
+	static const char *const specs[] = { "demo,name=dev,pm_delays=none",
+					     "demo,name=other,pm_delays=none", NULL };
+	static const char *const extra[] = { "--send-timeout", "3000", NULL };
+	start(specs, extra);
+	unsigned pm;
+	int mfd;
+	int fd = stalling_client(g_proc.sock[0], "dev", &pm, &mfd);
+	/* the host's connection: served once, so that its thread is waiting */
+	int host = raw_connect(g_proc.ctl);
+	assert_true(host >= 0);
+	char line[65536];
+	send_line(host, "{\"cmd\":\"status\"}");
+	assert_true(read_line(host, line, sizeof(line), WAIT_MS) > 0);
+	assert_int_equal(line_errno(line), 0);
+	struct tasks base;
+	tasks_read(g_proc.pid, &base);
+	char req[256];
+	snprintf(req, sizeof(req),
+		 "{\"cmd\":\"config-write\",\"device\":\"dev\",\"offset\":%u,\"len\":2,\"value\":%u}",
+		 pm + PCI_PM_CTRL, PCI_D3hot);
+	send_line(host, req);
+	wait_new_futex_waiter(&base, -1);   /* its thread waits in the quiesce */
+
+	/* meanwhile: other control connections are served, other devices
+	 * suspend */
+	assert_true(status_ok());
+	struct pm_status st;
+	assert_int_equal(pmt_status(&g_proc, "dev", &st), 0);
+	assert_true(st.client_connected);
+	assert_string_equal(st.power_state, "D0");
+	uint32_t ids = 0;
+	assert_int_equal(pmt_ctl_config_read(&g_proc, "other", PCI_VENDOR_ID, 4, &ids), 0);
+	assert_int_equal(ids, 0x10f01b36u);
+	other_device_idle_suspends(1, "other");
+	assert_true(status_ok());
+	assert_int_equal(read_line(host, line, sizeof(line), 0), -ETIMEDOUT);   /* still waiting */
+	assert_false(server_hung_up(fd));   /* all of it before the deadline */
+
+	/* at the deadline the client is dropped; the quiesce ends and the
+	 * host's D3hot completes (the disconnect then resets the device) */
+	assert_true(read_line(host, line, sizeof(line), 2 * WAIT_MS) > 0);
+	assert_int_equal(line_errno(line), 0);
+	close(host);
+	stalled_session_ends_and_device_serves_again(fd, mfd);
+	stop();
+}
+
+/* ------------------------------------------------------------------ */
+
+static unsigned proc_umask(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	unsigned um = 01000;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Umask: %o", &um) == 1)
+			break;
+	fclose(f);
+	assert_true(um < 01000);
+	return um;
+}
+
+struct vf_cycler {
+	const char *pf;
+	unsigned rounds;
+	atomic_int failures;
+	char what[256];
+};
+
+static void cycler_fail(struct vf_cycler *c, const char *what, int rc)
+{
+	if (atomic_fetch_add(&c->failures, 1) == 0)
+		snprintf(c->what, sizeof(c->what), "%s: %s: %s", c->pf, what, strerror(-rc));
+}
+
+struct umask_watch {
+	pid_t pid;
+	atomic_bool stop;
+	unsigned seen;      /* the first umask other than 077, or 077 */
+	unsigned long reads;
+};
+
+/* Reads vfpmd's umask again and again while the VFs come and go: a umask
+ * changed even for a moment (around a bind) is caught here. */
+static void *umask_watch_main(void *arg)
+{
+	struct umask_watch *w = arg;
+	char path[64], buf[2048];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)w->pid);
+	w->seen = 077;
+	while (!atomic_load(&w->stop)) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			break;
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			break;
+		buf[n] = '\0';
+		const char *u = strstr(buf, "Umask:");
+		unsigned um;
+		if (u && sscanf(u, "Umask: %o", &um) == 1) {
+			w->reads++;
+			if (um != 077) {
+				w->seen = um;
+				break;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* vfpmctl set PF sriov_numvfs=4, a client on each VF, sriov_numvfs=0. */
+static void *vf_cycler_main(void *arg)
+{
+	struct vf_cycler *c = arg;
+	char req[256];
+	for (unsigned r = 0; r < c->rounds; r++) {
+		snprintf(req, sizeof(req), "{\"cmd\":\"set\",\"device\":\"%s\",\"key\":\"sriov_numvfs\","
+			 "\"value\":\"4\"}", c->pf);
+		struct json_object *o = pmt_ctl_json(&g_proc, req);
+		int rc = pmt_reply_errno(o);
+		json_object_put(o);
+		if (rc) {
+			cycler_fail(c, "sriov_numvfs=4", rc);
+			return NULL;
+		}
+		for (unsigned k = 0; k < 4; k++) {
+			char sock[400];
+			snprintf(sock, sizeof(sock), "%s/%s-vf%u.sock", g_proc.dir, c->pf, k);
+			struct stat st;
+			if (stat(sock, &st) < 0 || !S_ISSOCK(st.st_mode) || (st.st_mode & 07777) != 0600) {
+				cycler_fail(c, "VF socket mode is not 0600", -EPERM);
+				return NULL;
+			}
+			struct vfpm_client *vc;
+			rc = vfpm_client_connect(sock, NULL, &vc);
+			uint32_t ids = 0;
+			if (!rc)
+				rc = pmt_cfg_read(vc, PCI_VENDOR_ID, &ids, 4);
+			if (!rc && (ids & 0xffff) != 0x1b36)
+				rc = -EPROTO;
+			if (!rc)
+				vfpm_client_close(vc);
+			if (rc) {
+				cycler_fail(c, "VF client", rc);
+				return NULL;
+			}
+		}
+		snprintf(req, sizeof(req), "{\"cmd\":\"set\",\"device\":\"%s\",\"key\":\"sriov_numvfs\","
+			 "\"value\":\"0\"}", c->pf);
+		o = pmt_ctl_json(&g_proc, req);
+		rc = pmt_reply_errno(o);
+		json_object_put(o);
+		if (rc) {
+			cycler_fail(c, "sriov_numvfs=0", rc);
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+/* Issue 10: "Creating VF sockets changes the process-wide umask while
+ * other sessions create sockets concurrently (observed left at 0177)".
+ * vfpmd starts with our umask 022 and must run with 077 from then on,
+ * whatever VFs two PFs create and remove at once while clients use them:
+ * a watcher reads it throughout (a change even around one bind is caught),
+ * and it is 077 at the end. Every VF socket gets --socket-mode (0600 by
+ * default). */
+static void umask_stays_0077_across_vf_enable_cycles(void **state)
+{
+	(void)state;
+	static const char *const specs[] = { "demo,name=pf0,pm_delays=none,total_vfs=4",
+					     "demo,name=pf1,pm_delays=none,total_vfs=4", NULL };
+	mode_t old = umask(022);
+	assert_int_equal(vfpmd_start(&g_proc, specs, NULL), 0);
+	umask(old);
+	pmt_watch(g_proc.pid);
+	g_running = true;
+	assert_int_equal(proc_umask(g_proc.pid), 077);
+	struct stat st;
+	assert_int_equal(stat(g_proc.ctl, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+
+	struct vf_cycler cy[2] = { { .pf = "pf0", .rounds = 12 }, { .pf = "pf1", .rounds = 12 } };
+	struct umask_watch uw = { .pid = g_proc.pid };
+	pthread_t t[2], tw;
+	assert_int_equal(pthread_create(&tw, NULL, umask_watch_main, &uw), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, vf_cycler_main, &cy[i]), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	atomic_store(&uw.stop, true);
+	assert_int_equal(pthread_join(tw, NULL), 0);
+	for (int i = 0; i < 2; i++)
+		if (atomic_load(&cy[i].failures))
+			fail_msg("%s", cy[i].what);
+	assert_true(uw.reads > 0);
+	assert_int_equal(uw.seen, 077);   /* never anything else, even for a moment */
+	assert_int_equal(proc_umask(g_proc.pid), 077);
+	assert_int_equal(stat(g_proc.ctl, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	stop();
+}
+
+/* ------------------------------------------------------------------ */
+
+#define CTL_SERVED 32   /* control connections served at once (security.md) */
+#define CTL_TRIED 40
+
+/* Issue 10: "with the listen backlog full, new clients get EAGAIN". 40
+ * connections at once, none of them saying anything yet: every connect
+ * succeeds (non-blocking, so a full backlog would be EAGAIN); 32 are
+ * served, the 8 past the limit get an EBUSY line and are closed; once the
+ * served ones go, a new connection is served. */
+static void many_control_connections_connect_and_the_excess_is_refused_cleanly(void **state)
+{
+	(void)state;
+	static const char *const specs[] = { "demo,name=dev,pm_delays=none", NULL };
+	start(specs, NULL);
+	int fds[CTL_TRIED];
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	assert_true(strlen(g_proc.ctl) < sizeof(a.sun_path));
+	memcpy(a.sun_path, g_proc.ctl, strlen(g_proc.ctl) + 1);
+	for (int i = 0; i < CTL_TRIED; i++) {
+		fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		assert_true(fds[i] >= 0);
+		if (connect(fds[i], (struct sockaddr *)&a, sizeof(a)) < 0)
+			fail_msg("control connection %d: connect: %s", i, strerror(errno));
+	}
+	/* every connection asks for status: the served ones answer it */
+	int served = 0, refused = 0;
+	char line[65536];
+	for (int i = 0; i < CTL_TRIED; i++) {
+		int fl = fcntl(fds[i], F_GETFL);
+		assert_int_equal(fcntl(fds[i], F_SETFL, fl & ~O_NONBLOCK), 0);
+		static const char req[] = "{\"cmd\":\"status\"}\n";
+		ssize_t n = send(fds[i], req, sizeof(req) - 1, MSG_NOSIGNAL);
+		assert_true(n == (ssize_t)sizeof(req) - 1 || (n < 0 && errno == EPIPE));
+	}
+	for (int i = 0; i < CTL_TRIED; i++) {
+		int n = read_line(fds[i], line, sizeof(line), WAIT_MS);
+		if (n <= 0)
+			fail_msg("control connection %d: no reply (%d)", i, n);
+		int rc = line_errno(line);
+		if (rc == 0) {
+			served++;
+			continue;
+		}
+		assert_int_equal(rc, -EBUSY);
+		/* and then it is closed (reset: our request was left unread) */
+		n = read_line(fds[i], line, sizeof(line), WAIT_MS);
+		assert_true(n == 0 || n == -ECONNRESET);
+		refused++;
+	}
+	assert_int_equal(served, CTL_SERVED);
+	assert_int_equal(refused, CTL_TRIED - CTL_SERVED);
+	for (int i = 0; i < CTL_TRIED; i++)
+		close(fds[i]);
+	/* the served ones are gone (their threads see EOF): a new connection
+	 * is served, bounded */
+	int rc = -EBUSY;
+	for (int t = 0; t < WAIT_MS && rc == -EBUSY; t += 10) {
+		struct json_object *o = pmt_ctl_json(&g_proc, "{\"cmd\":\"status\"}");
+		rc = pmt_reply_errno(o);
+		json_object_put(o);
+		if (rc == -EBUSY)
+			pmt_sleep_ms(10);
+	}
+	assert_int_equal(rc, 0);
+	stop();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
 			client_that_stops_reading_during_message_dma_is_disconnected, setup, teardown),
+		cmocka_unit_test_setup_teardown(ctl_d3hot_on_a_frozen_client_stalls_only_its_connection,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(umask_stays_0077_across_vf_enable_cycles, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			many_control_connections_connect_and_the_excess_is_refused_cleanly, setup,
+			teardown),
 	};
 	return cmocka_run_group_tests_name("isolation", tests, NULL, NULL);
 }
