@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wire.h"
@@ -69,10 +70,17 @@ static void take_cmsg_fds(struct msghdr *mh, struct rx_fds *st)
 		st->bad = true;
 }
 
-/* Called on EAGAIN in the middle of a message, which must not be abandoned
- * half-read or half-written. A non-blocking socket just ran dry: wait for it.
- * A blocking one timed out (SO_RCVTIMEO/SO_SNDTIMEO): the caller asked for
- * a bound, so give up with -ETIMEDOUT. */
+static int64_t now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Called on EAGAIN in the middle of a message being read, which must not be
+ * abandoned half-read. A non-blocking socket just ran dry: wait for it. A
+ * blocking one timed out (SO_RCVTIMEO): the caller asked for a bound, so
+ * give up with -ETIMEDOUT. (Sends wait in wait_writable.) */
 static int wait_ready(int sock, short events)
 {
 	int fl = fcntl(sock, F_GETFL);
@@ -85,6 +93,42 @@ static int wait_ready(int sock, short events)
 		int r = poll(&p, 1, -1);
 		if (r > 0)
 			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* The socket is full in the middle of a message. A non-blocking socket, or
+ * a blocking one without SO_SNDTIMEO, is waited on until it takes more. A
+ * blocking one with SO_SNDTIMEO gets that long in all, counted from the
+ * first time it was full (*deadline_ms, -1 until then): a blocking sendmsg
+ * would restart its timeout at every bit of progress, so a reader taking a
+ * little at a time could hold the sender without end. Returns 0 (try
+ * again) or -ETIMEDOUT. */
+static int wait_writable(int sock, int64_t *deadline_ms)
+{
+	int fl = fcntl(sock, F_GETFL);
+	if (fl < 0)
+		return -errno;
+	struct timeval tv = { 0, 0 };
+	socklen_t tl = sizeof(tv);
+	if (!(fl & O_NONBLOCK) && getsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, &tl) < 0)
+		return -errno;
+	bool bounded = !(fl & O_NONBLOCK) && (tv.tv_sec || tv.tv_usec);
+	if (bounded && *deadline_ms < 0)
+		*deadline_ms = now_ms() + (int64_t)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
+	struct pollfd p = { .fd = sock, .events = POLLOUT };
+	for (;;) {
+		int left = -1;
+		if (bounded) {
+			int64_t l = *deadline_ms - now_ms();
+			if (l <= 0)
+				return -ETIMEDOUT;
+			left = l > INT32_MAX ? INT32_MAX : (int)l;
+		}
+		int r = poll(&p, 1, left);
+		if (r > 0)
+			return 0;   /* writable, or an error sendmsg will report */
 		if (r < 0 && errno != EINTR)
 			return -errno;
 	}
@@ -265,16 +309,18 @@ int wire_send2(int sock, struct vfu_hdr *hdr, const void *p1, size_t l1,
 
 	struct iovec *iov = vec;
 	size_t left = hdr->size;
+	int64_t deadline = -1;   /* set by wait_writable once the socket is full */
 	while (left) {
 		mh.msg_iov = iov;
 		mh.msg_iovlen = niov;
-		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		/* never blocks in the kernel: wait_writable bounds the wait */
+		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			int err = errno;
 			if (err == EINTR)
 				continue;
 			if (err == EAGAIN || err == EWOULDBLOCK) {
-				int rc = wait_ready(sock, POLLOUT);
+				int rc = wait_writable(sock, &deadline);
 				if (rc)
 					return rc;
 				continue;

@@ -117,9 +117,11 @@ int wire_msg_take_fd(struct wire_msg *m, int i);
  * writes; descriptors ride on the first byte). hdr->size is set here.
  * Returns 0 or negative errno. MSG_NOSIGNAL is used: a closed peer gives
  * -EPIPE, never SIGPIPE. -EINVAL if nfds is not 0..VFPM_MAX_MSG_FDS;
- * -EMSGSIZE if the message would not fit msg_size; -ETIMEDOUT if
- * SO_SNDTIMEO expired (the stream may hold part of the message). A
- * non-blocking socket is waited on until the whole message is out. The
+ * -EMSGSIZE if the message would not fit msg_size; -ETIMEDOUT if a
+ * blocking socket's SO_SNDTIMEO passed (the stream may hold part of the
+ * message): it bounds the whole message, counted from the first time the
+ * socket was full, however the peer reads meanwhile. A non-blocking
+ * socket is waited on until the whole message is out. The
  * caller keeps its descriptors. Concurrent senders on one socket must
  * serialize. */
 int wire_send(int sock, struct vfu_hdr *hdr, const void *payload, size_t len,

@@ -8,9 +8,12 @@
  *             until SIGTERM is sent;
  *   settings  the control plane toggles every run-time setting of every
  *             device (power_control, autosuspend_delay_ms, platform_d3cold,
- *             d3cold_allowed, idle_d3, pm_delays, d3hot_promotion);
+ *             d3cold_allowed, idle_d3, pm_delays, d3hot_promotion, and the
+ *             energy figures power_d0_mw ... power_d3cold_mw, within the
+ *             rule that no state draws more than D0);
  *   sriov     the control plane enables and disables the PF's VFs (their
- *             sockets come and go) and reads status;
+ *             sockets come and go) and reads status, in which no device's
+ *             energy used or saved may ever go back;
  * then sends SIGTERM at a random point (seeded). vfpmd must exit with
  * status 0 within 15 s, leave no socket file behind (devices, VFs,
  * control socket), and its log must hold no sanitizer report: under
@@ -185,6 +188,14 @@ static void *settings_main(void *arg)
 		{ "idle_d3", { "off", "on", NULL } },
 		{ "pm_delays", { "pci", "none", NULL } },
 		{ "d3hot_promotion", { "nosoftrst", "always", "off" } },
+		/* energy: every value of another state is at most the least
+		 * D0 value, so any mix keeps "no state draws more than D0"
+		 * (docs/operating.md) and every set must succeed */
+		{ "power_d0_mw", { "3000", "2000", NULL } },
+		{ "power_d1_mw", { "1500", "1000", NULL } },
+		{ "power_d2_mw", { "750", "2000", NULL } },
+		{ "power_d3hot_mw", { "330", "0", NULL } },
+		{ "power_d3cold_mw", { "66", "1", NULL } },
 	};
 	const unsigned nknobs = sizeof(knobs) / sizeof(knobs[0]);
 	while (going()) {
@@ -202,11 +213,55 @@ static void *settings_main(void *arg)
 	return NULL;
 }
 
+/* Reads status and checks each device's energy counters against the last
+ * read: used and saved never go back, whatever the energy figures are set
+ * to meanwhile (a change counts from its moment; no state draws more than
+ * D0). Returns 0 or the request's error. */
+static int status_energy_check(uint64_t used[NDEV], uint64_t saved[NDEV])
+{
+	struct json_object *o = pmt_ctl_json(&proc, "{\"cmd\":\"status\"}");
+	int rc = o ? pmt_reply_errno(o) : -ECONNREFUSED;
+	struct json_object *devs, *d, *v, *c;
+	if (!rc && json_object_object_get_ex(o, "devices", &devs)) {
+		for (size_t i = 0; i < json_object_array_length(devs); i++) {
+			d = json_object_array_get_idx(devs, i);
+			if (!json_object_object_get_ex(d, "name", &v) ||
+			    !json_object_object_get_ex(d, "counters", &c))
+				continue;
+			for (unsigned k = 0; k < NDEV; k++) {
+				if (strcmp(json_object_get_string(v), names[k]))
+					continue;
+				struct json_object *u, *sv;
+				if (!json_object_object_get_ex(c, "energy_used_mj", &u) ||
+				    !json_object_object_get_ex(c, "energy_saved_mj", &sv)) {
+					stress_fail("%s: status has no energy counters", names[k]);
+					break;
+				}
+				uint64_t nu = (uint64_t)json_object_get_int64(u);
+				uint64_t ns = (uint64_t)json_object_get_int64(sv);
+				if (nu < used[k] || ns < saved[k])
+					stress_fail("%s: energy went back: used %llu -> %llu mJ, saved "
+						    "%llu -> %llu mJ",
+						    names[k], (unsigned long long)used[k],
+						    (unsigned long long)nu, (unsigned long long)saved[k],
+						    (unsigned long long)ns);
+				used[k] = nu;
+				saved[k] = ns;
+			}
+		}
+	}
+	json_object_put(o);
+	if (!rc)
+		atomic_fetch_add(&ctl_requests, 1);
+	return rc;
+}
+
 static void *sriov_main(void *arg)
 {
 	uint32_t seed = *(uint32_t *)arg;
 	char req[256];
 	uint32_t hdr = 0;
+	uint64_t used[NDEV] = { 0 }, saved[NDEV] = { 0 };
 	if (failed(pmt_ctl_config_read(&proc, "pf", SRIOV_CAP, 4, &hdr), "sriov", "header"))
 		return NULL;
 	if ((hdr & 0xffff) != PCI_EXT_CAP_ID_SRIOV) {
@@ -228,7 +283,7 @@ static void *sriov_main(void *arg)
 			return NULL;
 		/* enabled most of the time, so that SIGTERM mostly finds VFs */
 		sleep_us(rnd(&seed) % 200000);
-		if (failed(ctl("{\"cmd\":\"status\"}"), "sriov", "status"))
+		if (failed(status_energy_check(used, saved), "sriov", "status"))
 			return NULL;
 		snprintf(req, sizeof(req),
 			 "{\"cmd\":\"config-write\",\"device\":\"pf\",\"offset\":%d,\"len\":2,"

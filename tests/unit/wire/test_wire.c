@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -345,6 +347,14 @@ static bool wait_in_syscall(pid_t tid, long nr)
 	}
 	return true;
 }
+
+/* wire_send never blocks inside sendmsg: a sender waiting for room waits
+ * in poll (ppoll where the C library has no poll system call). */
+#ifdef SYS_poll
+#define SYS_SEND_WAIT SYS_poll
+#else
+#define SYS_SEND_WAIT SYS_ppoll
+#endif
 
 struct piece_writer {
 	int sock;
@@ -990,12 +1000,12 @@ static void test_eintr_send(void **state)
 	struct big_sender s = { .sock = sv[0], .buf = buf, .len = len, .fds = &f, .nfds = 1 };
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, big_sender_main, &s), 0);
-	/* each signal finds the sender blocked in sendmsg on the full socket */
+	/* each signal finds the sender waiting for room on the full socket */
 	uint64_t end = mono_ns() + WAIT_NS;
 	while (!s.tid && mono_ns() < end)
 		sched_yield();
 	for (int i = 0; i < 3; i++) {
-		assert_true(wait_in_syscall(s.tid, SYS_sendmsg));
+		assert_true(wait_in_syscall(s.tid, SYS_SEND_WAIT));
 		pthread_kill(t, SIGUSR1);
 		assert_true(wait_usr1(i + 1));
 	}
@@ -1060,6 +1070,59 @@ static void test_timeouts(void **state)
 	close(sv[1]);
 	close(sv2[0]);
 	close(sv2[1]);
+}
+
+struct trickle_reader {
+	int sock;
+	atomic_bool stop;
+	size_t got;
+};
+
+/* Takes 4 KiB every 20 ms until told to stop. */
+static void *trickle_reader_main(void *arg)
+{
+	struct trickle_reader *r = arg;
+	static uint8_t b[4096];
+	while (!atomic_load(&r->stop)) {
+		ssize_t n = recv(r->sock, b, sizeof(b), MSG_DONTWAIT);
+		if (n > 0)
+			r->got += (size_t)n;
+		else if (n == 0)
+			break;
+		struct timespec t = { 0, 20000000 };
+		nanosleep(&t, NULL);
+	}
+	return NULL;
+}
+
+/* SO_SNDTIMEO bounds the whole message: a reader that takes a little at a
+ * time (each bit of progress would restart a blocking sendmsg's timeout)
+ * cannot hold the sender past it. The reader needs more than 1.2 s to take
+ * 256 KiB; the bound is 200 ms, so the send fails before it is all out.
+ * (Before the bound covered the whole message, this send succeeded.) */
+static void test_send_timeout_bounds_the_whole_message(void **state)
+{
+	(void)state;
+	int sv[2];
+	sock_pair(sv);
+	int small = 4096;
+	assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	struct timeval tv = { .tv_usec = 200000 };
+	assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
+	const size_t len = 256 * 1024;
+	uint8_t *buf = calloc(1, len);
+	assert_non_null(buf);
+	struct trickle_reader r = { .sock = sv[1] };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, trickle_reader_main, &r), 0);
+	struct vfu_hdr h = { .msg_id = 3 };
+	assert_int_equal(wire_send(sv[0], &h, buf, len, NULL, 0), -ETIMEDOUT);
+	atomic_store(&r.stop, true);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(r.got < len + HDR);   /* the message was not all out */
+	free(buf);
+	close(sv[0]);
+	close(sv[1]);
 }
 
 /* --- descriptor ownership --- */
@@ -1794,6 +1857,7 @@ int main(void)
 		cmocka_unit_test(test_eintr_recv),
 		cmocka_unit_test(test_eintr_send),
 		cmocka_unit_test(test_timeouts),
+		cmocka_unit_test(test_send_timeout_bounds_the_whole_message),
 		cmocka_unit_test(test_take_fd),
 		cmocka_unit_test(test_caps_default),
 		cmocka_unit_test(test_caps_empty),
