@@ -249,6 +249,21 @@ char *ctl_handle_line(const struct ctl_ops *ops, void *ctx, const char *line, bo
 	return dup;
 }
 
+/* One reply line: the text and its newline in one send, bounded as a
+ * whole by the connection's send timeout (however slowly the peer reads). */
+bool ctl_send_line(int fd, const char *text)
+{
+	size_t len = strlen(text);
+	char *line = malloc(len + 1);
+	if (!line)
+		return false;
+	memcpy(line, text, len);
+	line[len] = '\n';
+	bool ok = wire_send_bytes(fd, line, len + 1) == 0;
+	free(line);
+	return ok;
+}
+
 static uint64_t mono_ms(void)
 {
 	struct timespec t;
@@ -298,9 +313,7 @@ void ctl_serve_conn(const struct ctl_ops *ops, void *ctx, int fd, bool may_mutat
 			free(follow);
 			break;
 		}
-		size_t len = out ? strlen(out) : 0;
-		bool ok = out && send(fd, out, len, MSG_NOSIGNAL) == (ssize_t)len &&
-			  send(fd, "\n", 1, MSG_NOSIGNAL) == 1;
+		bool ok = out && ctl_send_line(fd, out);
 		free(out);
 		if (!ok)
 			break;

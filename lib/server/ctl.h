@@ -37,6 +37,9 @@ struct ctl_ops {
 char *ctl_handle_line(const struct ctl_ops *ops, void *ctx, const char *line, bool may_mutate,
 		      char **follow);
 
+/* Sends text and a newline, bounded as a whole by fd's send timeout. */
+bool ctl_send_line(int fd, const char *text);
+
 /* A device's power management as `status` shows it (status.c). */
 struct json_object *ctl_pm_status_json(struct vfpm_device *dev);
 

@@ -175,10 +175,7 @@ static bool send_json(int fd, struct json_object *o)
 {
 	if (!o)
 		return false;
-	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-	size_t len = strlen(s);
-	bool ok = send(fd, s, len, MSG_NOSIGNAL) == (ssize_t)len &&
-		  send(fd, "\n", 1, MSG_NOSIGNAL) == 1;
+	bool ok = ctl_send_line(fd, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	return ok;
 }

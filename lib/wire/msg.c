@@ -559,14 +559,15 @@ int wire_send_bytes(int sock, const void *buf, size_t len)
 	if (len && !buf)
 		return -EINVAL;
 	const unsigned char *p = buf;
+	int64_t deadline = -1;   /* SO_SNDTIMEO bounds the whole buffer (wait_writable) */
 	while (len) {
-		ssize_t n = send(sock, p, len, MSG_NOSIGNAL);
+		ssize_t n = send(sock, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			int err = errno;
 			if (err == EINTR)
 				continue;
 			if (err == EAGAIN || err == EWOULDBLOCK) {
-				int rc = wait_ready(sock, POLLOUT);
+				int rc = wait_writable(sock, &deadline);
 				if (rc)
 					return rc;
 				continue;

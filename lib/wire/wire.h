@@ -102,8 +102,9 @@ int wire_reader_fill(struct wire_reader *r, int sock, int flags);
 int wire_reader_next(struct wire_reader *r, int sock, struct wire_msg *m);
 
 /* Sends len bytes of whole, already framed messages (no descriptors) with
- * as few sendmsg calls as the socket allows (one when it has room).
- * Returns 0 or a negative errno as wire_send. */
+ * as few sendmsg calls as the socket allows (one when it has room). A
+ * blocking socket's SO_SNDTIMEO bounds the whole buffer, however slowly
+ * the peer reads. Returns 0 or a negative errno as wire_send. */
 int wire_send_bytes(int sock, const void *buf, size_t len);
 
 /* Frees the payload and closes any descriptors still held by m. */
