@@ -1,6 +1,7 @@
-/* Server: a listening socket and an accept thread per device; a session
- * thread while a client is connected. Blocked threads cost no CPU, so an
- * idle device makes no wakeups.
+/* Server: a listening socket per device, all of them watched by one
+ * acceptor thread (epoll, no timeout); a session thread while a client is
+ * connected. Blocked threads cost no CPU, so an idle device makes no
+ * wakeups, and an idle device costs no thread of the server's.
  *
  * Devices given on the command line live as long as the server. SR-IOV
  * VFs come and go with their PF's VF Enable (the host's sriov_numvfs, or a
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -37,6 +39,9 @@
 
 #define CTL_MAX_CONNS 32      /* control connections served at once */
 #define CTL_SEND_SECONDS 2    /* a control reply not taken by then drops the client */
+#define REFUSE_WAIT_MS 1000   /* a refused client's first message is awaited this long */
+#define REFUSE_MAX_THREADS 16 /* refusals waiting at once; more are refused at once */
+#define NEXT_MAX 8            /* clients queued behind a session that is ending */
 
 struct server_dev {
 	struct vfpm_server *srv;
@@ -44,9 +49,7 @@ struct server_dev {
 	char *path;
 	int lfd;
 	bool bound;          /* we created path: we remove it */
-	int stop_fd;         /* eventfd: this device stops being served */
-	pthread_t accept_thread;
-	bool accept_started;
+	bool watched;        /* lfd is in the acceptor's epoll set (srv->acc_mu) */
 	/* SR-IOV (srv->lock) */
 	struct server_dev *pf;
 	struct server_dev **vfs;   /* a PF's VFs, nvfs of them */
@@ -54,6 +57,11 @@ struct server_dev {
 	unsigned refs;             /* control-plane users of a VF */
 	mutex_t mu;  /* client_fd, session_active */
 	int client_fd;
+	/* clients waiting, in order, for the session before them to end
+	 * (each came after its predecessor hung up) */
+	int next_fds[NEXT_MAX];
+	unsigned nnext;
+	bool unserving;      /* no new session: next_fds are closed, not served */
 	bool session_active;
 	bool session_joinable;
 	pthread_t session_thread;
@@ -71,6 +79,19 @@ struct vfpm_server {
 	struct ev_hub *hub;  /* PM event subscribers (events.h) */
 	struct metrics_file *metrics;   /* --metrics-file writer, or NULL */
 	bool started;        /* server_start done: a device added now is served at once */
+	/* The acceptor: one thread accepting for every device. It handles
+	 * each batch of epoll events under acc_mu and then bumps acc_seq, so
+	 * a device taken out of the set (acc_unwatch) is not touched once the
+	 * batch in progress is over. */
+	int ep_fd;           /* epoll: every device's lfd, stop_fd, acc_wake_fd */
+	int acc_wake_fd;     /* eventfd: makes the acceptor finish a batch */
+	pthread_t acc_thread;
+	bool acc_started;
+	mutex_t acc_mu;      /* acc_running, acc_seq, refusing, sd->watched */
+	pthread_cond_t acc_cv;
+	bool acc_running;
+	uint64_t acc_seq;
+	unsigned refusing;   /* refusal threads still running */
 	mutex_t lock;   /* VF lists and refs */
 	pthread_cond_t refs_cv;
 	char *ctl_path;
@@ -114,13 +135,35 @@ int server_create(const struct server_opts *o, struct vfpm_server **out)
 	srv->ctl_fd = -1;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_mutex_init(&srv->ctl_mu, NULL);
+	pthread_mutex_init(&srv->acc_mu, NULL);
 	pthread_cond_init(&srv->refs_cv, NULL);
+	pthread_cond_init(&srv->acc_cv, NULL);
 	srv->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (srv->stop_fd < 0) {
-		free(srv);
-		return -errno;
+	srv->acc_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	srv->ep_fd = epoll_create1(EPOLL_CLOEXEC);
+	int rc = 0;
+	if (srv->stop_fd < 0 || srv->acc_wake_fd < 0 || srv->ep_fd < 0) {
+		rc = -errno;
+	} else {
+		/* data.ptr NULL: stop; the wake eventfd: itself */
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+		if (epoll_ctl(srv->ep_fd, EPOLL_CTL_ADD, srv->stop_fd, &ev) < 0)
+			rc = -errno;
+		ev.data.ptr = &srv->acc_wake_fd;
+		if (!rc && epoll_ctl(srv->ep_fd, EPOLL_CTL_ADD, srv->acc_wake_fd, &ev) < 0)
+			rc = -errno;
 	}
-	int rc = rpm_wq_create(&srv->wq);
+	if (rc) {
+		if (srv->stop_fd >= 0)
+			close(srv->stop_fd);
+		if (srv->acc_wake_fd >= 0)
+			close(srv->acc_wake_fd);
+		if (srv->ep_fd >= 0)
+			close(srv->ep_fd);
+		free(srv);
+		return rc;
+	}
+	rc = rpm_wq_create(&srv->wq);
 	if (!rc) {
 		rc = ev_hub_create(&srv->hub);
 		if (rc)
@@ -128,6 +171,8 @@ int server_create(const struct server_opts *o, struct vfpm_server **out)
 	}
 	if (rc) {
 		close(srv->stop_fd);
+		close(srv->acc_wake_fd);
+		close(srv->ep_fd);
 		free(srv);
 		return rc;
 	}
@@ -195,7 +240,7 @@ static const char *limit_hint(int rc, char *buf, size_t len)
 	struct rlimit rl;
 	if (rc == -EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		snprintf(buf, len,
-			 " (the descriptor limit RLIMIT_NOFILE, %llu here: a demo device holds 5, "
+			 " (the descriptor limit RLIMIT_NOFILE, %llu here: a demo device holds 4, "
 			 "vfpmd raises the soft limit to the hard one; raise the hard one, "
 			 "ulimit -Hn or LimitNOFILE=)",
 			 (unsigned long long)rl.rlim_cur);
@@ -207,11 +252,11 @@ static const char *limit_hint(int rc, char *buf, size_t len)
 		if (rl.rlim_cur == RLIM_INFINITY)
 			snprintf(buf, len,
 				 " (a thread limit: kernel.threads-max or the cgroup's pids.max; "
-				 "a device has 2 threads, 3 with a client)");
+				 "a demo device has 1 thread, 2 with a client)");
 		else
 			snprintf(buf, len,
 				 " (a thread limit: RLIMIT_NPROC, %llu here, kernel.threads-max or "
-				 "the cgroup's pids.max; a device has 2 threads, 3 with a client)",
+				 "the cgroup's pids.max; a demo device has 1 thread, 2 with a client)",
 				 (unsigned long long)rl.rlim_cur);
 		return buf;
 	}
@@ -355,17 +400,6 @@ int server_add_device(struct vfpm_server *srv, const char *spec, const char **so
 	sd->path = path;
 	sd->lfd = -1;
 	sd->client_fd = -1;
-	sd->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (sd->stop_fd < 0) {
-		rc = -errno;
-		char hint[200];
-		fprintf(stderr, "vfpmd: cannot create device '%s' (%s): eventfd: %s%s\n",
-			sd->dev->name, spec, strerror(-rc), limit_hint(rc, hint, sizeof(hint)));
-		device_destroy(sd->dev);
-		free(sd->path);
-		free(sd);
-		return rc;
-	}
 	pthread_mutex_init(&sd->mu, NULL);
 	sd->dev->host = &server_sriov_host;
 	sd->dev->host_ctx = sd;
@@ -455,9 +489,15 @@ static int listen_path(const char *path, mode_t mode, gid_t gid, int *out)
 static int listen_on(struct server_dev *sd)
 {
 	int rc = listen_path(sd->path, sd->srv->o.socket_mode, (gid_t)-1, &sd->lfd);
-	if (!rc)
-		sd->bound = true;
-	return rc;
+	if (rc)
+		return rc;
+	sd->bound = true;
+	/* the acceptor must never block in accept(): a connection gone
+	 * before it is taken gives EAGAIN, not a stalled acceptor */
+	int fl = fcntl(sd->lfd, F_GETFL);
+	if (fl < 0 || fcntl(sd->lfd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
 }
 
 /* --- control plane --- */
@@ -709,39 +749,63 @@ static int ctl_start(struct vfpm_server *srv)
 	return 0;
 }
 
+/* A session thread serves its device's clients one after the other: a
+ * client that connected while the previous one was hanging up (next_fds)
+ * is served by the same thread once that session has ended. */
 static void *session_main(void *arg)
 {
 	struct server_dev *sd = arg;
-	struct core_session s;
 	/* named, so that ps -L, top -H and tests tell it from the others */
 	pthread_setname_np(pthread_self(), "vfpm-session");
-	session_init(&s, sd->dev, sd->client_fd);
-	if (sd->srv->o.handshake_ms)
-		s.handshake_ms = sd->srv->o.handshake_ms;
-	if (sd->srv->o.send_ms)
-		session_set_send_timeout(&s, sd->srv->o.send_ms);
-	DLOG(sd->dev, VFPM_LOG_INFO, "client connected");
-	int rc = session_run(&s);
-	if (rc)
-		DLOG(sd->dev, VFPM_LOG_WARN, "closing client connection: %s", strerror(-rc));
-	else
-		DLOG(sd->dev, VFPM_LOG_INFO, "client disconnected");
-	session_fini(&s);
 	mutex_lock(&sd->mu);
-	close(sd->client_fd);
-	sd->client_fd = -1;
-	sd->session_active = false;
+	int fd = sd->client_fd;
 	mutex_unlock(&sd->mu);
+	while (fd >= 0) {
+		struct core_session s;
+		session_init(&s, sd->dev, fd);
+		if (sd->srv->o.handshake_ms)
+			s.handshake_ms = sd->srv->o.handshake_ms;
+		if (sd->srv->o.send_ms)
+			session_set_send_timeout(&s, sd->srv->o.send_ms);
+		DLOG(sd->dev, VFPM_LOG_INFO, "client connected");
+		int rc = session_run(&s);
+		if (rc)
+			DLOG(sd->dev, VFPM_LOG_WARN, "closing client connection: %s", strerror(-rc));
+		else
+			DLOG(sd->dev, VFPM_LOG_INFO, "client disconnected");
+		session_fini(&s);
+		mutex_lock(&sd->mu);
+		close(sd->client_fd);
+		fd = -1;
+		if (sd->unserving) {
+			for (unsigned i = 0; i < sd->nnext; i++)
+				close(sd->next_fds[i]);
+			sd->nnext = 0;
+		} else if (sd->nnext) {
+			fd = sd->next_fds[0];
+			memmove(sd->next_fds, sd->next_fds + 1, --sd->nnext * sizeof(int));
+		}
+		sd->client_fd = fd;
+		sd->session_active = fd >= 0;
+		mutex_unlock(&sd->mu);
+	}
 	return NULL;
 }
 
+struct refusal {
+	struct vfpm_server *srv;
+	int fd;
+};
+
 /* A second client gets an error reply (EBUSY) to its first message, then
- * the connection closes; the first client is not disturbed. */
-static void refuse(struct server_dev *sd, int fd)
+ * the connection closes; the first client is not disturbed. The first
+ * message is awaited for at most REFUSE_WAIT_MS (0: not at all), or until
+ * the server stops. */
+static void refuse_fd(int fd, int stop_fd, int wait_ms)
 {
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = stop_fd, .events = POLLIN } };
 	struct vfu_hdr h = { .cmd = VFU_CMD_VERSION };
-	if (poll(&p, 1, 1000) == 1) {
+	if (wait_ms && poll(p, 2, wait_ms) > 0 && (p[0].revents & POLLIN)) {
 		ssize_t n = recv(fd, &h, sizeof(h), MSG_DONTWAIT);
 		if (n != (ssize_t)sizeof(h))
 			h = (struct vfu_hdr){ .cmd = VFU_CMD_VERSION };
@@ -749,8 +813,46 @@ static void refuse(struct server_dev *sd, int fd)
 	struct vfu_hdr r = { .msg_id = h.msg_id, .cmd = h.cmd,
 			     .flags = VFU_F_TYPE_REPLY | VFU_F_ERROR, .error = EBUSY };
 	wire_send(fd, &r, NULL, 0, NULL, 0);
-	DLOG(sd->dev, VFPM_LOG_WARN, "refused a second client: device already has one");
 	close(fd);
+}
+
+static void *refusal_main(void *arg)
+{
+	struct refusal *r = arg;
+	struct vfpm_server *srv = r->srv;
+	refuse_fd(r->fd, srv->stop_fd, REFUSE_WAIT_MS);
+	free(r);
+	mutex_lock(&srv->acc_mu);
+	srv->refusing--;
+	pthread_cond_broadcast(&srv->acc_cv);
+	mutex_unlock(&srv->acc_mu);
+	return NULL;
+}
+
+/* The acceptor hands a refusal to a short-lived thread of its own, so a
+ * refused client that never sends anything holds up only itself; past
+ * REFUSE_MAX_THREADS of them, or without a thread, it is refused at once
+ * (the reply then answers a VERSION with message id 0). */
+static void refuse(struct server_dev *sd, int fd)   /* srv->acc_mu held */
+{
+	struct vfpm_server *srv = sd->srv;
+	DLOG(sd->dev, VFPM_LOG_WARN, "refused a second client: device already has one");
+	struct refusal *r = srv->refusing < REFUSE_MAX_THREADS ? malloc(sizeof(*r)) : NULL;
+	if (r) {
+		*r = (struct refusal){ .srv = srv, .fd = fd };
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		pthread_t t;
+		int rc = pthread_create(&t, &a, refusal_main, r);
+		pthread_attr_destroy(&a);
+		if (rc == 0) {
+			srv->refusing++;
+			return;
+		}
+		free(r);
+	}
+	refuse_fd(fd, srv->stop_fd, 0);
 }
 
 /* True once the peer of a connected stream has closed (or shut down)
@@ -761,55 +863,117 @@ static bool peer_hung_up(int fd)
 	return fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP));
 }
 
-static void *accept_main(void *arg)
+/* One connection on sd's socket: a session for it, or a refusal. Nothing
+ * here waits on a client or on a session that is still running. */
+static void accept_one(struct server_dev *sd)   /* srv->acc_mu held */
 {
-	struct server_dev *sd = arg;
-	struct pollfd p[3] = { { .fd = sd->lfd, .events = POLLIN },
-			       { .fd = sd->srv->stop_fd, .events = POLLIN },
-			       { .fd = sd->stop_fd, .events = POLLIN } };
-	for (;;) {
-		if (poll(p, 3, -1) < 0)
-			continue;
-		if (p[1].revents || p[2].revents)
-			break;
-		if (!(p[0].revents & POLLIN))
-			continue;
-		int fd = accept4(sd->lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;
-		mutex_lock(&sd->mu);
-		if (sd->session_active && peer_hung_up(sd->client_fd)) {
-			/* The client has closed its end and its session is
-			 * winding down: wait for it instead of refusing a
-			 * client that reconnects at once (the device is free
-			 * as soon as the old peer is gone). */
-			mutex_unlock(&sd->mu);
-			pthread_join(sd->session_thread, NULL);
-			mutex_lock(&sd->mu);
-			sd->session_joinable = false;
-		}
-		if (sd->session_active) {
-			mutex_unlock(&sd->mu);
-			refuse(sd, fd);
-			continue;
-		}
-		if (sd->session_joinable)
-			pthread_join(sd->session_thread, NULL);
-		sd->session_joinable = false;
-		sd->client_fd = fd;
-		sd->session_active = true;
-		int rc = pthread_create(&sd->session_thread, NULL, session_main, sd);
-		if (rc) {
-			sd->session_active = false;
-			sd->client_fd = -1;
-			close(fd);
-			DLOG(sd->dev, VFPM_LOG_ERR, "cannot start a session: %s", strerror(rc));
-		} else {
-			sd->session_joinable = true;
-		}
+	int fd = accept4(sd->lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	mutex_lock(&sd->mu);
+	if (sd->session_active && sd->nnext < NEXT_MAX && !sd->unserving &&
+	    peer_hung_up(sd->nnext ? sd->next_fds[sd->nnext - 1] : sd->client_fd)) {
+		/* The client has closed its end and its session is winding
+		 * down (or the last one queued behind it has): the session
+		 * thread serves this one after it, instead of refusing a
+		 * client that reconnects at once (the device is free as soon
+		 * as the old peer is gone). */
+		sd->next_fds[sd->nnext++] = fd;
 		mutex_unlock(&sd->mu);
+		return;
+	}
+	if (sd->session_active || sd->unserving) {
+		mutex_unlock(&sd->mu);
+		refuse(sd, fd);
+		return;
+	}
+	/* a thread that is over (session_active false is its last act) */
+	if (sd->session_joinable)
+		pthread_join(sd->session_thread, NULL);
+	sd->session_joinable = false;
+	sd->client_fd = fd;
+	sd->session_active = true;
+	int rc = pthread_create(&sd->session_thread, NULL, session_main, sd);
+	if (rc) {
+		sd->session_active = false;
+		sd->client_fd = -1;
+		close(fd);
+		DLOG(sd->dev, VFPM_LOG_ERR, "cannot start a session: %s", strerror(rc));
+	} else {
+		sd->session_joinable = true;
+	}
+	mutex_unlock(&sd->mu);
+}
+
+static void *acceptor_main(void *arg)
+{
+	struct vfpm_server *srv = arg;
+	pthread_setname_np(pthread_self(), "vfpm-accept");
+	struct epoll_event evs[64];
+	bool stop = false;
+	while (!stop) {
+		int n = epoll_wait(srv->ep_fd, evs, 64, -1);
+		mutex_lock(&srv->acc_mu);
+		for (int i = 0; i < n; i++) {
+			void *p = evs[i].data.ptr;
+			if (!p) {
+				stop = true;
+			} else if (p == &srv->acc_wake_fd) {
+				uint64_t v;
+				if (read(srv->acc_wake_fd, &v, sizeof(v)) < 0) {
+					/* EAGAIN: another batch took it */
+				}
+			} else if (!stop) {
+				accept_one(p);
+			}
+		}
+		srv->acc_seq++;
+		if (stop)
+			srv->acc_running = false;
+		pthread_cond_broadcast(&srv->acc_cv);
+		mutex_unlock(&srv->acc_mu);
 	}
 	return NULL;
+}
+
+/* Adds sd's listening socket to the acceptor's set. */
+static int acc_watch(struct server_dev *sd)
+{
+	struct vfpm_server *srv = sd->srv;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = sd };
+	mutex_lock(&srv->acc_mu);
+	int rc = epoll_ctl(srv->ep_fd, EPOLL_CTL_ADD, sd->lfd, &ev) < 0 ? -errno : 0;
+	sd->watched = !rc;
+	mutex_unlock(&srv->acc_mu);
+	return rc;
+}
+
+/* Takes the n devices out of the acceptor's set; on return the acceptor
+ * no longer touches them (a batch that saw them is over), so their
+ * sockets may close and they may be freed. */
+static void acc_unwatch(struct server_dev **sds, unsigned n)
+{
+	if (!n)
+		return;
+	struct vfpm_server *srv = sds[0]->srv;
+	bool any = false;
+	mutex_lock(&srv->acc_mu);
+	for (unsigned i = 0; i < n; i++) {
+		if (!sds[i]->watched)
+			continue;
+		epoll_ctl(srv->ep_fd, EPOLL_CTL_DEL, sds[i]->lfd, NULL);
+		sds[i]->watched = false;
+		any = true;
+	}
+	if (any && srv->acc_running) {
+		uint64_t one = 1, seq = srv->acc_seq;
+		if (write(srv->acc_wake_fd, &one, sizeof(one)) < 0) {
+			/* EAGAIN only near saturation: it is readable then anyway */
+		}
+		while (srv->acc_running && srv->acc_seq == seq)
+			pthread_cond_wait(&srv->acc_cv, &srv->acc_mu);
+	}
+	mutex_unlock(&srv->acc_mu);
 }
 
 int server_start(struct vfpm_server *srv)
@@ -817,6 +981,8 @@ int server_start(struct vfpm_server *srv)
 	for (unsigned i = 0; i < srv->ndevs; i++) {
 		struct server_dev *sd = srv->devs[i];
 		int rc = listen_on(sd);
+		if (!rc)
+			rc = acc_watch(sd);
 		if (rc) {
 			char hint[200];
 			fprintf(stderr, "vfpmd: %s: cannot listen on %s: %s%s\n", sd->dev->name,
@@ -840,16 +1006,22 @@ int server_start(struct vfpm_server *srv)
 			return crc;
 		}
 	}
+	mutex_lock(&srv->acc_mu);
+	srv->acc_running = true;
+	mutex_unlock(&srv->acc_mu);
+	int rc = pthread_create(&srv->acc_thread, NULL, acceptor_main, srv);
+	if (rc) {
+		mutex_lock(&srv->acc_mu);
+		srv->acc_running = false;
+		mutex_unlock(&srv->acc_mu);
+		char hint[200];
+		fprintf(stderr, "vfpmd: cannot start the acceptor thread: %s%s\n", strerror(rc),
+			limit_hint(-rc, hint, sizeof(hint)));
+		return -rc;
+	}
+	srv->acc_started = true;
 	for (unsigned i = 0; i < srv->ndevs; i++) {
 		struct server_dev *sd = srv->devs[i];
-		int rc = pthread_create(&sd->accept_thread, NULL, accept_main, sd);
-		if (rc) {
-			char hint[200];
-			fprintf(stderr, "vfpmd: %s: cannot start its thread: %s%s\n", sd->dev->name,
-				strerror(rc), limit_hint(-rc, hint, sizeof(hint)));
-			return -rc;
-		}
-		sd->accept_started = true;
 		DLOG(sd->dev, VFPM_LOG_INFO, "serving model %s on %s", sd->dev->model->name, sd->path);
 	}
 	srv->started = true;
@@ -868,6 +1040,7 @@ static bool session_active(struct server_dev *sd)
 static void unserve_finish(struct server_dev *sd, int grace_ms)
 {
 	mutex_lock(&sd->mu);
+	sd->unserving = true;   /* a client waiting in next_fd is not served */
 	if (sd->session_active) {
 		/* ask the client to let go (REQ), then close its stream */
 		irq_signal_req(sd->dev);
@@ -880,6 +1053,7 @@ static void unserve_finish(struct server_dev *sd, int grace_ms)
 	mutex_unlock(&sd->mu);
 	if (join)
 		pthread_join(sd->session_thread, NULL);
+	acc_unwatch(&sd, 1);   /* unserve_all did; a VF that failed half-way too */
 	if (sd->lfd >= 0)
 		close(sd->lfd);
 	sd->lfd = -1;
@@ -894,15 +1068,11 @@ static void unserve_finish(struct server_dev *sd, int grace_ms)
  * the connections still open are closed. */
 static void unserve_all(struct server_dev **sds, unsigned n, int grace_ms)
 {
-	uint64_t one = 1;
-	for (unsigned i = 0; i < n; i++)
-		if (write(sds[i]->stop_fd, &one, sizeof(one)) < 0) {
-			/* cannot fail on an eventfd far from saturation */
-		}
+	acc_unwatch(sds, n);
 	for (unsigned i = 0; i < n; i++) {
-		if (sds[i]->accept_started)
-			pthread_join(sds[i]->accept_thread, NULL);
-		sds[i]->accept_started = false;
+		mutex_lock(&sds[i]->mu);
+		sds[i]->unserving = true;   /* a waiting next client is not served */
+		mutex_unlock(&sds[i]->mu);
 	}
 	for (int waited = 0;; waited += 20) {
 		bool any = false;
@@ -931,8 +1101,6 @@ static void free_sd(struct server_dev *sd)
 {
 	device_destroy(sd->dev);
 	pthread_mutex_destroy(&sd->mu);
-	if (sd->stop_fd >= 0)
-		close(sd->stop_fd);
 	free(sd->vfs);
 	free(sd->path);
 	free(sd);
@@ -982,8 +1150,7 @@ static int serve_added(struct vfpm_server *srv, struct server_dev *sd)
 			: rc == -EEXIST	  ? "exists and is not a socket"
 					  : strerror(-rc));
 	} else {
-		rc = -pthread_create(&sd->accept_thread, NULL, accept_main, sd);
-		sd->accept_started = !rc;
+		rc = acc_watch(sd);
 	}
 	if (rc) {
 		take_out(srv, sd);
@@ -1046,27 +1213,22 @@ static int host_create_vfs(void *ctx, struct vfpm_device *pfdev, unsigned n)
 		sd->pf = pf;
 		sd->lfd = -1;
 		sd->client_fd = -1;
-		sd->stop_fd = eventfd(0, EFD_CLOEXEC);
 		pthread_mutex_init(&sd->mu, NULL);
-		rc = sd->stop_fd < 0 ? -errno : vf_path(pf, made, path, sizeof(path));
+		rc = vf_path(pf, made, path, sizeof(path));
 		if (!rc)
 			rc = (sd->path = strdup(path)) ? 0 : -ENOMEM;
 		if (!rc)
 			rc = device_create_vf(pfdev, made, srv->wq, &sd->dev);
 		if (!rc)
 			rc = listen_on(sd);
-		if (!rc) {
-			rc = -pthread_create(&sd->accept_thread, NULL, accept_main, sd);
-			sd->accept_started = !rc;
-		}
+		if (!rc)
+			rc = acc_watch(sd);
 		if (rc) {
 			unserve(sd, 0);
 			if (sd->dev)
 				free_sd(sd);
 			else {
 				pthread_mutex_destroy(&sd->mu);
-				if (sd->stop_fd >= 0)
-					close(sd->stop_fd);
 				free(sd->path);
 				free(sd);
 			}
@@ -1140,6 +1302,10 @@ void server_stop(struct vfpm_server *srv)
 	if (write(srv->stop_fd, &one, sizeof(one)) < 0) {
 		/* an eventfd write of 1 cannot fail here */
 	}
+	/* the acceptor ends at stop_fd: no device takes a new client now */
+	if (srv->acc_started)
+		pthread_join(srv->acc_thread, NULL);
+	srv->acc_started = false;
 	if (srv->ctl_started)
 		pthread_join(srv->ctl_thread, NULL);
 	srv->ctl_started = false;
@@ -1156,6 +1322,12 @@ void server_stop(struct vfpm_server *srv)
 		device_sriov_disable(srv->devs[i]->dev);   /* VFs first, without grace */
 		unserve(srv->devs[i], 0);
 	}
+	/* refusals still waiting for a first message see stop_fd: they
+	 * reply and close at once */
+	mutex_lock(&srv->acc_mu);
+	while (srv->refusing)
+		pthread_cond_wait(&srv->acc_cv, &srv->acc_mu);
+	mutex_unlock(&srv->acc_mu);
 }
 
 void server_destroy(struct vfpm_server *srv)
@@ -1169,8 +1341,12 @@ void server_destroy(struct vfpm_server *srv)
 	ev_hub_destroy(srv->hub);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_mutex_destroy(&srv->ctl_mu);
+	pthread_mutex_destroy(&srv->acc_mu);
 	pthread_cond_destroy(&srv->refs_cv);
+	pthread_cond_destroy(&srv->acc_cv);
 	free(srv->ctl_path);
 	close(srv->stop_fd);
+	close(srv->acc_wake_fd);
+	close(srv->ep_fd);
 	free(srv);
 }
