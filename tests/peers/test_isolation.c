@@ -791,6 +791,140 @@ static void many_control_connections_connect_and_the_excess_is_refused_cleanly(v
 	stop();
 }
 
+/* ------------------------------------------------------------------ */
+/* Idle devices cost no thread; a refusal stalls no other device (#13) */
+
+/* Threads of vfpmd named comm (all of them with NULL). */
+static int threads_named(pid_t pid, const char *comm)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	assert_non_null(d);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char p2[400], buf[64] = "";
+		snprintf(p2, sizeof(p2), "%s/%s/comm", path, e->d_name);
+		FILE *f = fopen(p2, "r");
+		if (!f)
+			continue;   /* exited meanwhile */
+		bool ok = fgets(buf, sizeof(buf), f) != NULL;
+		fclose(f);
+		buf[strcspn(buf, "\n")] = '\0';
+		n += ok && (!comm || !strcmp(buf, comm));
+	}
+	closedir(d);
+	return n;
+}
+
+/* Devices in status and how many of them are suspended. */
+static unsigned suspended_of(unsigned *total)
+{
+	struct json_object *o = pmt_ctl_json(&g_proc, "{\"cmd\":\"status\"}"), *devs, *v;
+	unsigned n = 0;
+	*total = 0;
+	if (o && json_object_object_get_ex(o, "devices", &devs)) {
+		*total = (unsigned)json_object_array_length(devs);
+		for (unsigned i = 0; i < *total; i++) {
+			struct json_object *dv = json_object_array_get_idx(devs, i);
+			n += json_object_object_get_ex(dv, "runtime_status", &v) &&
+			     !strcmp(json_object_get_string(v), "suspended");
+		}
+	}
+	json_object_put(o);
+	return n;
+}
+
+/* vfpmd serving ndev devices of the null sample model (no thread of its
+ * own) from a config file, once all are suspended and the work queue is
+ * back to its one idle thread: its thread count. */
+static int idle_threads_with(unsigned ndev)
+{
+	char dir[] = "/tmp/vfpm-idle-XXXXXX", conf[300];
+	assert_non_null(mkdtemp(dir));
+	snprintf(conf, sizeof(conf), "%s/devices.conf", dir);
+	FILE *f = fopen(conf, "w");
+	assert_non_null(f);
+	for (unsigned i = 0; i < ndev; i++)
+		fprintf(f, "device null,name=n%u,socket=%s/n%u.sock,pm_delays=none\n", i, dir, i);
+	fclose(f);
+	const char *extra[] = { "--model", NULL_SO, "--config", conf, NULL };
+	start(NULL, extra);
+	unsigned total = 0;
+	int w = 0;
+	for (; w < 4 * WAIT_MS && (suspended_of(&total) != ndev || total != ndev); w += 5)
+		pmt_sleep_ms(5);
+	assert_int_equal(total, ndev);
+	/* the status requests' control threads end after their replies and
+	 * surplus queue workers when idle: wait for that (unnamed threads
+	 * left: main and the control acceptor) */
+	for (w = 0; w < WAIT_MS && (threads_named(g_proc.pid, "vfpm-pm-wq") != 1 ||
+				    threads_named(g_proc.pid, "vfpmd") > 2);
+	     w += 5)
+		pmt_sleep_ms(5);
+	assert_int_equal(threads_named(g_proc.pid, "vfpm-pm-wq"), 1);
+	assert_int_equal(threads_named(g_proc.pid, "vfpm-session"), 0);
+	int n = threads_named(g_proc.pid, NULL);
+	stop();
+	for (unsigned i = 0; i < ndev; i++) {
+		char s[300];
+		snprintf(s, sizeof(s), "%s/n%u.sock", dir, i);
+		unlink(s);
+	}
+	unlink(conf);
+	rmdir(dir);
+	return n;
+}
+
+static void idle_thread_count_does_not_grow_with_devices(void **state)
+{
+	(void)state;
+	int few = idle_threads_with(5);
+	int many = idle_threads_with(50);
+	print_message("threads: %d with 5 idle devices, %d with 50\n", few, many);
+	assert_int_equal(many, few);
+}
+
+/* A second client of device 0 that never sends anything is being
+ * refused (its EBUSY waits up to 1 s for its first message) while a
+ * client of device 1 connects and is served: it gets its reply while the
+ * refused one has still received nothing, so the refusal did not hold up
+ * the acceptor. The refused client then sends its VERSION and gets EBUSY
+ * for it. */
+static void refused_silent_client_does_not_stall_other_devices(void **state)
+{
+	(void)state;
+	const char *specs[] = { "demo,pm_delays=none", "demo,pm_delays=none", NULL };
+	start(specs, NULL);
+	int a = raw_connect_negotiated(g_proc.sock[0]);
+	assert_true(a >= 0);
+	int b = raw_connect(g_proc.sock[0]);
+	assert_true(b >= 0);
+	wait_log("refused a second client");
+	int c = raw_connect_negotiated(g_proc.sock[1]);
+	assert_true(c >= 0);
+	struct wire_msg rep;
+	struct vfu_device_info info = { .argsz = sizeof(info) };
+	assert_int_equal(raw_call(c, VFU_CMD_DEVICE_GET_INFO, &info, sizeof(info), NULL, 0, &rep), 0);
+	wire_msg_release(&rep);
+	assert_int_equal(pending_bytes(b), 0);   /* still waiting for its message */
+	/* now it speaks: refused with EBUSY, under its own message id */
+	struct vfu_hdr h = { .msg_id = 77, .cmd = VFU_CMD_VERSION, .flags = VFU_F_TYPE_COMMAND };
+	assert_int_equal(wire_send(b, &h, NULL, 0, NULL, 0), 0);
+	assert_int_equal(wire_recv(b, &rep, 1 << 16, VFPM_MAX_MSG_FDS), 0);
+	assert_int_equal(rep.hdr.msg_id, 77);
+	assert_true(rep.hdr.flags & VFU_F_ERROR);
+	assert_int_equal(rep.hdr.error, EBUSY);
+	wire_msg_release(&rep);
+	close(b);
+	close(c);
+	close(a);
+	stop();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -803,6 +937,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			many_control_connections_connect_and_the_excess_is_refused_cleanly, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(idle_thread_count_does_not_grow_with_devices, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(refused_silent_client_does_not_stall_other_devices,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests_name("isolation", tests, NULL, NULL);
 }
