@@ -978,6 +978,21 @@ static void acc_unwatch(struct server_dev **sds, unsigned n)
 
 int server_start(struct vfpm_server *srv)
 {
+	/* the control plane first: once a device socket accepts, the control
+	 * socket does too (a script or a test that waits for a device socket
+	 * may then use vfpmctl at once) */
+	int crc = ctl_start(srv);
+	if (crc)
+		return crc;
+	if (srv->o.metrics_path) {
+		crc = metrics_file_start(srv->o.metrics_path, &server_ctl_ops, srv, srv->hub,
+					 srv->stop_fd, srv->o.verbosity, &srv->metrics);
+		if (crc) {
+			fprintf(stderr, "vfpmd: metrics file %s: %s\n", srv->o.metrics_path,
+				strerror(-crc));
+			return crc;
+		}
+	}
 	for (unsigned i = 0; i < srv->ndevs; i++) {
 		struct server_dev *sd = srv->devs[i];
 		int rc = listen_on(sd);
@@ -992,18 +1007,6 @@ int server_start(struct vfpm_server *srv)
 						  : strerror(-rc),
 				limit_hint(rc, hint, sizeof(hint)));
 			return rc;
-		}
-	}
-	int crc = ctl_start(srv);
-	if (crc)
-		return crc;
-	if (srv->o.metrics_path) {
-		crc = metrics_file_start(srv->o.metrics_path, &server_ctl_ops, srv, srv->hub,
-					 srv->stop_fd, srv->o.verbosity, &srv->metrics);
-		if (crc) {
-			fprintf(stderr, "vfpmd: metrics file %s: %s\n", srv->o.metrics_path,
-				strerror(-crc));
-			return crc;
 		}
 	}
 	mutex_lock(&srv->acc_mu);

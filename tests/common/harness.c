@@ -311,17 +311,8 @@ int vfpmd_start(struct vfpmd_proc *p, const char *const *specs, const char *cons
 				ready++;
 			}
 		}
-		/* the control socket too: vfpmd listens on the device sockets
-		 * before it starts its control plane */
-		bool ctl_ready = has_ctl;
-		if (!ctl_ready) {
-			int fd = raw_connect(p->ctl);
-			if (fd >= 0) {
-				close(fd);
-				ctl_ready = true;
-			}
-		}
-		if (ready == p->ndev && ctl_ready)
+		/* vfpmd listens on its control socket before its device sockets */
+		if (ready == p->ndev)
 			return 0;
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
