@@ -92,6 +92,11 @@ struct vfpm_server {
 	bool acc_running;
 	uint64_t acc_seq;
 	unsigned refusing;   /* refusal threads still running */
+	/* A descriptor kept in reserve: out of descriptors, the acceptor
+	 * frees it to take the waiting connection and close it, instead of
+	 * being woken by the same pending connection without end (acc_mu). */
+	int spare_fd;
+	bool out_of_fds;     /* logged once per episode (acc_mu) */
 	mutex_t lock;   /* VF lists and refs */
 	pthread_cond_t refs_cv;
 	char *ctl_path;
@@ -141,6 +146,7 @@ int server_create(const struct server_opts *o, struct vfpm_server **out)
 	srv->stop_fd = eventfd(0, EFD_CLOEXEC);
 	srv->acc_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	srv->ep_fd = epoll_create1(EPOLL_CLOEXEC);
+	srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	int rc = 0;
 	if (srv->stop_fd < 0 || srv->acc_wake_fd < 0 || srv->ep_fd < 0) {
 		rc = -errno;
@@ -867,9 +873,29 @@ static bool peer_hung_up(int fd)
  * here waits on a client or on a session that is still running. */
 static void accept_one(struct server_dev *sd)   /* srv->acc_mu held */
 {
+	struct vfpm_server *srv = sd->srv;
 	int fd = accept4(sd->lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+		/* the connection stays pending and the socket readable: take
+		 * it with the reserved descriptor and close it (the client sees
+		 * its connection closed), or the acceptor would spin on it */
+		int err = errno;
+		if (!srv->out_of_fds)
+			DLOG(sd->dev, VFPM_LOG_ERR, "out of descriptors: closing new connections (%s)",
+			     strerror(err));
+		srv->out_of_fds = true;
+		if (srv->spare_fd >= 0) {
+			close(srv->spare_fd);
+			int lost = accept4(sd->lfd, NULL, NULL, SOCK_CLOEXEC);
+			if (lost >= 0)
+				close(lost);
+			srv->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		}
+		return;
+	}
 	if (fd < 0)
 		return;
+	srv->out_of_fds = false;
 	mutex_lock(&sd->mu);
 	if (sd->session_active && sd->nnext < NEXT_MAX && !sd->unserving &&
 	    peer_hung_up(sd->nnext ? sd->next_fds[sd->nnext - 1] : sd->client_fd)) {
@@ -1351,5 +1377,7 @@ void server_destroy(struct vfpm_server *srv)
 	close(srv->stop_fd);
 	close(srv->acc_wake_fd);
 	close(srv->ep_fd);
+	if (srv->spare_fd >= 0)
+		close(srv->spare_fd);
 	free(srv);
 }
