@@ -275,6 +275,39 @@ static void iov_advance(struct iovec **iov, size_t *niov, size_t n)
 	}
 }
 
+/* Sends the left bytes of iov (and mh's descriptors, with the first ones)
+ * whole. It never blocks in the kernel: wait_writable bounds the wait by
+ * the socket's SO_SNDTIMEO for the whole message. */
+static int sendmsg_all(int sock, struct msghdr *mh, struct iovec *iov, size_t niov, size_t left)
+{
+	int64_t deadline = -1;   /* set by wait_writable once the socket is full */
+	while (left) {
+		mh->msg_iov = iov;
+		mh->msg_iovlen = niov;
+		ssize_t n = sendmsg(sock, mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			int err = errno;
+			if (err == EINTR)
+				continue;
+			if (err == EAGAIN || err == EWOULDBLOCK) {
+				int rc = wait_writable(sock, &deadline);
+				if (rc)
+					return rc;
+				continue;
+			}
+			return -err;
+		}
+		if (n == 0)
+			return -EIO;   /* no progress and no error: do not spin */
+		/* The descriptors went with the first bytes; never resend. */
+		mh->msg_control = NULL;
+		mh->msg_controllen = 0;
+		left -= (size_t)n;
+		iov_advance(&iov, &niov, (size_t)n);
+	}
+	return 0;
+}
+
 int wire_send2(int sock, struct vfu_hdr *hdr, const void *p1, size_t l1,
 	       const void *p2, size_t l2, const int *fds, int nfds)
 {
@@ -307,35 +340,7 @@ int wire_send2(int sock, struct vfu_hdr *hdr, const void *p1, size_t l1,
 		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
 	}
 
-	struct iovec *iov = vec;
-	size_t left = hdr->size;
-	int64_t deadline = -1;   /* set by wait_writable once the socket is full */
-	while (left) {
-		mh.msg_iov = iov;
-		mh.msg_iovlen = niov;
-		/* never blocks in the kernel: wait_writable bounds the wait */
-		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			int err = errno;
-			if (err == EINTR)
-				continue;
-			if (err == EAGAIN || err == EWOULDBLOCK) {
-				int rc = wait_writable(sock, &deadline);
-				if (rc)
-					return rc;
-				continue;
-			}
-			return -err;
-		}
-		if (n == 0)
-			return -EIO;   /* no progress and no error: do not spin */
-		/* The descriptors went with the first bytes; never resend. */
-		mh.msg_control = NULL;
-		mh.msg_controllen = 0;
-		left -= (size_t)n;
-		iov_advance(&iov, &niov, (size_t)n);
-	}
-	return 0;
+	return sendmsg_all(sock, &mh, vec, niov, hdr->size);
 }
 
 int wire_send(int sock, struct vfu_hdr *hdr, const void *payload, size_t len,
@@ -558,26 +563,8 @@ int wire_send_bytes(int sock, const void *buf, size_t len)
 {
 	if (len && !buf)
 		return -EINVAL;
-	const unsigned char *p = buf;
-	int64_t deadline = -1;   /* SO_SNDTIMEO bounds the whole buffer (wait_writable) */
-	while (len) {
-		ssize_t n = send(sock, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			int err = errno;
-			if (err == EINTR)
-				continue;
-			if (err == EAGAIN || err == EWOULDBLOCK) {
-				int rc = wait_writable(sock, &deadline);
-				if (rc)
-					return rc;
-				continue;
-			}
-			return -err;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	/* sendmsg does not write through iov_base; the cast only drops const */
+	struct iovec iov = { .iov_base = (void *)(uintptr_t)buf, .iov_len = len };
+	struct msghdr mh = { 0 };
+	return sendmsg_all(sock, &mh, &iov, 1, len);
 }

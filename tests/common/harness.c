@@ -249,12 +249,19 @@ unsigned cfg_find_cap(cfg_read_fn rd, void *ctx, uint8_t id)
 	return 0;
 }
 
+int harness_tmpdir(char *buf, size_t len, const char *name)
+{
+	if (snprintf(buf, len, "/tmp/vfpm-%s-XXXXXX", name) >= (int)len)
+		return -ENAMETOOLONG;
+	return mkdtemp(buf) ? 0 : -errno;
+}
+
 int vfpmd_start(struct vfpmd_proc *p, const char *const *specs, const char *const *extra)
 {
 	memset(p, 0, sizeof(*p));
-	snprintf(p->dir, sizeof(p->dir), "/tmp/vfpm-test-XXXXXX");
-	if (!mkdtemp(p->dir))
-		return -errno;
+	int trc = harness_tmpdir(p->dir, sizeof(p->dir), "test");
+	if (trc)
+		return trc;
 	snprintf(p->log, sizeof(p->log), "%s/vfpmd.log", p->dir);
 	const char *argv[64];
 	char specbuf[8][512];

@@ -21,6 +21,8 @@ struct vfpmd_proc {
  * appended unless it has socket=), plus extra arguments (NULL-terminated,
  * may be NULL). Waits until every socket accepts connections (5 s max).
  * Returns 0 or a negative errno. */
+/* A new directory /tmp/vfpm-NAME-<unique> in buf (mkdtemp): 0 or -errno. */
+int harness_tmpdir(char *buf, size_t len, const char *name);
 int vfpmd_start(struct vfpmd_proc *p, const char *const *specs, const char *const *extra);
 /* Sends SIGTERM and waits (5 s, then SIGKILL). Returns vfpmd's exit status
  * (0 on clean exit), or -1 if it had to be killed or died of a signal.

@@ -239,8 +239,8 @@ static void poll_us_option_errors(void **state)
 {
 	(void)state;
 	char err[8192], spec[300];
-	char dir[] = "/tmp/vfpm-sessio-XXXXXX";
-	assert_non_null(mkdtemp(dir));
+	char dir[64];
+	assert_int_equal(harness_tmpdir(dir, sizeof(dir), "sessio"), 0);
 	static const char *const bad[] = { "-1", "abc", "1000001", "", "5x" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(spec, sizeof(spec), "demo,socket=%s/x.sock,poll_us=%s", dir, bad[i]);
@@ -272,9 +272,9 @@ static void poll_us_option_errors(void **state)
 static void descriptor_limit_is_named(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/vfpm-sessio-XXXXXX";
-	assert_non_null(mkdtemp(dir));
-	char conf[64];
+	char dir[64];
+	assert_int_equal(harness_tmpdir(dir, sizeof(dir), "sessio"), 0);
+	char conf[128];
 	snprintf(conf, sizeof(conf), "%s/devices.conf", dir);
 	FILE *f = fopen(conf, "w");
 	assert_non_null(f);

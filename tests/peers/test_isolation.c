@@ -843,8 +843,8 @@ static unsigned suspended_of(unsigned *total)
  * back to its one idle thread: its thread count. */
 static int idle_threads_with(unsigned ndev)
 {
-	char dir[] = "/tmp/vfpm-idle-XXXXXX", conf[300];
-	assert_non_null(mkdtemp(dir));
+	char dir[64], conf[300];
+	assert_int_equal(harness_tmpdir(dir, sizeof(dir), "idle"), 0);
 	snprintf(conf, sizeof(conf), "%s/devices.conf", dir);
 	FILE *f = fopen(conf, "w");
 	assert_non_null(f);

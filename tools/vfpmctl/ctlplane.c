@@ -27,8 +27,7 @@ int ctlplane_default_path(char *buf, size_t len)
 	return 0;
 }
 
-/* Sends one request line and parses the one-line reply. */
-int ctlplane_request(const char *path, struct json_object *req, struct json_object **out)
+static int connect_ctl(const char *path)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(a.sun_path))
@@ -42,6 +41,15 @@ int ctlplane_request(const char *path, struct json_object *req, struct json_obje
 		close(fd);
 		return -e;
 	}
+	return fd;
+}
+
+/* Sends one request line and parses the one-line reply. */
+int ctlplane_request(const char *path, struct json_object *req, struct json_object **out)
+{
+	int fd = connect_ctl(path);
+	if (fd < 0)
+		return fd;
 	const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
 	size_t n = strlen(s);
 	int rc = 0;
@@ -304,22 +312,6 @@ static void emit_event(struct json_object *ev, bool json)
 		print_event(ev);
 }
 
-static int connect_ctl(const char *path)
-{
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof(a.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(a.sun_path, path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	return fd;
-}
 
 /* Subscribes and prints every line the server pushes until it closes the
  * connection (vfpmd stopped) or vfpmctl is interrupted. */

@@ -360,6 +360,17 @@ static void energy_defaults_and_creation_keys(void **state)
 	rpm_wq_destroy(wq);
 }
 
+/* A request that enters low power (with a copy of efd as the wakeup, or
+ * none for -1), then the step that suspends the device. */
+static void engage_and_suspend(struct fx *x, int efd)
+{
+	assert_int_equal(pm_request_begin(x->dev), 0);
+	assert_int_equal(pm_feature_entry(x->dev, efd >= 0 ? dup(efd) : -1), 0);
+	pm_request_end(x->dev);
+	assert_int_equal(step(x), 1);
+	assert_int_equal(rst(x), RPM_SUSPENDED);
+}
+
 /* --- the request wrapper (contract §3, B7, B35) --- */
 
 static void request_resumes_and_holds_and_only_a_step_suspends(void **state)
@@ -654,11 +665,7 @@ static void b11_b14_wakeup_fires_once_then_entry_rearms(void **state)
 	struct fx *x = fx_make(NULL);
 	fx_open_suspended(x);
 	int efd = new_efd();
-	assert_int_equal(pm_request_begin(x->dev), 0);
-	assert_int_equal(pm_feature_entry(x->dev, dup(efd)), 0);
-	pm_request_end(x->dev);
-	assert_int_equal(step(x), 1);
-	assert_int_equal(rst(x), RPM_SUSPENDED);
+	engage_and_suspend(x, efd);
 	assert_int_equal(efd_count(efd), 0);   /* suspending does not signal */
 	/* B11: the next access wakes the device: one signal, disengaged */
 	assert_int_equal(pm_request_begin(x->dev), 0);
@@ -725,11 +732,7 @@ static void b15_close_while_engaged_does_not_signal_and_goes_idle(void **state)
 	struct fx *x = fx_make(NULL);
 	fx_open_suspended(x);
 	int efd = new_efd();
-	assert_int_equal(pm_request_begin(x->dev), 0);
-	assert_int_equal(pm_feature_entry(x->dev, dup(efd)), 0);
-	pm_request_end(x->dev);
-	assert_int_equal(step(x), 1);
-	assert_int_equal(rst(x), RPM_SUSPENDED);
+	engage_and_suspend(x, efd);
 	unsigned resets = x->p->resets;
 	fx_close(x);
 	assert_int_equal(efd_count(efd), 0);
@@ -944,7 +947,7 @@ static void host_destroy_vfs(void *ctx, struct vfpm_device *pf)
 	h->destroys++;
 }
 
-static const struct sriov_host stub_host = { .create_vfs = host_create_vfs,
+static const struct sriov_host fake_host = { .create_vfs = host_create_vfs,
 					     .destroy_vfs = host_destroy_vfs };
 
 static void b33_b34_b36_pf_with_vfs_stays_in_d0_and_vfs_suspend_alone(void **state)
@@ -952,7 +955,7 @@ static void b33_b34_b36_pf_with_vfs_stays_in_d0_and_vfs_suspend_alone(void **sta
 	(void)state;
 	struct fx *x = fx_make("total_vfs=2");
 	struct vf_host h = { .wq = x->wq };
-	x->dev->host = &stub_host;
+	x->dev->host = &fake_host;
 	x->dev->host_ctx = &h;
 	struct vfpm_device *pf = x->dev;
 	assert_true(pf->sriov_cap != 0);
@@ -1143,7 +1146,7 @@ static void vf_close_gives_its_bar_a_new_file(void **state)
 	(void)state;
 	struct fx *x = fx_make("total_vfs=1");
 	struct vf_host h = { .wq = x->wq };
-	x->dev->host = &stub_host;
+	x->dev->host = &fake_host;
 	x->dev->host_ctx = &h;
 	assert_int_equal(device_sriov_configure(x->dev, 1), 0);
 	struct vfpm_device *vf = h.vfs[0];
