@@ -76,6 +76,10 @@ static void usage(FILE *f)
 "      --poll-us US         default of the device key poll_us=US: after a\n"
 		"                           request a session reads without blocking for up\n"
 		"                           to US microseconds before it sleeps (0: never)\n"
+		"      --session-idle-ms MS\n"
+		"                           a connected client that sends nothing for MS\n"
+		"                           milliseconds gives its session thread back; its\n"
+		"                           next message starts one (default 1000; 0: never)\n"
 		"      --model PATH.so      load a device model from a shared object that\n"
 		"                           defines vfpm_model_entry() (docs/device-api.md);\n"
 		"                           repeatable\n"
@@ -173,6 +177,7 @@ static const struct option long_opts[] = {
 	{ "send-timeout", required_argument, NULL, 'T' },
 	{ "ctl-timeout", required_argument, NULL, 'K' },
 	{ "poll-us", required_argument, NULL, 'U' },
+	{ "session-idle-ms", required_argument, NULL, 'I' },
 	{ "ctl-mode", required_argument, NULL, 'M' },
 	{ "ctl-group", required_argument, NULL, 'G' },
 	{ "metrics-file", required_argument, NULL, 'P' },
@@ -302,6 +307,18 @@ static int apply_opt(struct settings *st, int c, const char *arg, const char *wh
 			return 2;
 		}
 		so->has_ctl_group = true;
+		return 0;
+	}
+	case 'I': {
+		char *end;
+		errno = 0;
+		long ms = strtol(arg, &end, 10);
+		if (errno || *end || !*arg || ms < 0 || ms > 3600000) {
+			fprintf(stderr, "vfpmd: %s--session-idle-ms '%s': expected 0..3600000 ms\n",
+				where, arg);
+			return 2;
+		}
+		so->session_idle_ms = ms ? (int)ms : -1;
 		return 0;
 	}
 	case 'H':

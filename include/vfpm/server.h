@@ -72,6 +72,11 @@ struct vfpm_server_opts {
 	 * (0..1000000); 0: the built-in default, < 0: no polling; a
 	 * device's own poll_us= wins (docs/performance.md) */
 	int poll_us;
+	/* a connected client that sends nothing for this long (ms) gives
+	 * its session thread back, and its next message or hang-up starts
+	 * one again, so quiet clients cost no thread; 0: the default
+	 * (1000 ms); < 0: never (each client keeps its thread) */
+	int session_idle_ms;
 };
 
 /* Creates a server; o may be NULL (defaults: no control plane, errors

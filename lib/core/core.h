@@ -67,6 +67,7 @@
 #include "events.h"
 #include "pci/pci.h"
 #include "pm/rpm.h"
+#include "wire/wire.h"
 #include "vfpm/device.h"
 #include "wire/wire.h"
 
@@ -525,6 +526,16 @@ struct core_session {
 	size_t tx_cap, tx_len;
 	bool defer;
 	bool idle_due;                 /* an idle check waits for the replies in tx */
+	/* > 0: once VERSION is done, session_run returns SESSION_IDLE when
+	 * the client has sent nothing for this long (ms), with everything
+	 * it needs to go on kept here; <= 0: it blocks in its read. */
+	int idle_ms;
+	/* session_run's state between two calls */
+	bool running;
+	bool bounded;                  /* SO_RCVTIMEO holds the handshake deadline */
+	bool served;                   /* a message was handled: the poll window opens */
+	int64_t deadline;              /* of the handshake (CLOCK_MONOTONIC ms) */
+	struct wire_reader rd;
 };
 
 /* poll_us: the default and the largest value (docs/performance.md) */
@@ -541,8 +552,12 @@ int session_set_send_timeout(struct core_session *s, int ms);
 
 int session_init(struct core_session *s, struct vfpm_device *dev, int fd);
 /* Serves messages until EOF or an unrecoverable error; then disconnects
- * the device. Returns 0 on orderly close or a negative errno. */
+ * the device. Returns 0 on orderly close or a negative errno. With
+ * s->idle_ms > 0 it may also return SESSION_IDLE: the client sent
+ * nothing for idle_ms after VERSION, every reply is out, and the session
+ * is to be called again (by any thread) once its socket is readable. */
 int session_run(struct core_session *s);
+#define SESSION_IDLE 1
 void session_fini(struct core_session *s);
 /* Handles one received message (takes ownership of m's payload and fds)
  * and sends its reply. Returns 0, or a negative errno when the session

@@ -813,6 +813,17 @@ static int session_read(struct core_session *s, struct wire_reader *rd, bool ser
 			return rc;
 		}
 	}
+	/* An idle client gives its thread back: nothing within idle_ms
+	 * (not even EOF), and the caller watches the socket instead. Never
+	 * during the handshake, whose deadline is the receive timeout. */
+	if (s->version_done && s->idle_ms > 0) {
+		struct pollfd p = { .fd = s->fd, .events = POLLIN };
+		int n;
+		while ((n = poll(&p, 1, s->idle_ms)) < 0 && errno == EINTR)
+			;
+		if (n == 0)
+			return -ETIME;   /* no read returns it: "idle" */
+	}
 	/* counted once it returns: a client that has its replies sees
 	 * every read that brought its requests, and no other */
 	rc = wire_reader_fill(rd, s->fd, 0);
@@ -826,35 +837,65 @@ static int session_read(struct core_session *s, struct wire_reader *rd, bool ser
 #define SESSION_RX_BUF (64u << 10)
 #define SESSION_TX_BUF (16u << 10)
 
-int session_run(struct core_session *s)
+/* The first call: buffers, the handshake's deadline. */
+static int session_start(struct core_session *s)
 {
-	int rc;
 	/* A connection that never completes VERSION must not hold the device
 	 * (a second client is refused while it is connected): the handshake
 	 * has a deadline from the connection on. */
-	int64_t deadline = mono_ms() + s->handshake_ms;
-	bool bounded = false;
-	bool served = false;   /* a message was handled: the poll window opens */
-	struct wire_reader rd;
-	rc = wire_reader_init(&rd, SESSION_RX_BUF, VFPM_MAX_MSG_SIZE, VFPM_MAX_MSG_FDS);
+	s->deadline = mono_ms() + s->handshake_ms;
+	s->bounded = false;
+	s->served = false;
+	int rc = wire_reader_init(&s->rd, SESSION_RX_BUF, VFPM_MAX_MSG_SIZE, VFPM_MAX_MSG_FDS);
 	s->tx = rc ? NULL : malloc(SESSION_TX_BUF);
 	if (!s->tx) {
-		wire_reader_fini(&rd);
+		if (!rc)
+			wire_reader_fini(&s->rd);
 		return -ENOMEM;
 	}
 	s->tx_cap = SESSION_TX_BUF;
 	s->tx_len = 0;
+	s->running = true;
+	return 0;
+}
+
+/* The last: replies still waiting go out, the buffers go. */
+static void session_stop(struct core_session *s)
+{
+	/* replies of requests served before an error still go out */
+	s->defer = false;
+	tx_flush(s);
+	/* Nobody reads replies any more: a device thread waiting for one
+	 * fails now (ENOTCONN) rather than at its deadline. */
+	channel_hangup(&s->dev->chan);
+	wire_reader_fini(&s->rd);
+	free(s->tx);
+	s->tx = NULL;
+	s->tx_cap = 0;
+	s->running = false;
+}
+
+int session_run(struct core_session *s)
+{
+	int rc;
+	if (!s->running && (rc = session_start(s)))
+		return rc;
+	/* this thread reads the replies of message DMA now (a session that
+	 * was idle goes on in another thread than the one it left) */
 	channel_set_reader(&s->dev->chan);
+	struct wire_reader *rd = &s->rd;
 	for (;;) {
 		struct wire_msg m;
-		rc = handshake_bound(s, deadline, &bounded);
+		rc = handshake_bound(s, s->deadline, &s->bounded);
 		if (rc)
 			break;
-		rc = wire_reader_next(&rd, s->fd, &m);
+		rc = wire_reader_next(rd, s->fd, &m);
 		if (rc == -EAGAIN) {
 			/* nothing whole buffered: every reply is out (the
 			 * last request of a batch is never deferred) */
-			rc = session_read(s, &rd, served);
+			rc = session_read(s, rd, s->served);
+			if (rc == -ETIME)
+				return SESSION_IDLE;
 			if (rc > 0)
 				continue;
 		}
@@ -868,9 +909,9 @@ int session_run(struct core_session *s)
 			rc = -EIO;   /* a blocking read cannot say "nothing yet" */
 		if (rc == 0 || rc == -EINVAL || rc == -ENOMEM)
 			atomic_fetch_add_explicit(&s->dev->rx_msgs, 1, memory_order_relaxed);
-		served = true;
+		s->served = true;
 		/* the reply may wait when the next request is already here */
-		s->defer = wire_reader_whole(&rd);
+		s->defer = wire_reader_whole(rd);
 		if (rc == -EINVAL) {
 			/* too many descriptors: they are closed; answer and go on */
 			rc = reject_fd_overflow(s, &m);
@@ -879,21 +920,12 @@ int session_run(struct core_session *s)
 			rc = session_dispatch(s, &m);
 		}
 		s->defer = false;
-		if (!rc && !wire_reader_whole(&rd))
+		if (!rc && !wire_reader_whole(rd))
 			rc = tx_flush(s);   /* the last request had no reply (NO_REPLY) */
 		if (rc)
 			break;
 	}
-	/* replies of requests served before an error still go out */
-	s->defer = false;
-	tx_flush(s);
-	/* Nobody reads replies any more: a device thread waiting for one
-	 * fails now (ENOTCONN) rather than at its deadline. */
-	channel_hangup(&s->dev->chan);
-	wire_reader_fini(&rd);
-	free(s->tx);
-	s->tx = NULL;
-	s->tx_cap = 0;
+	session_stop(s);
 	if (rc == -ECONNRESET)
 		rc = 0;
 	return rc;
@@ -902,6 +934,8 @@ int session_run(struct core_session *s)
 void session_fini(struct core_session *s)
 {
 	struct vfpm_device *dev = s->dev;
+	if (s->running)
+		session_stop(s);   /* ended while idle, never called again */
 	/* Wake any device thread waiting on a DMA reply: none will come
 	 * (the model's quiesce in device_close may wait for that thread). */
 	channel_hangup(&dev->chan);

@@ -124,6 +124,14 @@ VFPM_EXPORT int vfpm_server_new(const struct vfpm_server_opts *o, struct vfpm_se
 		}
 		so.poll_us = o->poll_us;
 	}
+	if (o->size >= offsetof(struct vfpm_server_opts, session_idle_ms) +
+				sizeof(o->session_idle_ms)) {
+		if (o->session_idle_ms > 3600000) {
+			vfpm_server_free(srv);
+			return -EINVAL;
+		}
+		so.session_idle_ms = o->session_idle_ms;
+	}
 	int rc = server_create(&so, &srv->impl);
 	if (rc) {
 		vfpm_server_free(srv);

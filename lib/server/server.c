@@ -42,6 +42,14 @@
 #define REFUSE_WAIT_MS 1000   /* a refused client's first message is awaited this long */
 #define REFUSE_MAX_THREADS 16 /* refusals waiting at once; more are refused at once */
 #define NEXT_MAX 8            /* clients queued behind a session that is ending */
+#define SESSION_IDLE_MS_DEFAULT 1000   /* a quiet client's session gives its thread back */
+
+/* What an acceptor event is about: a device's listening socket, or the
+ * connection of its idle session. */
+struct acc_tag {
+	enum { ACC_LISTEN, ACC_IDLE } kind;
+	struct server_dev *sd;
+};
 
 struct server_dev {
 	struct vfpm_server *srv;
@@ -65,6 +73,13 @@ struct server_dev {
 	bool session_active;
 	bool session_joinable;
 	pthread_t session_thread;
+	/* The session outlives its thread: idle (its client sent nothing
+	 * for session_idle_ms), it has none, and its connection is in the
+	 * acceptor's set until a message, EOF or unserve wakes it. */
+	struct core_session sess;
+	bool sess_live;      /* sess is initialised (its client is client_fd) */
+	bool idle;           /* no thread: client_fd is in the acceptor's set */
+	struct acc_tag listen_tag, idle_tag;
 };
 
 struct vfpm_server {
@@ -406,6 +421,8 @@ int server_add_device(struct vfpm_server *srv, const char *spec, const char **so
 	sd->path = path;
 	sd->lfd = -1;
 	sd->client_fd = -1;
+	sd->listen_tag = (struct acc_tag){ ACC_LISTEN, sd };
+	sd->idle_tag = (struct acc_tag){ ACC_IDLE, sd };
 	pthread_mutex_init(&sd->mu, NULL);
 	sd->dev->host = &server_sriov_host;
 	sd->dev->host_ctx = sd;
@@ -634,6 +651,7 @@ static void *ctl_conn_main(void *arg)
 {
 	struct ctl_conn *cc = arg;
 	struct vfpm_server *srv = cc->srv;
+	pthread_setname_np(pthread_self(), "vfpm-ctl-conn");
 	ctl_serve_conn(&server_ctl_ops, srv, cc->fd, peer_may_mutate(srv, cc->fd), srv->stop_fd,
 		       srv->o.ctl_line_ms > 0 ? srv->o.ctl_line_ms : CTL_LINE_MS);
 	close(cc->fd);   /* at once: the connection is over */
@@ -695,6 +713,7 @@ static void ctl_accept(struct vfpm_server *srv, int fd)
 static void *ctl_main(void *arg)
 {
 	struct vfpm_server *srv = arg;
+	pthread_setname_np(pthread_self(), "vfpm-ctl");
 	struct pollfd p[2] = { { .fd = srv->ctl_fd, .events = POLLIN },
 			       { .fd = srv->stop_fd, .events = POLLIN } };
 	for (;;) {
@@ -757,7 +776,11 @@ static int ctl_start(struct vfpm_server *srv)
 
 /* A session thread serves its device's clients one after the other: a
  * client that connected while the previous one was hanging up (next_fds)
- * is served by the same thread once that session has ended. */
+ * is served by the same thread once that session has ended. A session
+ * whose client goes quiet gives its thread back (idle_park) and another
+ * thread takes it up where it was (idle_wake). */
+static bool idle_park(struct server_dev *sd);
+
 static void *session_main(void *arg)
 {
 	struct server_dev *sd = arg;
@@ -765,22 +788,38 @@ static void *session_main(void *arg)
 	pthread_setname_np(pthread_self(), "vfpm-session");
 	mutex_lock(&sd->mu);
 	int fd = sd->client_fd;
+	bool live = sd->sess_live;
 	mutex_unlock(&sd->mu);
+	struct core_session *s = &sd->sess;
 	while (fd >= 0) {
-		struct core_session s;
-		session_init(&s, sd->dev, fd);
-		if (sd->srv->o.handshake_ms)
-			s.handshake_ms = sd->srv->o.handshake_ms;
-		if (sd->srv->o.send_ms)
-			session_set_send_timeout(&s, sd->srv->o.send_ms);
-		DLOG(sd->dev, VFPM_LOG_INFO, "client connected");
-		int rc = session_run(&s);
+		if (!live) {
+			session_init(s, sd->dev, fd);
+			if (sd->srv->o.handshake_ms)
+				s->handshake_ms = sd->srv->o.handshake_ms;
+			if (sd->srv->o.send_ms)
+				session_set_send_timeout(s, sd->srv->o.send_ms);
+			int idle = sd->srv->o.session_idle_ms;
+			s->idle_ms = idle > 0 ? idle : idle < 0 ? 0 : SESSION_IDLE_MS_DEFAULT;
+			mutex_lock(&sd->mu);
+			sd->sess_live = true;
+			mutex_unlock(&sd->mu);
+			DLOG(sd->dev, VFPM_LOG_INFO, "client connected");
+		}
+		int rc = session_run(s);
+		if (rc == SESSION_IDLE) {
+			if (idle_park(sd))
+				return NULL;   /* the acceptor watches it now */
+			live = true;   /* not watched: this thread goes on */
+			continue;
+		}
 		if (rc)
 			DLOG(sd->dev, VFPM_LOG_WARN, "closing client connection: %s", strerror(-rc));
 		else
 			DLOG(sd->dev, VFPM_LOG_INFO, "client disconnected");
-		session_fini(&s);
+		session_fini(s);
 		mutex_lock(&sd->mu);
+		sd->sess_live = false;
+		live = false;
 		close(sd->client_fd);
 		fd = -1;
 		if (sd->unserving) {
@@ -796,6 +835,67 @@ static void *session_main(void *arg)
 		mutex_unlock(&sd->mu);
 	}
 	return NULL;
+}
+
+/* The session's client has been quiet for session_idle_ms: its
+ * connection joins the acceptor's set (one event, then it is taken out
+ * again) and the thread ends. False when it could not be added: the
+ * thread keeps the session. */
+static bool idle_park(struct server_dev *sd)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT,
+				  .data.ptr = &sd->idle_tag };
+	mutex_lock(&sd->mu);
+	/* not while the device is being taken away: unserve_finish may have
+	 * looked for an idle session already, and the acceptor may be gone */
+	bool parked = !sd->unserving &&
+		      epoll_ctl(sd->srv->ep_fd, EPOLL_CTL_ADD, sd->client_fd, &ev) == 0;
+	sd->idle = parked;
+	mutex_unlock(&sd->mu);
+	return parked;
+}
+
+/* sd->mu held: a thread for sd's session, as accept_one starts one. */
+static int session_thread_start(struct server_dev *sd) REQUIRES(sd->mu)
+{
+	/* a thread that is over (it ended, or it left an idle session) */
+	if (sd->session_joinable)
+		pthread_join(sd->session_thread, NULL);
+	sd->session_joinable = false;
+	int rc = pthread_create(&sd->session_thread, NULL, session_main, sd);
+	if (!rc)
+		sd->session_joinable = true;
+	return -rc;
+}
+
+/* sd->mu held: an idle session gets a thread again (its client sent
+ * something or hung up, or the device is being taken away). Whoever sees
+ * it idle first takes it; the others find it taken. Without a thread the
+ * client is cut off and the session is ended here, on the caller's. */
+static void idle_wake(struct server_dev *sd) REQUIRES(sd->mu)
+{
+	if (!sd->idle)
+		return;
+	sd->idle = false;
+	epoll_ctl(sd->srv->ep_fd, EPOLL_CTL_DEL, sd->client_fd, NULL);
+	int rc = session_thread_start(sd);
+	if (!rc)
+		return;
+	DLOG(sd->dev, VFPM_LOG_ERR, "no thread to go on with the session: %s: disconnecting",
+	     strerror(-rc));
+	shutdown(sd->client_fd, SHUT_RDWR);
+	mutex_unlock(&sd->mu);
+	int end = session_run(&sd->sess);   /* reads the shutdown's EOF at once */
+	(void)end;
+	session_fini(&sd->sess);
+	mutex_lock(&sd->mu);
+	sd->sess_live = false;
+	close(sd->client_fd);
+	sd->client_fd = -1;
+	for (unsigned i = 0; i < sd->nnext; i++)
+		close(sd->next_fds[i]);   /* no thread for them either */
+	sd->nnext = 0;
+	sd->session_active = false;
 }
 
 struct refusal {
@@ -913,20 +1013,14 @@ static void accept_one(struct server_dev *sd)   /* srv->acc_mu held */
 		refuse(sd, fd);
 		return;
 	}
-	/* a thread that is over (session_active false is its last act) */
-	if (sd->session_joinable)
-		pthread_join(sd->session_thread, NULL);
-	sd->session_joinable = false;
 	sd->client_fd = fd;
 	sd->session_active = true;
-	int rc = pthread_create(&sd->session_thread, NULL, session_main, sd);
+	int rc = session_thread_start(sd);
 	if (rc) {
 		sd->session_active = false;
 		sd->client_fd = -1;
 		close(fd);
-		DLOG(sd->dev, VFPM_LOG_ERR, "cannot start a session: %s", strerror(rc));
-	} else {
-		sd->session_joinable = true;
+		DLOG(sd->dev, VFPM_LOG_ERR, "cannot start a session: %s", strerror(-rc));
 	}
 	mutex_unlock(&sd->mu);
 }
@@ -950,7 +1044,14 @@ static void *acceptor_main(void *arg)
 					/* EAGAIN: another batch took it */
 				}
 			} else if (!stop) {
-				accept_one(p);
+				struct acc_tag *t = p;
+				if (t->kind == ACC_LISTEN) {
+					accept_one(t->sd);
+				} else {
+					mutex_lock(&t->sd->mu);
+					idle_wake(t->sd);
+					mutex_unlock(&t->sd->mu);
+				}
 			}
 		}
 		srv->acc_seq++;
@@ -966,12 +1067,26 @@ static void *acceptor_main(void *arg)
 static int acc_watch(struct server_dev *sd)
 {
 	struct vfpm_server *srv = sd->srv;
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = sd };
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &sd->listen_tag };
 	mutex_lock(&srv->acc_mu);
 	int rc = epoll_ctl(srv->ep_fd, EPOLL_CTL_ADD, sd->lfd, &ev) < 0 ? -errno : 0;
 	sd->watched = !rc;
 	mutex_unlock(&srv->acc_mu);
 	return rc;
+}
+
+/* srv->acc_mu held: returns once the acceptor's batch in progress (if
+ * any) is over, so it touches no device it saw in it any more. */
+static void acc_sync_locked(struct vfpm_server *srv) REQUIRES(srv->acc_mu)
+{
+	if (!srv->acc_running)
+		return;
+	uint64_t one = 1, seq = srv->acc_seq;
+	if (write(srv->acc_wake_fd, &one, sizeof(one)) < 0) {
+		/* EAGAIN only near saturation: it is readable then anyway */
+	}
+	while (srv->acc_running && srv->acc_seq == seq)
+		pthread_cond_wait(&srv->acc_cv, &srv->acc_mu);
 }
 
 /* Takes the n devices out of the acceptor's set; on return the acceptor
@@ -991,14 +1106,8 @@ static void acc_unwatch(struct server_dev **sds, unsigned n)
 		sds[i]->watched = false;
 		any = true;
 	}
-	if (any && srv->acc_running) {
-		uint64_t one = 1, seq = srv->acc_seq;
-		if (write(srv->acc_wake_fd, &one, sizeof(one)) < 0) {
-			/* EAGAIN only near saturation: it is readable then anyway */
-		}
-		while (srv->acc_running && srv->acc_seq == seq)
-			pthread_cond_wait(&srv->acc_cv, &srv->acc_mu);
-	}
+	if (any)
+		acc_sync_locked(srv);
 	mutex_unlock(&srv->acc_mu);
 }
 
@@ -1068,6 +1177,7 @@ static bool session_active(struct server_dev *sd)
 /* After the grace: closes sd's client (if any) and its socket. */
 static void unserve_finish(struct server_dev *sd, int grace_ms)
 {
+	bool was_idle = false;
 	mutex_lock(&sd->mu);
 	sd->unserving = true;   /* a client waiting in next_fd is not served */
 	if (sd->session_active) {
@@ -1076,12 +1186,23 @@ static void unserve_finish(struct server_dev *sd, int grace_ms)
 		shutdown(sd->client_fd, SHUT_RDWR);
 		if (grace_ms)
 			DLOG(sd->dev, VFPM_LOG_WARN, "client did not release the device: closed");
+		/* an idle session has no thread to see the shutdown: one now
+		 * (the acceptor may be gone already) */
+		was_idle = sd->idle;
+		idle_wake(sd);
 	}
 	bool join = sd->session_joinable;
 	sd->session_joinable = false;
 	mutex_unlock(&sd->mu);
 	if (join)
 		pthread_join(sd->session_thread, NULL);
+	if (was_idle) {
+		/* the acceptor may hold an event of that connection from
+		 * before: sd is freed after this */
+		mutex_lock(&sd->srv->acc_mu);
+		acc_sync_locked(sd->srv);
+		mutex_unlock(&sd->srv->acc_mu);
+	}
 	acc_unwatch(&sd, 1);   /* unserve_all did; a VF that failed half-way too */
 	if (sd->lfd >= 0)
 		close(sd->lfd);
@@ -1242,6 +1363,8 @@ static int host_create_vfs(void *ctx, struct vfpm_device *pfdev, unsigned n)
 		sd->pf = pf;
 		sd->lfd = -1;
 		sd->client_fd = -1;
+		sd->listen_tag = (struct acc_tag){ ACC_LISTEN, sd };
+		sd->idle_tag = (struct acc_tag){ ACC_IDLE, sd };
 		pthread_mutex_init(&sd->mu, NULL);
 		rc = vf_path(pf, made, path, sizeof(path));
 		if (!rc)

@@ -28,6 +28,9 @@ struct server_opts {
 			       * request line; 0: the default (30 s) */
 	int poll_us;          /* default of the device option poll_us; 0: the
 			       * core's default, < 0: none */
+	int session_idle_ms;  /* a connected client quiet this long gives its
+			       * session thread back; 0: the default (1 s),
+			       * < 0: never */
 	/* when set, how server_add_device finds a model by name (the
 	 * embedding API's models); else the built-in registry */
 	const struct vfpm_model *(*find_model)(void *ctx, const char *name);
