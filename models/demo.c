@@ -14,7 +14,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "models.h"
@@ -59,11 +58,10 @@ struct demo {
 	uint64_t dma_src, dma_dst;
 	unsigned nvec;
 	int doorbell_fd;         /* ioeventfd: written by us or by the client */
-	int kick_fd;             /* wakes the worker out of poll() */
 	bool busy, paused, stopping;
 	bool parked;             /* suspended: no work, no wakeups (V1) */
 	uint8_t *buf;            /* copy buffer, DEMO_MAX_DMA; freed in D3cold */
-	pthread_t worker;
+	pthread_t worker;        /* runs while the device is awake, not suspended */
 	bool worker_started;
 	/* V5 debug check: BAR accesses or jobs that reached the model while
 	 * it was parked (must stay 0); reported by the control plane */
@@ -130,39 +128,58 @@ static void run_job(struct demo *d)
 		vfpm_dev_log(d->dev, VFPM_LOG_DEBUG, "DMA job failed: %d", rc);
 }
 
+/* The worker exists only while the device is awake: suspending stops it
+ * and resuming starts it again, so a suspended device costs no thread
+ * (V1), and a thousand idle demo devices do not hold a thousand threads.
+ * Awake, it sleeps in poll() on the doorbell with no timeout. It is told
+ * to stop (stopping) through the doorbell too: the jobs of doorbells rung
+ * from then on would be dropped anyway (suspend, destroy). */
 static void *worker_main(void *arg)
 {
 	struct demo *d = arg;
-	struct pollfd p[2] = { { .fd = d->doorbell_fd, .events = POLLIN },
-			       { .fd = d->kick_fd, .events = POLLIN } };
-	/* The worker always sleeps in poll() with no timeout: suspended, it
-	 * costs nothing (V1) and nothing wakes it but a doorbell, which it
-	 * then drops; resuming needs no wakeup of this thread, which keeps a
-	 * thread handoff off the wake path. */
+	/* its own name: it is started from whichever thread resumes us */
+	pthread_setname_np(pthread_self(), "vfpm-demo");
+	struct pollfd p = { .fd = d->doorbell_fd, .events = POLLIN };
 	for (;;) {
-		if (poll(p, 2, -1) < 0)
+		if (poll(&p, 1, -1) < 0)
 			continue;
 		uint64_t n;
-		if (p[1].revents & POLLIN && read(d->kick_fd, &n, sizeof(n)) == sizeof(n)) {
-			pthread_mutex_lock(&d->mu);
-			bool stop = d->stopping;
-			pthread_mutex_unlock(&d->mu);
-			if (stop)
-				break;
+		if (read(d->doorbell_fd, &n, sizeof(n)) != sizeof(n))
 			continue;
-		}
-		if (p[0].revents & POLLIN && read(d->doorbell_fd, &n, sizeof(n)) == sizeof(n))
-			run_job(d);   /* doorbells that came together run one job */
+		pthread_mutex_lock(&d->mu);
+		bool stop = d->stopping;
+		pthread_mutex_unlock(&d->mu);
+		if (stop)
+			break;
+		run_job(d);   /* doorbells that came together run one job */
 	}
 	return NULL;
 }
 
-static void kick(struct demo *d)
+static int worker_start(struct demo *d)
 {
+	if (d->worker_started)
+		return 0;
+	d->stopping = false;
+	int rc = -pthread_create(&d->worker, NULL, worker_main, d);
+	d->worker_started = !rc;
+	return rc;
+}
+
+/* Not under d->mu: the worker takes it to see stopping. */
+static void worker_stop(struct demo *d)
+{
+	if (!d->worker_started)
+		return;
+	pthread_mutex_lock(&d->mu);
+	d->stopping = true;
+	pthread_mutex_unlock(&d->mu);
 	uint64_t one = 1;
-	if (write(d->kick_fd, &one, sizeof(one)) < 0) {
+	if (write(d->doorbell_fd, &one, sizeof(one)) < 0) {
 		/* saturated counter: the worker is due to wake anyway */
 	}
+	pthread_join(d->worker, NULL);
+	d->worker_started = false;
 }
 
 static uint32_t reg_read(struct demo *d, uint64_t off)
@@ -266,11 +283,13 @@ static void demo_quiesce(void *priv)
 	pthread_mutex_unlock(&d->mu);
 }
 
-/* V1: suspended, the worker sleeps with no timeout; in D3cold the copy
- * buffer is returned to the system. The core quiesced us first. */
+/* V1: suspended, there is no worker; in D3cold the copy buffer is
+ * returned to the system too. The core quiesced us first, so the worker
+ * runs no job. */
 static int demo_suspend(void *priv, enum vfpm_dstate target)
 {
 	struct demo *d = priv;
+	worker_stop(d);
 	pthread_mutex_lock(&d->mu);
 	d->parked = true;
 	if (target == VFPM_D3COLD) {
@@ -295,6 +314,9 @@ static int demo_resume(void *priv)
 	d->paused = false;
 	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->mu);
+	int rc = worker_start(d);
+	if (rc)   /* awake, but doorbells run no job until the next resume */
+		vfpm_dev_log(d->dev, VFPM_LOG_ERR, "no worker thread: %s", strerror(-rc));
 	return 0;
 }
 
@@ -328,16 +350,7 @@ static void demo_command_changed(void *priv, uint16_t cmd)
 static void demo_destroy(void *priv)
 {
 	struct demo *d = priv;
-	if (d->worker_started) {
-		pthread_mutex_lock(&d->mu);
-		d->stopping = true;
-		pthread_cond_broadcast(&d->cv);
-		pthread_mutex_unlock(&d->mu);
-		kick(d);
-		pthread_join(d->worker, NULL);
-	}
-	if (d->kick_fd >= 0)
-		close(d->kick_fd);
+	worker_stop(d);
 	pthread_mutex_destroy(&d->mu);
 	pthread_cond_destroy(&d->cv);
 	free(d->buf);
@@ -398,7 +411,6 @@ static int demo_create(struct vfpm_device *dev, const struct vfpm_opts *opts, vo
 		return -ENOMEM;
 	d->dev = dev;
 	d->nvec = (unsigned)nvec;
-	d->kick_fd = -1;
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
 
@@ -424,20 +436,14 @@ static int demo_create(struct vfpm_device *dev, const struct vfpm_opts *opts, vo
 	if (rc < 0)
 		goto fail;
 	d->doorbell_fd = rc;
-	d->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (d->kick_fd < 0) {
-		rc = -errno;   /* EMFILE names the descriptor limit to the operator */
-		goto fail;
-	}
 	d->buf = malloc(DEMO_MAX_DMA);
 	if (!d->buf) {
 		rc = -ENOMEM;
 		goto fail;
 	}
-	rc = -pthread_create(&d->worker, NULL, worker_main, d);
-	if (rc)
+	/* awake until the first idle suspend */
+	if ((rc = worker_start(d)))
 		goto fail;
-	d->worker_started = true;
 	*priv = d;
 	*ops = &demo_ops;
 	return 0;

@@ -261,7 +261,7 @@ static const char *limit_hint(int rc, char *buf, size_t len)
 	struct rlimit rl;
 	if (rc == -EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		snprintf(buf, len,
-			 " (the descriptor limit RLIMIT_NOFILE, %llu here: a demo device holds 4, "
+			 " (the descriptor limit RLIMIT_NOFILE, %llu here: a demo device holds 3, "
 			 "vfpmd raises the soft limit to the hard one; raise the hard one, "
 			 "ulimit -Hn or LimitNOFILE=)",
 			 (unsigned long long)rl.rlim_cur);

@@ -1480,7 +1480,7 @@ static void vf_removal_client_ignoring_req_is_disconnected(void **state)
 
 
 /* Scale: 256 VFs of one PF, with vfpmd started under the usual soft limit
- * of 1024 descriptors (each demo VF holds five: vfpmd raises its soft
+ * of 1024 descriptors (each demo VF holds three: vfpmd raises its soft
  * limit to the hard one). All 256 are listed and listening, the last one
  * serves, and they all go away again. */
 static void sriov_256_vfs_under_a_1024_descriptor_limit(void **state)

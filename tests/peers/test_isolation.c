@@ -186,6 +186,19 @@ static void raw_write(int fd, uint32_t region, uint64_t off, uint32_t v, unsigne
 	raw_ok(fd, VFU_CMD_REGION_WRITE, &ra, sizeof(ra.a) + len, NULL, 0);
 }
 
+/* A 4-byte REGION_READ through a raw connection: its value. */
+static uint32_t raw_read32(int fd, uint32_t region, uint64_t off)
+{
+	struct vfu_region_access a = { .offset = off, .region = region, .count = 4 };
+	struct wire_msg m;
+	assert_int_equal(raw_call(fd, VFU_CMD_REGION_READ, &a, sizeof(a), NULL, 0, &m), 0);
+	assert_int_equal(m.len, sizeof(a) + 4);
+	uint32_t v;
+	memcpy(&v, m.payload + sizeof(a), 4);
+	wire_msg_release(&m);
+	return v;
+}
+
 static void raw_dma_map(int fd, int mfd, uint64_t iova, uint64_t size)
 {
 	struct vfu_dma_map dm = { .argsz = sizeof(dm),
@@ -845,7 +858,7 @@ static unsigned suspended_of(unsigned *total)
 /* vfpmd's threads by name, in a fixed order, as "name*count ...". */
 static const char *const thread_names[] = { "vfpmd",	     "vfpm-ctl",   "vfpm-ctl-conn",
 					    "vfpm-accept",   "vfpm-pm-wq", "vfpm-session",
-					    "vfpm-intx" };
+					    "vfpm-intx",     "vfpm-demo" };
 
 static void thread_census(pid_t pid, char *out, size_t len)
 {
@@ -868,14 +881,15 @@ static void thread_census(pid_t pid, char *out, size_t len)
 static bool census_idle(const char *c)
 {
 	return strstr(c, "vfpm-ctl*1 vfpm-accept*1 vfpm-pm-wq*1 ") &&
-	       !strstr(c, "vfpm-ctl-conn") && !strstr(c, "vfpm-session") && !strstr(c, "other");
+	       !strstr(c, "vfpm-ctl-conn") && !strstr(c, "vfpm-session") && !strstr(c, "vfpm-demo") &&
+	       !strstr(c, "other");
 }
 
 /* vfpmd serving ndev devices of the null sample model (no thread of its
  * own) from a config file, once all are suspended and the threads of the
  * status requests and the queue's surplus workers have ended: its
  * threads by name. */
-static void idle_threads_with(unsigned ndev, char *census, size_t len)
+static void idle_threads_with(const char *model, unsigned ndev, char *census, size_t len)
 {
 	char dir[64], conf[300];
 	assert_int_equal(harness_tmpdir(dir, sizeof(dir), "idle"), 0);
@@ -883,7 +897,8 @@ static void idle_threads_with(unsigned ndev, char *census, size_t len)
 	FILE *f = fopen(conf, "w");
 	assert_non_null(f);
 	for (unsigned i = 0; i < ndev; i++)
-		fprintf(f, "device null,name=n%u,socket=%s/n%u.sock,pm_delays=none\n", i, dir, i);
+		fprintf(f, "device %s,name=n%u,socket=%s/n%u.sock,pm_delays=none\n", model, i, dir,
+			i);
 	fclose(f);
 	const char *extra[] = { "--model", NULL_SO, "--config", conf, NULL };
 	start(NULL, extra);
@@ -913,28 +928,72 @@ static void idle_thread_count_does_not_grow_with_devices(void **state)
 {
 	(void)state;
 	char few[200], many[200];
-	idle_threads_with(5, few, sizeof(few));
-	idle_threads_with(50, many, sizeof(many));
-	print_message("threads: [%s] with 5 idle devices, [%s] with 50\n", few, many);
-	assert_true(census_idle(few));
-	assert_string_equal(many, few);
+	/* the null sample has no thread of its own; the demo has a worker
+	 * while it is awake, none once suspended */
+	static const char *const models[] = { "null", "demo" };
+	for (unsigned m = 0; m < 2; m++) {
+		idle_threads_with(models[m], 5, few, sizeof(few));
+		idle_threads_with(models[m], 50, many, sizeof(many));
+		print_message("%s: threads [%s] with 5 idle devices, [%s] with 50\n", models[m], few,
+			      many);
+		assert_true(census_idle(few));
+		assert_string_equal(many, few);
+	}
+}
+
+/* The demo's worker runs while the device is awake only: a client's job
+ * runs, the guest's D3hot stops the worker, D0 starts it again and the
+ * next job runs (through fd-backed mappings: no message DMA). */
+static void demo_worker_runs_only_while_awake(void **state)
+{
+	(void)state;
+	static const char *const specs[] = { "demo,name=dev,pm_delays=none", NULL };
+	start(specs, NULL);
+	unsigned pm = pmt_ctl_find_cap(&g_proc, "dev", PCI_CAP_ID_PM);
+	assert_true(pm);
+	int fd = raw_connect_negotiated(g_proc.sock[0]);
+	assert_true(fd >= 0);
+	int mfd = memfd_create("guest", MFD_CLOEXEC);
+	assert_true(mfd >= 0);
+	assert_int_equal(ftruncate(mfd, 2 * 4096), 0);
+	uint8_t *g = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	assert_true(g != MAP_FAILED);
+	raw_dma_map(fd, mfd, IOVA_FILE, 2 * 4096);
+	raw_write(fd, VFU_PCI_CONFIG, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_SRC, (uint32_t)IOVA_FILE, 4);
+	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_DST, (uint32_t)IOVA_FILE + 4096, 4);
+	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_LEN, 4096, 4);
+	for (uint32_t job = 1; job <= 2; job++) {
+		memset(g, (int)(0x40 + job), 4096);
+		assert_int_equal(threads_named(g_proc.pid, "vfpm-demo"), 1);
+		raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DOORBELL, 1, 4);
+		uint32_t count = 0;
+		for (int w = 0; w < WAIT_MS && count != job; w += 2) {
+			count = raw_read32(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_COUNT);
+			if (count != job)
+				pmt_sleep_ms(2);
+		}
+		assert_int_equal(count, job);
+		assert_memory_equal(g + 4096, g, 4096);
+		if (job == 2)
+			break;
+		/* D3hot: the worker ends; D0: another one starts */
+		raw_write(fd, VFU_PCI_CONFIG, pm + PCI_PM_CTRL, PCI_D3hot, 2);
+		for (int w = 0; w < WAIT_MS && threads_named(g_proc.pid, "vfpm-demo"); w += 2)
+			pmt_sleep_ms(2);
+		assert_int_equal(threads_named(g_proc.pid, "vfpm-demo"), 0);
+		raw_write(fd, VFU_PCI_CONFIG, pm + PCI_PM_CTRL, 0, 2);
+		/* NoSoftRst+ (the demo's default): the registers are kept */
+		assert_int_equal(raw_read32(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_LEN), 4096);
+	}
+	munmap(g, 2 * 4096);
+	close(mfd);
+	close(fd);
+	stop();
 }
 
 /* ------------------------------------------------------------------ */
 /* Quiet clients give their session threads back (#13) */
-
-/* A 4-byte REGION_READ through a raw connection: its value. */
-static uint32_t raw_read32(int fd, uint32_t region, uint64_t off)
-{
-	struct vfu_region_access a = { .offset = off, .region = region, .count = 4 };
-	struct wire_msg m;
-	assert_int_equal(raw_call(fd, VFU_CMD_REGION_READ, &a, sizeof(a), NULL, 0, &m), 0);
-	assert_int_equal(m.len, sizeof(a) + 4);
-	uint32_t v;
-	memcpy(&v, m.payload + sizeof(a), 4);
-	wire_msg_release(&m);
-	return v;
-}
 
 static bool client_connected(const char *name)
 {
@@ -1168,6 +1227,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(quiet_clients_give_their_session_threads_back, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(demo_worker_runs_only_while_awake, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_dma_reply_reaches_a_session_that_went_quiet, setup,
 						teardown),
 	};
