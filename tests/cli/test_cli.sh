@@ -239,6 +239,13 @@ conf_error "bad device: exit 1 and its line" 1 "bad.conf:2: this device" \
 [ $? -eq 1 ] && grep -q "nonexistent.conf: No such file" "$dir/out" && ok "--config: a missing file: exit 1" ||
 	{ bad "--config missing file"; cat "$dir/out"; }
 
+# --- --session-idle-ms: a number of milliseconds, 0 for never ---
+for v in -1 x 3600001; do
+	"$VFPMD" --session-idle-ms "$v" --ctl none >"$dir/out" 2>&1
+	[ $? -eq 2 ] && grep -q "session-idle-ms '$v': expected 0..3600000 ms" "$dir/out" &&
+		ok "--session-idle-ms $v: exit 2 and the range" || { bad "--session-idle-ms $v"; cat "$dir/out"; }
+done
+
 # --- --ctl-timeout: each request line has a deadline however slowly bytes
 # trickle in (a byte every 100 ms without a newline used to hold the
 # connection for ever); a whole line in time is served. ---
