@@ -11,6 +11,7 @@
  * If vfpmd exits during the start, its exit status and the last line it
  * printed are reported (the limit it hit). Nothing is asserted.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -46,6 +47,11 @@ struct run {
 	char last_line[1024];   /* the last two lines vfpmd printed */
 	struct proc_sample idle0, idle1;
 	double idle_s;
+	/* -c: with a quiet client connected to every device */
+	int clients;                    /* connected, or -errno of the first failure */
+	unsigned c_threads, c_sessions;
+	struct proc_sample c0, c1;
+	double c_s;
 };
 
 static long vm_rss_kb(pid_t pid)
@@ -122,6 +128,74 @@ static int count_suspended(const char *ctl, unsigned *total)
 	return n;
 }
 
+/* where the run's directory (sockets, config, log) is made: -d, else
+ * $TMPDIR, else /tmp. Binding N sockets creates N inodes there: on a disk
+ * file system that is most of the start (ext4's inode allocation), on
+ * tmpfs (/run, where vfpmd's sockets live as root) it is not. */
+static const char *g_base = "/tmp";
+static const char *g_model_so;   /* -M: a model loaded from this file */
+static bool g_clients;           /* -c: then a quiet client on every device */
+
+/* vfpmd's threads named comm. */
+static unsigned threads_named(pid_t pid, const char *comm)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	unsigned n = 0;
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char p2[400], buf[64] = "";
+		snprintf(p2, sizeof(p2), "%s/%s/comm", path, e->d_name);
+		FILE *f = e->d_name[0] != '.' ? fopen(p2, "r") : NULL;
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f) && !strncmp(buf, comm, strlen(comm)) &&
+		    buf[strlen(comm)] == '\n')
+			n++;
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* A client (VERSION done) on every device, quiet for longer than
+ * vfpmd's --session-idle-ms (1 s); then its threads, and CPU and context
+ * switches over idle_s. The clients hang up before the return. */
+static void quiet_clients(pid_t pid, const char *dir, unsigned n, unsigned idle_s, struct run *r)
+{
+	int *fds = calloc(n, sizeof(int));
+	if (!fds) {
+		r->clients = -ENOMEM;
+		return;
+	}
+	unsigned c = 0;
+	for (; c < n; c++) {
+		char p[160];
+		snprintf(p, sizeof(p), "%s/d%u.sock", dir, c);
+		if ((fds[c] = raw_connect_negotiated(p)) < 0) {
+			r->clients = fds[c];
+			break;
+		}
+	}
+	if (c == n)
+		r->clients = (int)n;
+	sleep(2);
+	struct proc_sample ps;
+	if (sample_proc(pid, &ps) == 0)
+		r->c_threads = ps.threads;
+	r->c_sessions = threads_named(pid, "vfpm-session");
+	sample_proc(pid, &r->c0);
+	double a = now_s();
+	sleep(idle_s ? idle_s : 1);
+	sample_proc(pid, &r->c1);
+	r->c_s = now_s() - a;
+	for (unsigned i = 0; i < c; i++)
+		close(fds[i]);
+	free(fds);
+}
+
 static int run_one(unsigned n, const char *model, const char *keys, unsigned idle_s,
 		   struct run *r)
 {
@@ -129,7 +203,9 @@ static int run_one(unsigned n, const char *model, const char *keys, unsigned idl
 	r->n = n;
 	r->listen_s = r->suspended_s = -1;
 	r->exit_status = -1;
-	char dir[] = "/tmp/vfpm-scale-XXXXXX";
+	char dir[96];
+	if (snprintf(dir, sizeof(dir), "%s/vfpm-scale-XXXXXX", g_base) >= (int)sizeof(dir))
+		return -ENAMETOOLONG;
 	if (!mkdtemp(dir))
 		return -errno;
 	char conf[128], log[128], ctl[128], last[160];
@@ -140,6 +216,8 @@ static int run_one(unsigned n, const char *model, const char *keys, unsigned idl
 	FILE *f = fopen(conf, "w");
 	if (!f)
 		return -errno;
+	if (g_model_so)
+		fprintf(f, "model %s\n", g_model_so);
 	for (unsigned i = 0; i < n; i++)
 		fprintf(f, "device %s,name=d%u,socket=%s/d%u.sock%s%s\n", model, i, dir, i,
 			*keys ? "," : "", keys);
@@ -197,6 +275,8 @@ static int run_one(unsigned n, const char *model, const char *keys, unsigned idl
 			sample_proc(pid, &r->idle1);
 			r->idle_s = now_s() - a;
 		}
+		if (g_clients && n > 1 && r->suspended_s >= 0)
+			quiet_clients(pid, dir, n, idle_s, r);
 		kill(pid, SIGTERM);
 		waitpid(pid, &st, 0);
 	} else if (!exited) {
@@ -236,17 +316,26 @@ int main(int argc, char **argv)
 	unsigned n = 1000, idle = 10;
 	const char *model = "demo", *keys = "pm_delays=none";
 	int opt;
-	while ((opt = getopt(argc, argv, "n:s:m:k:h")) != -1) {
+	const char *tmp = getenv("TMPDIR");
+	if (tmp && *tmp)
+		g_base = tmp;
+	while ((opt = getopt(argc, argv, "n:s:m:M:k:d:ch")) != -1) {
 		switch (opt) {
 		case 'n': n = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 's': idle = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'm': model = optarg; break;
 		case 'k': keys = optarg; break;
+		case 'd': g_base = optarg; break;
+		case 'M': g_model_so = optarg; break;
+		case 'c': g_clients = true; break;
 		default:
 			fprintf(opt == 'h' ? stdout : stderr,
-				"usage: %s [-n DEVICES] [-s IDLE_SECONDS] [-m MODEL] [-k KEYS]\n"
+				"usage: %s [-n DEVICES] [-s IDLE_SECONDS] [-m MODEL [-M PATH.so]] [-k KEYS] [-d DIR] [-c]\n"
 				"  N devices of MODEL (default 1000 demo) with KEYS (default\n"
-				"  pm_delays=none) in one vfpmd; idle sampled for S s (default 10)\n",
+				"  pm_delays=none) in one vfpmd; idle sampled for S s (default 10);\n"
+				"  sockets in a new directory under DIR (default $TMPDIR or /tmp);\n"
+				"  -M: MODEL is loaded from PATH.so (vfpmd --model);\n"
+				"  -c: then a quiet client on every device (threads, idle cost)\n",
 				argv[0]);
 			return opt == 'h' ? 0 : 2;
 		}
@@ -282,6 +371,19 @@ int main(int argc, char **argv)
 	if (many.idle_s > 0)
 		printf("idle %.1f s: %.3f ms of CPU, %llu context switches\n", many.idle_s,
 		       (double)cpu_ns / 1e6, (unsigned long long)sw);
+	if (g_clients && many.clients < 0)
+		printf("quiet clients: connecting failed: %s\n", strerror(-many.clients));
+	if (g_clients && many.clients > 0) {
+		uint64_t c_ns = many.c1.run_ns - many.c0.run_ns;
+		uint64_t c_sw = (many.c1.vol + many.c1.invol) - (many.c0.vol + many.c0.invol);
+		printf("with %d quiet clients: threads %u, of them session threads %u; "
+		       "%.1f s: %.3f ms of CPU, %llu context switches\n",
+		       many.clients, many.c_threads, many.c_sessions, many.c_s, (double)c_ns / 1e6,
+		       (unsigned long long)c_sw);
+		printf("clients: n=%d threads=%u session_threads=%u cpu_ms=%.3f ctxsw=%llu\n",
+		       many.clients, many.c_threads, many.c_sessions, (double)c_ns / 1e6,
+		       (unsigned long long)c_sw);
+	}
 	printf("scale: devices=%u failed=0 listen_s=%.3f suspended_s=%.3f threads=%u "
 	       "threads_1=%u rss_kb=%ld rss_per_device_kb=%.1f idle_cpu_ms=%.3f idle_ctxsw=%llu\n",
 	       n, many.listen_s, many.suspended_s, many.threads, one.threads, many.rss_kb,
