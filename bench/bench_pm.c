@@ -197,8 +197,9 @@ static int bench_idle(unsigned ndev, int seconds)
 	}
 	printf("idle: %u devices suspended %.0f ms after the control socket answered\n", ndev,
 	       (double)(now_ns() - t0) / 1e6);
-	/* let the last status connection and suspend settle, then sample */
-	usleep(200000);
+	/* let the last status connection and suspend settle, and the demo's
+	 * workers end (1 s after their device suspended), then sample */
+	usleep(1200000);
 	struct proc_sample a, b;
 	if (sample_proc(srv.pid, &a)) {
 		stop_many(&srv, ndev);

@@ -268,7 +268,7 @@ static int run_one(unsigned n, const char *model, const char *keys, unsigned idl
 		}
 		r->rss_kb = vm_rss_kb(pid);
 		if (idle_s && r->suspended_s >= 0) {
-			sleep(1);
+			sleep(2);   /* the demo's workers end 1 s after a suspend */
 			sample_proc(pid, &r->idle0);
 			double a = now_s();
 			sleep(idle_s);

@@ -61,8 +61,9 @@ struct demo {
 	bool busy, paused, stopping;
 	bool parked;             /* suspended: no work, no wakeups (V1) */
 	uint8_t *buf;            /* copy buffer, DEMO_MAX_DMA; freed in D3cold */
-	pthread_t worker;        /* runs while the device is awake, not suspended */
-	bool worker_started;
+	pthread_t worker;        /* runs while the device is awake (and lingers) */
+	bool worker_started;     /* worker is to be joined (callbacks, destroy) */
+	bool worker_gone;        /* it ended after lingering suspended (mu) */
 	/* V5 debug check: BAR accesses or jobs that reached the model while
 	 * it was parked (must stay 0); reported by the control plane */
 	atomic_ulong violations;
@@ -128,12 +129,17 @@ static void run_job(struct demo *d)
 		vfpm_dev_log(d->dev, VFPM_LOG_DEBUG, "DMA job failed: %d", rc);
 }
 
-/* The worker exists only while the device is awake: suspending stops it
- * and resuming starts it again, so a suspended device costs no thread
- * (V1), and a thousand idle demo devices do not hold a thousand threads.
- * Awake, it sleeps in poll() on the doorbell with no timeout. It is told
- * to stop (stopping) through the doorbell too: the jobs of doorbells rung
- * from then on would be dropped anyway (suspend, destroy). */
+/* A suspended device's worker ends after this long, unless the device
+ * wakes first: a device that sleeps and wakes often keeps its thread (a
+ * thread start on every wake would be most of the wake's cost), one that
+ * stays suspended costs no thread. */
+#define DEMO_LINGER_MS 1000
+
+/* The worker sleeps in poll() on the doorbell: with no timeout while the
+ * device is awake, with DEMO_LINGER_MS while it is suspended (the wakeup
+ * that ends it, the only one of a suspended device, V1). Suspend and
+ * destroy reach it through the doorbell: jobs rung from then on would be
+ * dropped anyway. */
 static void *worker_main(void *arg)
 {
 	struct demo *d = arg;
@@ -141,25 +147,60 @@ static void *worker_main(void *arg)
 	pthread_setname_np(pthread_self(), "vfpm-demo");
 	struct pollfd p = { .fd = d->doorbell_fd, .events = POLLIN };
 	for (;;) {
-		if (poll(&p, 1, -1) < 0)
-			continue;
-		uint64_t n;
-		if (read(d->doorbell_fd, &n, sizeof(n)) != sizeof(n))
-			continue;
 		pthread_mutex_lock(&d->mu);
-		bool stop = d->stopping;
+		bool stop = d->stopping, parked = d->parked;
 		pthread_mutex_unlock(&d->mu);
 		if (stop)
 			break;
-		run_job(d);   /* doorbells that came together run one job */
+		int n = poll(&p, 1, parked ? DEMO_LINGER_MS : -1);
+		if (n == 0) {
+			pthread_mutex_lock(&d->mu);
+			/* still suspended: end (resume starts another); a
+			 * resume that came first keeps it */
+			bool end = d->parked;
+			d->worker_gone = end;
+			pthread_mutex_unlock(&d->mu);
+			if (end)
+				break;
+			continue;
+		}
+		if (n < 0)
+			continue;
+		/* taken and judged under mu, as demo_resume drains the
+		 * doorbell under it: a doorbell rung while suspended is
+		 * dropped by one or the other, never run after the resume */
+		uint64_t v;
+		pthread_mutex_lock(&d->mu);
+		bool rung = read(d->doorbell_fd, &v, sizeof(v)) == sizeof(v);
+		bool asleep = d->parked;
+		pthread_mutex_unlock(&d->mu);
+		if (rung && !asleep)
+			run_job(d);   /* doorbells that came together run one job */
 	}
 	return NULL;
 }
 
+static void ring(struct demo *d)
+{
+	uint64_t one = 1;
+	if (write(d->doorbell_fd, &one, sizeof(one)) < 0) {
+		/* saturated counter: the worker is due to wake anyway */
+	}
+}
+
+/* Callbacks only (they never overlap) and destroy. */
 static int worker_start(struct demo *d)
 {
+	pthread_mutex_lock(&d->mu);
+	bool gone = d->worker_gone;
+	d->worker_gone = false;
+	pthread_mutex_unlock(&d->mu);
+	if (d->worker_started && gone) {
+		pthread_join(d->worker, NULL);   /* it has ended, or is ending */
+		d->worker_started = false;
+	}
 	if (d->worker_started)
-		return 0;
+		return 0;   /* it lingered: it goes on */
 	d->stopping = false;
 	int rc = -pthread_create(&d->worker, NULL, worker_main, d);
 	d->worker_started = !rc;
@@ -174,10 +215,7 @@ static void worker_stop(struct demo *d)
 	pthread_mutex_lock(&d->mu);
 	d->stopping = true;
 	pthread_mutex_unlock(&d->mu);
-	uint64_t one = 1;
-	if (write(d->doorbell_fd, &one, sizeof(one)) < 0) {
-		/* saturated counter: the worker is due to wake anyway */
-	}
+	ring(d);
 	pthread_join(d->worker, NULL);
 	d->worker_started = false;
 }
@@ -283,13 +321,12 @@ static void demo_quiesce(void *priv)
 	pthread_mutex_unlock(&d->mu);
 }
 
-/* V1: suspended, there is no worker; in D3cold the copy buffer is
- * returned to the system too. The core quiesced us first, so the worker
- * runs no job. */
+/* V1: suspended, the worker runs no job and ends after DEMO_LINGER_MS
+ * unless we wake first; in D3cold the copy buffer is returned to the
+ * system too. The core quiesced us first. */
 static int demo_suspend(void *priv, enum vfpm_dstate target)
 {
 	struct demo *d = priv;
-	worker_stop(d);
 	pthread_mutex_lock(&d->mu);
 	d->parked = true;
 	if (target == VFPM_D3COLD) {
@@ -297,6 +334,7 @@ static int demo_suspend(void *priv, enum vfpm_dstate target)
 		d->buf = NULL;
 	}
 	pthread_mutex_unlock(&d->mu);
+	ring(d);   /* the worker's wait gets its linger timeout */
 	return 0;
 }
 

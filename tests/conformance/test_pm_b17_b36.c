@@ -1337,6 +1337,36 @@ static void wait_threads_asleep(pid_t pid)
 	fail_msg("vfpmd's threads never all slept");
 }
 
+/* Waits (bounded) until no thread of pid is named comm. */
+static void wait_no_thread_named(pid_t pid, const char *comm)
+{
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	for (int t = 0; t < WAIT_MS; t += 5) {
+		DIR *d = opendir(dir);
+		assert_non_null(d);
+		unsigned n = 0;
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			char cp[352], name[64] = "";
+			snprintf(cp, sizeof(cp), "%.63s/%.255s/comm", dir, e->d_name);
+			FILE *f = e->d_name[0] != '.' ? fopen(cp, "r") : NULL;
+			if (!f)
+				continue;
+			if (fgets(name, sizeof(name), f)) {
+				name[strcspn(name, "\n")] = '\0';
+				n += !strcmp(name, comm);
+			}
+			fclose(f);
+		}
+		closedir(d);
+		if (!n)
+			return;
+		pmt_sleep_ms(5);
+	}
+	fail_msg("vfpmd still has a thread named %s", comm);
+}
+
 /* ThreadSanitizer's runtime keeps a background thread of its own in every
  * instrumented process, which wakes about ten times a second: in a TSan
  * build (the test and vfpmd are built alike) those wakeups are not vfpm's.
@@ -1377,7 +1407,10 @@ static void v1_suspended_server_is_idle(void **state)
 				      st.runtime_status, st.usage_count);
 		assert_string_equal(st.power_state, "D3hot");
 	}
-	/* the control thread that served our last connection has gone */
+	/* the demo's workers end DEMO_LINGER_MS (1 s) after their device
+	 * suspended, and the control thread that served our last connection
+	 * has gone */
+	wait_no_thread_named(g.p.pid, "vfpm-demo");
 	wait_threads_asleep(g.p.pid);
 
 	unsigned long long t0, t1;
