@@ -261,6 +261,10 @@ static int run_one(unsigned n, const char *model, const char *keys, unsigned idl
 				break;
 			usleep(20000);
 		}
+		/* settled: the demo's workers end 1 s after a suspend, the
+		 * status requests' control threads after their replies */
+		if (r->suspended_s >= 0)
+			sleep(2);
 		struct proc_sample ps;
 		if (sample_proc(pid, &ps) == 0) {
 			r->threads = ps.threads;
@@ -268,7 +272,6 @@ static int run_one(unsigned n, const char *model, const char *keys, unsigned idl
 		}
 		r->rss_kb = vm_rss_kb(pid);
 		if (idle_s && r->suspended_s >= 0) {
-			sleep(2);   /* the demo's workers end 1 s after a suspend */
 			sample_proc(pid, &r->idle0);
 			double a = now_s();
 			sleep(idle_s);
