@@ -63,7 +63,7 @@ struct demo {
 	uint8_t *buf;            /* copy buffer, DEMO_MAX_DMA; freed in D3cold */
 	pthread_t worker;        /* runs while the device is awake (and lingers) */
 	bool worker_started;     /* worker is to be joined (callbacks, destroy) */
-	bool worker_gone;        /* it ended after lingering suspended (mu) */
+	bool worker_gone;        /* it ended after lingering suspended, detached (mu) */
 	/* V5 debug check: BAR accesses or jobs that reached the model while
 	 * it was parked (must stay 0); reported by the control plane */
 	atomic_ulong violations;
@@ -156,9 +156,14 @@ static void *worker_main(void *arg)
 		if (n == 0) {
 			pthread_mutex_lock(&d->mu);
 			/* still suspended: end (resume starts another); a
-			 * resume that came first keeps it */
+			 * resume that came first keeps it. Detached: a thread
+			 * never joined would keep its stack mapped while the
+			 * device sleeps. Nothing of d is touched after the
+			 * unlock. */
 			bool end = d->parked;
 			d->worker_gone = end;
+			if (end)
+				pthread_detach(pthread_self());
 			pthread_mutex_unlock(&d->mu);
 			if (end)
 				break;
@@ -195,10 +200,8 @@ static int worker_start(struct demo *d)
 	bool gone = d->worker_gone;
 	d->worker_gone = false;
 	pthread_mutex_unlock(&d->mu);
-	if (d->worker_started && gone) {
-		pthread_join(d->worker, NULL);   /* it has ended, or is ending */
-		d->worker_started = false;
-	}
+	if (gone)
+		d->worker_started = false;   /* it ended on its own, detached */
 	if (d->worker_started)
 		return 0;   /* it lingered: it goes on */
 	d->stopping = false;
@@ -214,9 +217,13 @@ static void worker_stop(struct demo *d)
 		return;
 	pthread_mutex_lock(&d->mu);
 	d->stopping = true;
+	bool gone = d->worker_gone;
+	d->worker_gone = false;
 	pthread_mutex_unlock(&d->mu);
-	ring(d);
-	pthread_join(d->worker, NULL);
+	if (!gone) {
+		ring(d);
+		pthread_join(d->worker, NULL);
+	}
 	d->worker_started = false;
 }
 

@@ -309,29 +309,25 @@ static int apply_opt(struct settings *st, int c, const char *arg, const char *wh
 		so->has_ctl_group = true;
 		return 0;
 	}
-	case 'I': {
-		char *end;
-		errno = 0;
-		long ms = strtol(arg, &end, 10);
-		if (errno || *end || !*arg || ms < 0 || ms > 3600000) {
-			fprintf(stderr, "vfpmd: %s--session-idle-ms '%s': expected 0..3600000 ms\n",
-				where, arg);
-			return 2;
-		}
-		so->session_idle_ms = ms ? (int)ms : -1;
-		return 0;
-	}
 	case 'H':
-	case 'T': {
+	case 'T':
+	case 'I': {
+		/* milliseconds, 0: none (never) */
+		const char *name = c == 'H'   ? "handshake-timeout"
+				   : c == 'T' ? "send-timeout"
+					      : "session-idle-ms";
+		int *ms_out = c == 'H'	 ? &so->handshake_ms
+			      : c == 'T' ? &so->send_ms
+					 : &so->session_idle_ms;
 		char *end;
 		errno = 0;
 		long ms = strtol(arg, &end, 10);
 		if (errno || *end || !*arg || ms < 0 || ms > 3600000) {
-			fprintf(stderr, "vfpmd: %s--%s '%s': expected 0..3600000 ms\n", where,
-				c == 'H' ? "handshake-timeout" : "send-timeout", arg);
+			fprintf(stderr, "vfpmd: %s--%s '%s': expected 0..3600000 ms\n", where, name,
+				arg);
 			return 2;
 		}
-		*(c == 'H' ? &so->handshake_ms : &so->send_ms) = ms ? (int)ms : -1;
+		*ms_out = ms ? (int)ms : -1;
 		return 0;
 	}
 	case 'K': {

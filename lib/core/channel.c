@@ -156,6 +156,13 @@ void channel_set_reader(struct channel *c)
 	mutex_unlock(&c->mu);
 }
 
+void channel_clear_reader(struct channel *c)
+{
+	mutex_lock(&c->mu);
+	c->has_reader = false;
+	mutex_unlock(&c->mu);
+}
+
 void channel_set_max_xfer(struct channel *c, uint32_t n)
 {
 	/* a DMA_READ's reply is a message this server receives */

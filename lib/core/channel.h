@@ -80,6 +80,9 @@ void channel_detach(struct channel *c);
 void channel_hangup(struct channel *c);
 /* The calling thread reads the replies from now on (session_run). */
 void channel_set_reader(struct channel *c);
+/* No thread reads replies for now (the session went idle): a request is
+ * no longer refused for the thread that used to. */
+void channel_clear_reader(struct channel *c);
 /* The client's max_data_xfer_size (VERSION); a DMA message carries at
  * most that many bytes, and at most what the server receives. */
 void channel_set_max_xfer(struct channel *c, uint32_t n);

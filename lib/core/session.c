@@ -894,8 +894,13 @@ int session_run(struct core_session *s)
 			/* nothing whole buffered: every reply is out (the
 			 * last request of a batch is never deferred) */
 			rc = session_read(s, rd, s->served);
-			if (rc == -ETIME)
+			if (rc == -ETIME) {
+				/* this thread ends; its id may be reused by
+				 * a thread that does DMA before a new reader
+				 * is set, and must not get EDEADLK */
+				channel_clear_reader(&s->dev->chan);
 				return SESSION_IDLE;
+			}
 			if (rc > 0)
 				continue;
 		}

@@ -85,6 +85,20 @@ static struct rpm **wq_wait_due(struct rpm_wq *wq) REQUIRES(wq->mu)
 
 static void *wq_worker(void *arg);
 
+/* wq->mu held: joins the workers that have ended (each marked itself a
+ * zombie and dropped wq->mu: only its return is left, so the join is
+ * short). An ended thread that is not joined keeps its stack mapped: after
+ * a burst of suspends up to max_workers - 1 of them did, 8 MiB each. */
+static void wq_reap(struct rpm_wq *wq) REQUIRES(wq->mu)
+{
+	for (unsigned i = 0; i < wq->max_workers; i++) {
+		if (wq->slots[i].state != SLOT_ZOMBIE)
+			continue;
+		pthread_join(wq->slots[i].thread, NULL);
+		wq->slots[i].state = SLOT_FREE;
+	}
+}
+
 /* wq->mu held. One more worker, which becomes the leader, unless the bound
  * is reached or the thread cannot be made: then queued entries wait for a
  * busy worker to finish. */
@@ -126,6 +140,7 @@ static void *wq_worker(void *arg)
 	pthread_setname_np(pthread_self(), "vfpm-pm-wq");
 	mutex_lock(&wq->mu);
 	while (!wq->stop && !wq->leader) {
+		wq_reap(wq);   /* the workers that ended while we ran */
 		wq->leader = true;
 		struct rpm **due = wq_wait_due(wq);
 		wq->leader = false;
@@ -137,6 +152,8 @@ static void *wq_worker(void *arg)
 			wq_spawn(wq);
 		wq_run(wq, due);
 	}
+	wq_reap(wq);   /* those before us; the last to end is reaped by the
+			* leader's next turn, a spawn or the destroy */
 	sl->state = SLOT_ZOMBIE;
 	wq->nworkers--;
 	pthread_cond_broadcast(&wq->done_cv);

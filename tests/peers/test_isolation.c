@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -209,6 +210,25 @@ static void raw_dma_map(int fd, int mfd, uint64_t iova, uint64_t size)
 	raw_ok(fd, VFU_CMD_DMA_MAP, &dm, sizeof(dm), mfd >= 0 ? &mfd : NULL, mfd >= 0 ? 1 : 0);
 }
 
+/* A client's DMA set-up for one demo job: a memfd window at IOVA_FILE and
+ * a window without a descriptor at IOVA_MSG (DMA_LEN each), memory and
+ * bus mastering on, and the job's registers. Returns the memfd. */
+static int raw_dma_job(int fd, uint64_t src, uint64_t dst, uint32_t len)
+{
+	int mfd = memfd_create("guest", MFD_CLOEXEC);
+	assert_true(mfd >= 0);
+	assert_int_equal(ftruncate(mfd, DMA_LEN), 0);
+	raw_dma_map(fd, mfd, IOVA_FILE, DMA_LEN);
+	raw_dma_map(fd, -1, IOVA_MSG, DMA_LEN);
+	raw_write(fd, VFU_PCI_CONFIG, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_SRC, (uint32_t)src, 4);
+	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_SRC + 4, (uint32_t)(src >> 32), 4);
+	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_DST, (uint32_t)dst, 4);
+	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_DST + 4, (uint32_t)(dst >> 32), 4);
+	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_LEN, len, 4);
+	return mfd;
+}
+
 /* BAR0's ioeventfd for DOORBELL (GET_REGION_IO_FDS); the caller closes it. */
 static int raw_doorbell_fd(int fd)
 {
@@ -260,17 +280,7 @@ static int stalling_client(const char *sock, const char *name, unsigned *pm_cap,
 	assert_true(*pm_cap);
 	int fd = raw_connect_negotiated(sock);
 	assert_true(fd >= 0);
-	*mfd = memfd_create("guest", MFD_CLOEXEC);
-	assert_true(*mfd >= 0);
-	assert_int_equal(ftruncate(*mfd, DMA_LEN), 0);
-	raw_dma_map(fd, *mfd, IOVA_FILE, DMA_LEN);
-	raw_dma_map(fd, -1, IOVA_MSG, DMA_LEN);
-	raw_write(fd, VFU_PCI_CONFIG, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
-	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_SRC, (uint32_t)IOVA_FILE, 4);
-	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_SRC + 4, 0, 4);
-	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_DST, (uint32_t)IOVA_MSG, 4);
-	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_DST + 4, 0, 4);
-	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_LEN, DMA_LEN, 4);
+	*mfd = raw_dma_job(fd, IOVA_FILE, IOVA_MSG, DMA_LEN);
 	int bell = raw_doorbell_fd(fd);
 	assert_int_equal(pending_bytes(fd), 0);   /* every reply so far was read */
 	uint64_t one = 1;
@@ -885,6 +895,36 @@ static bool census_idle(const char *c)
 	       !strstr(c, "other");
 }
 
+/* Thread stacks mapped in vfpmd: anonymous read-write mappings of the
+ * size glibc gives a thread's stack (RLIMIT_STACK, or 32 MiB without a
+ * limit), which vfpmd inherited from us. A thread
+ * that ended and was never joined keeps its stack; glibc also caches a
+ * few stacks (40 MiB) of joined or detached ones for reuse. */
+static unsigned long g_stack_size;
+
+static unsigned stack_mappings(pid_t pid)
+{
+	struct rlimit rl;
+	assert_int_equal(getrlimit(RLIMIT_STACK, &rl), 0);
+	unsigned long pg = (unsigned long)sysconf(_SC_PAGESIZE);
+	unsigned long size = rl.rlim_cur == RLIM_INFINITY ? 32ul << 20 : (unsigned long)rl.rlim_cur;
+	size = (size + pg - 1) / pg * pg;   /* its guard page is a mapping of its own */
+	g_stack_size = size;
+	char path[64], line[512];
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	unsigned n = 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long a, b, off, ino;
+		char perms[8], dev[16];
+		int fields = sscanf(line, "%lx-%lx %7s %lx %15s %lu", &a, &b, perms, &off, dev, &ino);
+		n += fields == 6 && !strcmp(perms, "rw-p") && ino == 0 && b - a == size;
+	}
+	fclose(f);
+	return n;
+}
+
 /* vfpmd serving ndev devices of the null sample model (no thread of its
  * own) from a config file, once all are suspended and the threads of the
  * status requests and the queue's surplus workers have ended: its
@@ -914,6 +954,11 @@ static void idle_threads_with(const char *model, unsigned ndev, char *census, si
 		pmt_sleep_ms(5);
 		thread_census(g_proc.pid, census, len);
 	}
+	/* nor do the threads that went keep their stacks (the demo's
+	 * workers end on their own after their linger) */
+	unsigned stacks = stack_mappings(g_proc.pid);
+	unsigned cached = (unsigned)((40ul << 20) / g_stack_size);
+	assert_true(stacks <= (unsigned)threads_named(g_proc.pid, NULL) + cached + 3);
 	stop();
 	for (unsigned i = 0; i < ndev; i++) {
 		char s[300];
@@ -1011,9 +1056,10 @@ static void wait_no_session_thread(void)
 	assert_int_equal(threads_named(g_proc.pid, "vfpm-session"), 0);
 }
 
-#define QUIET_DEVS 8
+#define QUIET_DEVS 24
 
-/* Eight clients connected and quiet for longer than --session-idle-ms:
+
+/* Clients connected and quiet for longer than --session-idle-ms:
  * vfpmd runs no session thread for them, they stay connected, and each
  * is answered when it speaks again (its session goes on where it was, in
  * a new thread, which ends again once it is quiet). A client that hangs
@@ -1059,6 +1105,16 @@ static void quiet_clients_give_their_session_threads_back(void **state)
 		}
 		wait_no_session_thread();   /* and quiet again */
 	}
+	/* the threads that served them and went are not kept: a quiet
+	 * client costs no stack either (joined or detached: at most what
+	 * glibc caches, besides the live threads' own) */
+	unsigned stacks = stack_mappings(g_proc.pid);
+	unsigned cached = (unsigned)((40ul << 20) / g_stack_size);
+	print_message("stack mappings with %d quiet clients: %u (up to %u cached)\n", QUIET_DEVS,
+		      stacks, cached);
+	/* the live threads', glibc's cache, the work queue's last worker to
+	 * end (reaped at its next turn) and one thread on its way out */
+	assert_true(stacks <= (unsigned)threads_named(g_proc.pid, NULL) + cached + 3);
 
 	/* one hangs up while its session has no thread */
 	close(fds[0]);
@@ -1103,17 +1159,7 @@ static void a_dma_reply_reaches_a_session_that_went_quiet(void **state)
 	enum { LEN = 4096 };
 	int fd = raw_connect_negotiated(g_proc.sock[0]);
 	assert_true(fd >= 0);
-	int mfd = memfd_create("guest", MFD_CLOEXEC);
-	assert_true(mfd >= 0);
-	assert_int_equal(ftruncate(mfd, DMA_LEN), 0);
-	raw_dma_map(fd, mfd, IOVA_FILE, DMA_LEN);
-	raw_dma_map(fd, -1, IOVA_MSG, DMA_LEN);
-	raw_write(fd, VFU_PCI_CONFIG, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
-	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_SRC, (uint32_t)IOVA_MSG, 4);
-	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_SRC + 4, 0, 4);
-	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_DST, (uint32_t)IOVA_FILE, 4);
-	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_DST + 4, 0, 4);
-	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_LEN, LEN, 4);
+	int mfd = raw_dma_job(fd, IOVA_MSG, IOVA_FILE, LEN);
 	/* rung through the ioeventfd, as a VMM does: no reply of ours can
 	 * cross the worker's request */
 	int bell = raw_doorbell_fd(fd);
