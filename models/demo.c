@@ -5,10 +5,16 @@
  * BAR4 (8 KiB): MSI-X table at 0x0, PBA at 0x1000 (emulated by the core).
  * A worker thread runs one copy per doorbell: guest SRC -> guest DST,
  * then raises the completion interrupt (MSI-X vector IRQ_VECTOR, or INTx
- * when MSI-X is off).
+ * when MSI-X is off). The worker exists while the device is busy: one
+ * watcher thread waits on the doorbells of every idle demo device and
+ * starts a device's worker when its doorbell rings; the worker ends after
+ * DEMO_LINGER_MS without one. So an idle device, suspended or not, costs
+ * no thread.
  */
 #include <errno.h>
 #include <linux/pci_regs.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -61,9 +67,8 @@ struct demo {
 	bool busy, paused, stopping;
 	bool parked;             /* suspended: no work, no wakeups (V1) */
 	uint8_t *buf;            /* copy buffer, DEMO_MAX_DMA; freed in D3cold */
-	pthread_t worker;        /* runs while the device is awake (and lingers) */
-	bool worker_started;     /* worker is to be joined (callbacks, destroy) */
-	bool worker_gone;        /* it ended after lingering suspended, detached (mu) */
+	bool worker_running;     /* a (detached) worker owns the doorbell (mu) */
+	bool bell_watched;       /* the doorbell is in the watcher's set */
 	/* V5 debug check: BAR accesses or jobs that reached the model while
 	 * it was parked (must stay 0); reported by the control plane */
 	atomic_ulong violations;
@@ -129,102 +134,239 @@ static void run_job(struct demo *d)
 		vfpm_dev_log(d->dev, VFPM_LOG_DEBUG, "DMA job failed: %d", rc);
 }
 
-/* A suspended device's worker ends after this long, unless the device
- * wakes first: a device that sleeps and wakes often keeps its thread (a
- * thread start on every wake would be most of the wake's cost), one that
- * stays suspended costs no thread. */
+/* A worker ends after this long without a doorbell: a device that runs
+ * jobs now and then keeps it (a thread start is about 30 us, a job on a
+ * warm worker a few), an idle one costs no thread. */
 #define DEMO_LINGER_MS 1000
-
-/* The worker sleeps in poll() on the doorbell: with no timeout while the
- * device is awake, with DEMO_LINGER_MS while it is suspended (the wakeup
- * that ends it, the only one of a suspended device, V1). Suspend and
- * destroy reach it through the doorbell: jobs rung from then on would be
- * dropped anyway. */
-static void *worker_main(void *arg)
-{
-	struct demo *d = arg;
-	/* its own name: it is started from whichever thread resumes us */
-	pthread_setname_np(pthread_self(), "vfpm-demo");
-	struct pollfd p = { .fd = d->doorbell_fd, .events = POLLIN };
-	for (;;) {
-		pthread_mutex_lock(&d->mu);
-		bool stop = d->stopping, parked = d->parked;
-		pthread_mutex_unlock(&d->mu);
-		if (stop)
-			break;
-		int n = poll(&p, 1, parked ? DEMO_LINGER_MS : -1);
-		if (n == 0) {
-			pthread_mutex_lock(&d->mu);
-			/* still suspended: end (resume starts another); a
-			 * resume that came first keeps it. Detached: a thread
-			 * never joined would keep its stack mapped while the
-			 * device sleeps. Nothing of d is touched after the
-			 * unlock. */
-			bool end = d->parked;
-			d->worker_gone = end;
-			if (end)
-				pthread_detach(pthread_self());
-			pthread_mutex_unlock(&d->mu);
-			if (end)
-				break;
-			continue;
-		}
-		if (n < 0)
-			continue;
-		/* taken and judged under mu, as demo_resume drains the
-		 * doorbell under it: a doorbell rung while suspended is
-		 * dropped by one or the other, never run after the resume */
-		uint64_t v;
-		pthread_mutex_lock(&d->mu);
-		bool rung = read(d->doorbell_fd, &v, sizeof(v)) == sizeof(v);
-		bool asleep = d->parked;
-		pthread_mutex_unlock(&d->mu);
-		if (rung && !asleep)
-			run_job(d);   /* doorbells that came together run one job */
-	}
-	return NULL;
-}
 
 static void ring(struct demo *d)
 {
 	uint64_t one = 1;
 	if (write(d->doorbell_fd, &one, sizeof(one)) < 0) {
-		/* saturated counter: the worker is due to wake anyway */
+		/* saturated counter: the doorbell is pending anyway */
 	}
 }
 
-/* Callbacks only (they never overlap) and destroy. */
-static int worker_start(struct demo *d)
+/* --- the watcher: the doorbells of every idle demo device --- */
+
+/* One for the process, started with the first demo device and stopped
+ * with the last. Each idle device's doorbell is in its epoll set, one-shot:
+ * when it rings, the watcher starts the device's worker, which then owns
+ * the doorbell until it ends and arms it in the set again. */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;   /* seq moved, or stopping ended */
+	int ep;              /* epoll: the doorbells, and wake (data.ptr NULL) */
+	int wake;            /* eventfd: ends the watcher's wait */
+	unsigned users;      /* demo devices */
+	bool stopping;       /* the last device went: the watcher is ending */
+	uint64_t seq;        /* batches of events handled */
+	pthread_t thread;
+} g_bells = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, -1, -1, 0, false, 0, 0 };
+
+static void *worker_main(void *arg);
+
+/* Arms d's doorbell in the watcher's set (one event, then disarmed). */
+static int bell_arm(struct demo *d, int op)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.ptr = d };
+	return epoll_ctl(g_bells.ep, op, d->doorbell_fd, &ev) < 0 ? -errno : 0;
+}
+
+/* g_bells.mu held: d's doorbell rang while it had no worker. */
+static void bell_dispatch(struct demo *d)
 {
 	pthread_mutex_lock(&d->mu);
-	bool gone = d->worker_gone;
-	d->worker_gone = false;
+	if (d->stopping || d->worker_running) {
+		pthread_mutex_unlock(&d->mu);
+		return;
+	}
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	pthread_t t;
+	int rc = pthread_create(&t, &a, worker_main, d);
+	pthread_attr_destroy(&a);
+	d->worker_running = rc == 0;
+	if (rc) {
+		/* no thread: the job is not run (a doorbell left pending
+		 * would wake us again at once) */
+		uint64_t v;
+		if (read(d->doorbell_fd, &v, sizeof(v)) < 0) {
+			/* nothing pending after all */
+		}
+		d->status = STATUS_ERROR;
+		d->dma_result = (uint32_t)rc;
+		bell_arm(d, EPOLL_CTL_MOD);
+	}
 	pthread_mutex_unlock(&d->mu);
-	if (gone)
-		d->worker_started = false;   /* it ended on its own, detached */
-	if (d->worker_started)
-		return 0;   /* it lingered: it goes on */
-	d->stopping = false;
-	int rc = -pthread_create(&d->worker, NULL, worker_main, d);
-	d->worker_started = !rc;
+	if (rc)
+		vfpm_dev_log(d->dev, VFPM_LOG_ERR, "no worker thread for a doorbell: %s",
+			     strerror(rc));
+}
+
+static void *bells_main(void *arg)
+{
+	(void)arg;
+	pthread_setname_np(pthread_self(), "vfpm-demo-bell");
+	for (;;) {
+		struct epoll_event evs[64];
+		int n = epoll_wait(g_bells.ep, evs, 64, -1);
+		pthread_mutex_lock(&g_bells.mu);
+		bool stop = g_bells.stopping;
+		for (int i = 0; i < n; i++) {
+			uint64_t v;
+			if (!evs[i].data.ptr) {
+				if (read(g_bells.wake, &v, sizeof(v)) < 0) {
+					/* another batch took it */
+				}
+			} else if (!stop) {
+				bell_dispatch(evs[i].data.ptr);
+			}
+		}
+		g_bells.seq++;
+		pthread_cond_broadcast(&g_bells.cv);
+		pthread_mutex_unlock(&g_bells.mu);
+		if (stop)
+			return NULL;
+	}
+}
+
+/* g_bells.mu held: returns once the watcher's batch in progress is over,
+ * so it touches no device it saw in it any more. */
+static void bells_sync(void)
+{
+	uint64_t one = 1, seq = g_bells.seq;
+	if (write(g_bells.wake, &one, sizeof(one)) < 0) {
+		/* saturated: it is readable anyway */
+	}
+	while (g_bells.seq == seq)
+		pthread_cond_wait(&g_bells.cv, &g_bells.mu);
+}
+
+/* d's doorbell joins the watcher's set (the watcher starts if it is the
+ * first device). */
+static int bell_watch(struct demo *d)
+{
+	int rc = 0;
+	pthread_mutex_lock(&g_bells.mu);
+	while (g_bells.stopping)   /* the last device's watcher is ending */
+		pthread_cond_wait(&g_bells.cv, &g_bells.mu);
+	if (!g_bells.users) {
+		g_bells.ep = epoll_create1(EPOLL_CLOEXEC);
+		g_bells.wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+		if (g_bells.ep < 0 || g_bells.wake < 0 ||
+		    epoll_ctl(g_bells.ep, EPOLL_CTL_ADD, g_bells.wake, &ev) < 0)
+			rc = -errno;
+		if (!rc)
+			rc = -pthread_create(&g_bells.thread, NULL, bells_main, NULL);
+		if (rc) {
+			if (g_bells.ep >= 0)
+				close(g_bells.ep);
+			if (g_bells.wake >= 0)
+				close(g_bells.wake);
+			g_bells.ep = g_bells.wake = -1;
+		}
+	}
+	bool started = !rc && !g_bells.users;
+	if (!rc)
+		rc = bell_arm(d, EPOLL_CTL_ADD);
+	bool stop = rc && started;   /* the watcher started for d alone */
+	if (!rc) {
+		g_bells.users++;
+		d->bell_watched = true;
+	} else if (stop) {
+		g_bells.stopping = true;
+		bells_sync();
+	}
+	pthread_mutex_unlock(&g_bells.mu);
+	if (stop) {
+		pthread_join(g_bells.thread, NULL);
+		pthread_mutex_lock(&g_bells.mu);
+		close(g_bells.ep);
+		close(g_bells.wake);
+		g_bells.ep = g_bells.wake = -1;
+		g_bells.stopping = false;
+		pthread_cond_broadcast(&g_bells.cv);
+		pthread_mutex_unlock(&g_bells.mu);
+	}
 	return rc;
 }
 
-/* Not under d->mu: the worker takes it to see stopping. */
+/* d's doorbell leaves the set; on return the watcher does not touch d
+ * (it ends if d was the last device). Its worker has stopped already. */
+static void bell_forget(struct demo *d)
+{
+	if (!d->bell_watched)
+		return;
+	d->bell_watched = false;
+	pthread_mutex_lock(&g_bells.mu);
+	epoll_ctl(g_bells.ep, EPOLL_CTL_DEL, d->doorbell_fd, NULL);
+	bool last = --g_bells.users == 0;
+	if (last)
+		g_bells.stopping = true;
+	bells_sync();   /* the batch that may have seen d is over */
+	pthread_mutex_unlock(&g_bells.mu);
+	if (!last)
+		return;
+	pthread_join(g_bells.thread, NULL);
+	pthread_mutex_lock(&g_bells.mu);
+	close(g_bells.ep);
+	close(g_bells.wake);
+	g_bells.ep = g_bells.wake = -1;
+	g_bells.stopping = false;
+	pthread_cond_broadcast(&g_bells.cv);
+	pthread_mutex_unlock(&g_bells.mu);
+}
+
+/* --- the worker --- */
+
+/* Started by the watcher when the doorbell of an idle device rang; owns
+ * the doorbell (polls it itself, so a busy device's jobs cost one wakeup
+ * each, not two) until DEMO_LINGER_MS pass without one, then hands it back
+ * to the watcher and ends. Detached: nobody waits for it but
+ * worker_stop. */
+static void *worker_main(void *arg)
+{
+	struct demo *d = arg;
+	pthread_setname_np(pthread_self(), "vfpm-demo");
+	struct pollfd p = { .fd = d->doorbell_fd, .events = POLLIN };
+	for (;;) {
+		int n = poll(&p, 1, DEMO_LINGER_MS);
+		/* the doorbell is taken and judged under mu, as demo_resume
+		 * drains it under mu: one rung while suspended is dropped by
+		 * one or the other, never run after the resume */
+		uint64_t v;
+		pthread_mutex_lock(&d->mu);
+		if (d->stopping || n == 0) {
+			/* quiet for the linger: back to the watcher (a doorbell
+			 * rung from now on makes it start another worker) */
+			if (!d->stopping)
+				bell_arm(d, EPOLL_CTL_MOD);
+			d->worker_running = false;
+			pthread_cond_broadcast(&d->cv);
+			pthread_mutex_unlock(&d->mu);
+			return NULL;   /* nothing of d is touched after the unlock */
+		}
+		bool rung = n > 0 && read(d->doorbell_fd, &v, sizeof(v)) == sizeof(v);
+		bool asleep = d->parked;
+		pthread_mutex_unlock(&d->mu);
+		if (rung && !asleep)
+			run_job(d);   /* doorbells that came together run one job */
+	}
+}
+
+/* destroy: no worker starts for d any more and the one running ends. */
 static void worker_stop(struct demo *d)
 {
-	if (!d->worker_started)
-		return;
 	pthread_mutex_lock(&d->mu);
 	d->stopping = true;
-	bool gone = d->worker_gone;
-	d->worker_gone = false;
-	pthread_mutex_unlock(&d->mu);
-	if (!gone) {
-		ring(d);
-		pthread_join(d->worker, NULL);
+	while (d->worker_running) {
+		ring(d);   /* its poll returns */
+		pthread_cond_wait(&d->cv, &d->mu);
 	}
-	d->worker_started = false;
+	pthread_mutex_unlock(&d->mu);
 }
 
 static uint32_t reg_read(struct demo *d, uint64_t off)
@@ -328,9 +470,9 @@ static void demo_quiesce(void *priv)
 	pthread_mutex_unlock(&d->mu);
 }
 
-/* V1: suspended, the worker runs no job and ends after DEMO_LINGER_MS
- * unless we wake first; in D3cold the copy buffer is returned to the
- * system too. The core quiesced us first. */
+/* V1: suspended, doorbells run no job (a worker still lingering ends
+ * DEMO_LINGER_MS after the last one); in D3cold the copy buffer is
+ * returned to the system too. The core quiesced us first. */
 static int demo_suspend(void *priv, enum vfpm_dstate target)
 {
 	struct demo *d = priv;
@@ -341,7 +483,6 @@ static int demo_suspend(void *priv, enum vfpm_dstate target)
 		d->buf = NULL;
 	}
 	pthread_mutex_unlock(&d->mu);
-	ring(d);   /* the worker's wait gets its linger timeout */
 	return 0;
 }
 
@@ -359,9 +500,6 @@ static int demo_resume(void *priv)
 	d->paused = false;
 	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->mu);
-	int rc = worker_start(d);
-	if (rc)   /* awake, but doorbells run no job until the next resume */
-		vfpm_dev_log(d->dev, VFPM_LOG_ERR, "no worker thread: %s", strerror(-rc));
 	return 0;
 }
 
@@ -395,7 +533,8 @@ static void demo_command_changed(void *priv, uint16_t cmd)
 static void demo_destroy(void *priv)
 {
 	struct demo *d = priv;
-	worker_stop(d);
+	worker_stop(d);   /* first: a worker arms the doorbell as it ends */
+	bell_forget(d);
 	pthread_mutex_destroy(&d->mu);
 	pthread_cond_destroy(&d->cv);
 	free(d->buf);
@@ -486,8 +625,7 @@ static int demo_create(struct vfpm_device *dev, const struct vfpm_opts *opts, vo
 		rc = -ENOMEM;
 		goto fail;
 	}
-	/* awake until the first idle suspend */
-	if ((rc = worker_start(d)))
+	if ((rc = bell_watch(d)))
 		goto fail;
 	*priv = d;
 	*ops = &demo_ops;

@@ -868,7 +868,7 @@ static unsigned suspended_of(unsigned *total)
 /* vfpmd's threads by name, in a fixed order, as "name*count ...". */
 static const char *const thread_names[] = { "vfpmd",	     "vfpm-ctl",   "vfpm-ctl-conn",
 					    "vfpm-accept",   "vfpm-pm-wq", "vfpm-session",
-					    "vfpm-intx",     "vfpm-demo" };
+					    "vfpm-intx",     "vfpm-demo",  "vfpm-demo-bell" };
 
 static void thread_census(pid_t pid, char *out, size_t len)
 {
@@ -891,7 +891,7 @@ static void thread_census(pid_t pid, char *out, size_t len)
 static bool census_idle(const char *c)
 {
 	return strstr(c, "vfpm-ctl*1 vfpm-accept*1 vfpm-pm-wq*1 ") &&
-	       !strstr(c, "vfpm-ctl-conn") && !strstr(c, "vfpm-session") && !strstr(c, "vfpm-demo") &&
+	       !strstr(c, "vfpm-ctl-conn") && !strstr(c, "vfpm-session") && !strstr(c, "vfpm-demo*") &&
 	       !strstr(c, "other");
 }
 
@@ -986,18 +986,26 @@ static void idle_thread_count_does_not_grow_with_devices(void **state)
 	}
 }
 
-/* The demo's worker runs while the device is awake (and lingers 1 s
- * after a suspend, so that a device that wakes often keeps it): a
- * client's job runs, the worker ends in the guest's D3hot, D0 starts
- * another and the next job runs (through fd-backed mappings: no message
- * DMA). */
-static void demo_worker_runs_only_while_awake(void **state)
+/* Waits (bounded) until vfpmd has n threads named comm. */
+static void wait_threads_named(const char *comm, int n)
+{
+	for (int w = 0; w < WAIT_MS && threads_named(g_proc.pid, comm) != n; w += 2)
+		pmt_sleep_ms(2);
+	assert_int_equal(threads_named(g_proc.pid, comm), n);
+}
+
+/* The demo's worker runs while its device is busy: a connected, awake
+ * device that rings no doorbell has none (one watcher waits on every idle
+ * demo device's doorbell); a doorbell starts it, the job runs, and it ends
+ * 1 s after the last job, the device still awake and its client still
+ * connected; the next doorbell starts another and the job runs. Through
+ * fd-backed mappings: no message DMA. */
+static void demo_worker_runs_only_while_busy(void **state)
 {
 	(void)state;
-	static const char *const specs[] = { "demo,name=dev,pm_delays=none", NULL };
+	static const char *const specs[] = { "demo,name=dev,pm_delays=none",
+					     "demo,name=other,pm_delays=none", NULL };
 	start(specs, NULL);
-	unsigned pm = pmt_ctl_find_cap(&g_proc, "dev", PCI_CAP_ID_PM);
-	assert_true(pm);
 	int fd = raw_connect_negotiated(g_proc.sock[0]);
 	assert_true(fd >= 0);
 	int mfd = memfd_create("guest", MFD_CLOEXEC);
@@ -1010,10 +1018,14 @@ static void demo_worker_runs_only_while_awake(void **state)
 	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_SRC, (uint32_t)IOVA_FILE, 4);
 	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_DST, (uint32_t)IOVA_FILE + 4096, 4);
 	raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_LEN, 4096, 4);
+	int bell = raw_doorbell_fd(fd);
+	/* connected and awake, nothing rung: no worker, one watcher for both */
+	assert_int_equal(threads_named(g_proc.pid, "vfpm-demo"), 0);
+	assert_int_equal(threads_named(g_proc.pid, "vfpm-demo-bell"), 1);
 	for (uint32_t job = 1; job <= 2; job++) {
 		memset(g, (int)(0x40 + job), 4096);
-		assert_int_equal(threads_named(g_proc.pid, "vfpm-demo"), 1);
-		raw_write(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DOORBELL, 1, 4);
+		uint64_t one = 1;
+		assert_int_equal(write(bell, &one, sizeof(one)), (ssize_t)sizeof(one));
 		uint32_t count = 0;
 		for (int w = 0; w < WAIT_MS && count != job; w += 2) {
 			count = raw_read32(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_COUNT);
@@ -1022,17 +1034,15 @@ static void demo_worker_runs_only_while_awake(void **state)
 		}
 		assert_int_equal(count, job);
 		assert_memory_equal(g + 4096, g, 4096);
-		if (job == 2)
-			break;
-		/* D3hot: the worker ends (after its linger); D0: another starts */
-		raw_write(fd, VFU_PCI_CONFIG, pm + PCI_PM_CTRL, PCI_D3hot, 2);
-		for (int w = 0; w < WAIT_MS && threads_named(g_proc.pid, "vfpm-demo"); w += 2)
-			pmt_sleep_ms(2);
-		assert_int_equal(threads_named(g_proc.pid, "vfpm-demo"), 0);
-		raw_write(fd, VFU_PCI_CONFIG, pm + PCI_PM_CTRL, 0, 2);
-		/* NoSoftRst+ (the demo's default): the registers are kept */
-		assert_int_equal(raw_read32(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_LEN), 4096);
+		/* the worker that ran it ends (1 s after the job) with the
+		 * device awake and its client connected */
+		wait_threads_named("vfpm-demo", 0);
+		struct pm_status st;
+		assert_int_equal(pmt_status(&g_proc, "dev", &st), 0);
+		assert_true(st.client_connected);
+		assert_string_equal(st.power_state, "D0");
 	}
+	close(bell);
 	munmap(g, 2 * 4096);
 	close(mfd);
 	close(fd);
@@ -1280,7 +1290,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(quiet_clients_give_their_session_threads_back, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(demo_worker_runs_only_while_awake, setup, teardown),
+		cmocka_unit_test_setup_teardown(demo_worker_runs_only_while_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_dma_reply_reaches_a_session_that_went_quiet, setup,
 						teardown),
 	};
