@@ -166,11 +166,23 @@ static struct {
 
 static void *worker_main(void *arg);
 
-/* Arms d's doorbell in the watcher's set (one event, then disarmed). */
-static int bell_arm(struct demo *d, int op)
+/* Arms d's doorbell in the watcher's set (one event, then disarmed);
+ * with arm false, disarms it (it stays in the set). */
+static int bell_ctl(struct demo *d, int op, bool arm)
 {
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.ptr = d };
+	struct epoll_event ev = { .events = (arm ? EPOLLIN : 0) | EPOLLONESHOT, .data.ptr = d };
 	return epoll_ctl(g_bells.ep, op, d->doorbell_fd, &ev) < 0 ? -errno : 0;
+}
+
+/* d->mu held: the watcher takes d's doorbell again (after a worker, or
+ * a suspend), or lets it be (suspended: rung, it wakes nothing; resume
+ * drops what was rung and arms it). */
+static void bell_handback(struct demo *d)
+{
+	int rc = bell_ctl(d, EPOLL_CTL_MOD, !d->parked);
+	if (rc)
+		vfpm_dev_log(d->dev, VFPM_LOG_ERR, "doorbell not watched any more: %s",
+			     strerror(-rc));
 }
 
 /* g_bells.mu held: d's doorbell rang while it had no worker. */
@@ -188,21 +200,30 @@ static void bell_dispatch(struct demo *d)
 	int rc = pthread_create(&t, &a, worker_main, d);
 	pthread_attr_destroy(&a);
 	d->worker_running = rc == 0;
+	bool fire = false;
+	unsigned vec = d->vector;
 	if (rc) {
-		/* no thread: the job is not run (a doorbell left pending
-		 * would wake us again at once) */
+		/* No thread: the job fails as a job does (DMA_RESULT, the
+		 * error cause and its interrupt), so a driver waiting for
+		 * it hears of it; a doorbell left pending would wake us again
+		 * at once. One a running job would drop is dropped. */
 		uint64_t v;
-		if (read(d->doorbell_fd, &v, sizeof(v)) < 0) {
-			/* nothing pending after all */
+		bool rung = read(d->doorbell_fd, &v, sizeof(v)) == sizeof(v);
+		if (rung && !d->paused && !d->parked && vfpm_dev_mem_decode(d->dev)) {
+			d->dma_result = (uint32_t)rc;
+			d->dma_count++;
+			d->status = STATUS_ERROR;
+			d->int_status |= INT_DMA_ERROR;
+			fire = d->int_mask & INT_DMA_ERROR;
 		}
-		d->status = STATUS_ERROR;
-		d->dma_result = (uint32_t)rc;
-		bell_arm(d, EPOLL_CTL_MOD);
+		bell_handback(d);
 	}
 	pthread_mutex_unlock(&d->mu);
 	if (rc)
 		vfpm_dev_log(d->dev, VFPM_LOG_ERR, "no worker thread for a doorbell: %s",
 			     strerror(rc));
+	if (fire)
+		vfpm_dev_irq(d->dev, vec);
 }
 
 static void *bells_main(void *arg)
@@ -271,7 +292,7 @@ static int bell_watch(struct demo *d)
 	}
 	bool started = !rc && !g_bells.users;
 	if (!rc)
-		rc = bell_arm(d, EPOLL_CTL_ADD);
+		rc = bell_ctl(d, EPOLL_CTL_ADD, true);
 	bool stop = rc && started;   /* the watcher started for d alone */
 	if (!rc) {
 		g_bells.users++;
@@ -343,7 +364,7 @@ static void *worker_main(void *arg)
 			/* quiet for the linger: back to the watcher (a doorbell
 			 * rung from now on makes it start another worker) */
 			if (!d->stopping)
-				bell_arm(d, EPOLL_CTL_MOD);
+				bell_handback(d);
 			d->worker_running = false;
 			pthread_cond_broadcast(&d->cv);
 			pthread_mutex_unlock(&d->mu);
@@ -482,6 +503,8 @@ static int demo_suspend(void *priv, enum vfpm_dstate target)
 		free(d->buf);
 		d->buf = NULL;
 	}
+	if (!d->worker_running)
+		bell_handback(d);   /* disarmed: a doorbell now wakes nothing */
 	pthread_mutex_unlock(&d->mu);
 	return 0;
 }
@@ -498,6 +521,8 @@ static int demo_resume(void *priv)
 		;
 	d->parked = false;
 	d->paused = false;
+	if (!d->worker_running)
+		bell_handback(d);   /* armed again (a worker does it as it ends) */
 	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->mu);
 	return 0;

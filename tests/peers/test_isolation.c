@@ -998,7 +998,8 @@ static void wait_threads_named(const char *comm, int n)
  * device that rings no doorbell has none (one watcher waits on every idle
  * demo device's doorbell); a doorbell starts it, the job runs, and it ends
  * 1 s after the last job, the device still awake and its client still
- * connected; the next doorbell starts another and the job runs. Through
+ * connected; the next doorbell starts another and the job runs. While the
+ * device is suspended a doorbell starts nothing and is dropped. Through
  * fd-backed mappings: no message DMA. */
 static void demo_worker_runs_only_while_busy(void **state)
 {
@@ -1042,6 +1043,28 @@ static void demo_worker_runs_only_while_busy(void **state)
 		assert_true(st.client_connected);
 		assert_string_equal(st.power_state, "D0");
 	}
+	/* suspended (the guest's D3hot), a doorbell wakes nothing and runs
+	 * no job, not even after D0 (it was rung while memory did not
+	 * decode, B25); the next one does */
+	unsigned pm = pmt_ctl_find_cap(&g_proc, "dev", PCI_CAP_ID_PM);
+	assert_true(pm);
+	raw_write(fd, VFU_PCI_CONFIG, pm + PCI_PM_CTRL, PCI_D3hot, 2);
+	uint64_t one = 1;
+	assert_int_equal(write(bell, &one, sizeof(one)), (ssize_t)sizeof(one));
+	pmt_sleep_ms(200);   /* a window: what is checked is that nothing starts */
+	assert_int_equal(threads_named(g_proc.pid, "vfpm-demo"), 0);
+	raw_write(fd, VFU_PCI_CONFIG, pm + PCI_PM_CTRL, 0, 2);
+	assert_int_equal(raw_read32(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_COUNT), 2);
+	memset(g, 0x77, 4096);
+	assert_int_equal(write(bell, &one, sizeof(one)), (ssize_t)sizeof(one));
+	uint32_t count = 0;
+	for (int w = 0; w < WAIT_MS && count != 3; w += 2) {
+		count = raw_read32(fd, VFIO_PCI_BAR0_REGION_INDEX, REG_DMA_COUNT);
+		if (count != 3)
+			pmt_sleep_ms(2);
+	}
+	assert_int_equal(count, 3);
+	assert_memory_equal(g + 4096, g, 4096);
 	close(bell);
 	munmap(g, 2 * 4096);
 	close(mfd);
