@@ -11,7 +11,6 @@
  * If vfpmd exits during the start, its exit status and the last line it
  * printed are reported (the limit it hit). Nothing is asserted.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -136,30 +135,6 @@ static const char *g_base = "/tmp";
 static const char *g_model_so;   /* -M: a model loaded from this file */
 static bool g_clients;           /* -c: then a quiet client on every device */
 
-/* vfpmd's threads named comm. */
-static unsigned threads_named(pid_t pid, const char *comm)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
-	unsigned n = 0;
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		char p2[400], buf[64] = "";
-		snprintf(p2, sizeof(p2), "%s/%s/comm", path, e->d_name);
-		FILE *f = e->d_name[0] != '.' ? fopen(p2, "r") : NULL;
-		if (!f)
-			continue;
-		if (fgets(buf, sizeof(buf), f) && !strncmp(buf, comm, strlen(comm)) &&
-		    buf[strlen(comm)] == '\n')
-			n++;
-		fclose(f);
-	}
-	if (d)
-		closedir(d);
-	return n;
-}
-
 /* A client (VERSION done) on every device, quiet for longer than
  * vfpmd's --session-idle-ms (1 s); then its threads, and CPU and context
  * switches over idle_s. The clients hang up before the return. */
@@ -185,7 +160,8 @@ static void quiet_clients(pid_t pid, const char *dir, unsigned n, unsigned idle_
 	struct proc_sample ps;
 	if (sample_proc(pid, &ps) == 0)
 		r->c_threads = ps.threads;
-	r->c_sessions = threads_named(pid, "vfpm-session");
+	int ns = proc_threads_named(pid, "vfpm-session", NULL);
+	r->c_sessions = ns > 0 ? (unsigned)ns : 0;
 	sample_proc(pid, &r->c0);
 	double a = now_s();
 	sleep(idle_s ? idle_s : 1);

@@ -104,6 +104,36 @@ int proc_count(pid_t pid, const char *what)
 	return n;
 }
 
+int proc_threads_named(pid_t pid, const char *comm, pid_t *tid)
+{
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[384], name[64] = "";
+		snprintf(path, sizeof(path), "%s/%.255s/comm", dir, e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;   /* ended meanwhile */
+		bool ok = fgets(name, sizeof(name), f) != NULL;
+		fclose(f);
+		name[strcspn(name, "\n")] = '\0';
+		if (ok && (!comm || !strcmp(name, comm))) {
+			n++;
+			if (tid)
+				*tid = (pid_t)atoi(e->d_name);
+		}
+	}
+	closedir(d);
+	return n;
+}
+
 int proc_count_fds_to(pid_t pid, const char *target)
 {
 	char dir[64];

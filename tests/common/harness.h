@@ -61,6 +61,10 @@ int harness_check_alive(const struct vfpmd_proc *p);
 /* Entries of /proc/PID/WHAT ("fd": open descriptors, "task": threads) of
  * another process, e.g. vfpmd (leak checks); -1 if it cannot be read. */
 int proc_count(pid_t pid, const char *what);
+/* Threads of pid whose name (/proc/PID/task/TID/comm) is comm, or all of
+ * them with comm NULL; with tid, the id of one of those counted. -1 if
+ * they cannot be read. */
+int proc_threads_named(pid_t pid, const char *comm, pid_t *tid);
 /* Open descriptors of pid whose link target contains target (e.g.
  * "[eventfd]", "socket:"); -1 if they cannot be read. */
 int proc_count_fds_to(pid_t pid, const char *target);

@@ -1340,31 +1340,10 @@ static void wait_threads_asleep(pid_t pid)
 /* Waits (bounded) until no thread of pid is named comm. */
 static void wait_no_thread_named(pid_t pid, const char *comm)
 {
-	char dir[64];
-	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
-	for (int t = 0; t < WAIT_MS; t += 5) {
-		DIR *d = opendir(dir);
-		assert_non_null(d);
-		unsigned n = 0;
-		struct dirent *e;
-		while ((e = readdir(d))) {
-			char cp[352], name[64] = "";
-			snprintf(cp, sizeof(cp), "%.63s/%.255s/comm", dir, e->d_name);
-			FILE *f = e->d_name[0] != '.' ? fopen(cp, "r") : NULL;
-			if (!f)
-				continue;
-			if (fgets(name, sizeof(name), f)) {
-				name[strcspn(name, "\n")] = '\0';
-				n += !strcmp(name, comm);
-			}
-			fclose(f);
-		}
-		closedir(d);
-		if (!n)
-			return;
+	for (int t = 0; t < WAIT_MS && proc_threads_named(pid, comm, NULL) != 0; t += 5)
 		pmt_sleep_ms(5);
-	}
-	fail_msg("vfpmd still has a thread named %s", comm);
+	if (proc_threads_named(pid, comm, NULL) != 0)
+		fail_msg("vfpmd still has a thread named %s", comm);
 }
 
 /* ThreadSanitizer's runtime keeps a background thread of its own in every

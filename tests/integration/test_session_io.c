@@ -2,7 +2,6 @@
  * (poll_us), its option and its counters in status, and an idle device
  * whose session went back to sleep. Nothing here is timed: every check
  * is a value (a counter, a thread state, an exit status). */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vfio.h>
@@ -141,27 +140,9 @@ static int session_tid(pid_t pid)
 
 static int session_tids(pid_t pid, int *tid_out)
 {
-	char path[128];
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
-	assert_non_null(d);
-	int tid = -1, n = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		char p2[512], comm[64] = "";
-		snprintf(p2, sizeof(p2), "%s/%s/comm", path, e->d_name);
-		FILE *f = fopen(p2, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, "vfpm-session\n")) {
-			n++;
-			tid = atoi(e->d_name);
-		}
-		fclose(f);
-	}
-	closedir(d);
+	pid_t tid = -1;
+	int n = proc_threads_named(pid, "vfpm-session", &tid);
+	assert_true(n >= 0);
 	*tid_out = tid;
 	return n;
 }

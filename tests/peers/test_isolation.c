@@ -824,26 +824,8 @@ static void many_control_connections_connect_and_the_excess_is_refused_cleanly(v
 /* Threads of vfpmd named comm (all of them with NULL). */
 static int threads_named(pid_t pid, const char *comm)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
-	assert_non_null(d);
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		char p2[400], buf[64] = "";
-		snprintf(p2, sizeof(p2), "%s/%s/comm", path, e->d_name);
-		FILE *f = fopen(p2, "r");
-		if (!f)
-			continue;   /* exited meanwhile */
-		bool ok = fgets(buf, sizeof(buf), f) != NULL;
-		fclose(f);
-		buf[strcspn(buf, "\n")] = '\0';
-		n += ok && (!comm || !strcmp(buf, comm));
-	}
-	closedir(d);
+	int n = proc_threads_named(pid, comm, NULL);
+	assert_true(n >= 0);
 	return n;
 }
 
