@@ -555,6 +555,43 @@ static void b13_too_many_descriptors_still_wake(void **state)
 	close(efd);
 }
 
+/* --- a quiet client (idle_ms): the session gives its thread back --- */
+
+/* With idle_ms set, session_run returns SESSION_IDLE once the client has
+ * sent nothing for that long, the channel has no reader meanwhile, and a
+ * later call goes on where it was: a message that came in two pieces
+ * across an idle return is served whole, and the end of the stream ends
+ * the session as ever. */
+static void quiet_session_returns_idle_and_goes_on(void **state)
+{
+	(void)state;
+	g.s.idle_ms = 20;
+	assert_int_equal(session_run(&g.s), SESSION_IDLE);
+	assert_false(g.dev->chan.has_reader);
+
+	struct {
+		struct vfu_hdr h;
+		struct vfu_region_access ra;
+	} msg = { .h = { .msg_id = g.next_id++, .cmd = VFU_CMD_REGION_READ,
+			 .flags = VFU_F_TYPE_COMMAND, .size = sizeof(msg) },
+		  .ra = { .offset = PCI_COMMAND, .region = VFU_PCI_CONFIG, .count = 2 } };
+	const size_t part = 10;   /* within the header */
+	assert_int_equal(send(g.sv[1], &msg, part, 0), (ssize_t)part);
+	assert_int_equal(session_run(&g.s), SESSION_IDLE);   /* half a message kept */
+	assert_int_equal(send(g.sv[1], (char *)&msg + part, sizeof(msg) - part, 0),
+			 (ssize_t)(sizeof(msg) - part));
+	assert_int_equal(session_run(&g.s), SESSION_IDLE);   /* served, then quiet */
+	uint8_t out[sizeof(struct vfu_region_access) + 2];
+	assert_int_equal(reply(msg.h.msg_id, VFU_CMD_REGION_READ, out, sizeof(out)), 0);
+	uint16_t cmd;
+	memcpy(&cmd, out + sizeof(struct vfu_region_access), 2);
+	assert_int_equal(cmd, PCI_COMMAND_MEMORY);
+	assert_int_equal(usage(), 1);   /* the open reference only: the request's went */
+
+	assert_int_equal(shutdown(g.sv[1], SHUT_WR), 0);
+	assert_int_equal(session_run(&g.s), 0);   /* the end of the stream */
+}
+
 /* --- the request wrapper around real region messages (contract §3) --- */
 
 /* A BAR access to a suspended, engaged device resumes it for the request
@@ -684,6 +721,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(device_reset_message_wakes_resets_and_releases, fx_up,
 						fx_down),
 		cmocka_unit_test_setup_teardown(flr_through_a_config_write, fx_up, fx_down),
+		cmocka_unit_test_setup_teardown(quiet_session_returns_idle_and_goes_on, fx_up, fx_down),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
