@@ -50,16 +50,23 @@ int raw_connect(const char *path)
 
 int raw_connect_negotiated(const char *path)
 {
+	return raw_connect_negotiated_caps(path, "{\"capabilities\":{\"max_msg_fds\":8}}");
+}
+
+int raw_connect_negotiated_caps(const char *path, const char *json)
+{
+	size_t jl = strlen(json) + 1;
+	if (jl > 512)
+		return -EINVAL;
 	int fd = raw_connect(path);
 	if (fd < 0)
 		return fd;
-	static const char json[] = "{\"capabilities\":{\"max_msg_fds\":8}}";
-	uint8_t body[4 + sizeof(json)];
+	uint8_t body[4 + 512];
 	struct vfu_version v = { 0, 2 };
 	memcpy(body, &v, 4);
-	memcpy(body + 4, json, sizeof(json));
+	memcpy(body + 4, json, jl);
 	struct vfu_hdr h = { .msg_id = 1, .cmd = VFU_CMD_VERSION };
-	int rc = wire_send(fd, &h, body, sizeof(body), NULL, 0);
+	int rc = wire_send(fd, &h, body, 4 + jl, NULL, 0);
 	struct wire_msg m;
 	if (!rc)
 		rc = wire_recv(fd, &m, 1 << 16, 4);

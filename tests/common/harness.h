@@ -42,6 +42,9 @@ const char *vfpmd_path(void);
 int raw_connect(const char *path);
 /* Connects and negotiates VERSION with a minimal JSON; returns fd or -errno. */
 int raw_connect_negotiated(const char *path);
+/* The same with the VERSION's JSON given (a peer's capabilities, e.g.
+ * libvfio-user's client's 1 KiB max_data_xfer_size). */
+int raw_connect_negotiated_caps(const char *path, const char *json);
 /* Number of open descriptors of this process (leak checks). */
 int count_open_fds(void);
 

@@ -1160,47 +1160,50 @@ static void quiet_clients_give_their_session_threads_back(void **state)
 	rmdir(dir);
 }
 
-/* The device's worker waits for the reply to its DMA_READ (a job whose
- * source is a window without a descriptor) and the client takes its
- * time: the session, quiet meanwhile, gives its thread back; the reply
- * that then comes wakes it, reaches the worker, and the job completes
- * with the client's bytes in the destination. */
-static void a_dma_reply_reaches_a_session_that_went_quiet(void **state)
+/* The device's worker waits for the replies to its DMA_READs (a job
+ * whose source is a window without a descriptor) and the client takes its
+ * time over each: the session, quiet meanwhile, gives its thread back;
+ * each reply that then comes wakes it and reaches the worker, and the job
+ * completes with the client's bytes in the destination. A client that
+ * announces max_data_xfer_size `piece` (libvfio-user's client: 1 KiB) gets
+ * the job's 4 KiB in requests of that size, each its own quiet spell. */
+static void dma_replies_to_a_quiet_session(const char *caps, uint32_t piece)
 {
-	(void)state;
 	static const char *const specs[] = { "demo,name=dev,pm_delays=none", NULL };
 	static const char *const extra[] = { "--session-idle-ms", "50", NULL };
 	start(specs, extra);
 	enum { LEN = 4096 };
-	int fd = raw_connect_negotiated(g_proc.sock[0]);
+	int fd = raw_connect_negotiated_caps(g_proc.sock[0], caps);
 	assert_true(fd >= 0);
 	int mfd = raw_dma_job(fd, IOVA_MSG, IOVA_FILE, LEN);
 	/* rung through the ioeventfd, as a VMM does: no reply of ours can
-	 * cross the worker's request */
+	 * cross the worker's requests */
 	int bell = raw_doorbell_fd(fd);
 	uint64_t one = 1;
 	assert_int_equal(write(bell, &one, sizeof(one)), (ssize_t)sizeof(one));
 	close(bell);
 
-	/* the worker's request comes; the client is quiet until the
-	 * session has given its thread back */
-	struct wire_msg req;
-	assert_int_equal(wire_recv(fd, &req, 1 << 16, VFPM_MAX_MSG_FDS), 0);
-	assert_int_equal(req.hdr.cmd, VFU_CMD_DMA_READ);
-	struct vfu_dma_access da;
-	assert_int_equal(req.len, sizeof(da));
-	memcpy(&da, req.payload, sizeof(da));
-	assert_int_equal(da.addr, IOVA_MSG);
-	assert_int_equal(da.count, LEN);
-	wait_no_session_thread();
-
 	static uint8_t data[LEN];
 	for (unsigned i = 0; i < LEN; i++)
 		data[i] = (uint8_t)(i * 7 + 3);
-	struct vfu_hdr rh = { .msg_id = req.hdr.msg_id, .cmd = VFU_CMD_DMA_READ,
-			      .flags = VFU_F_TYPE_REPLY };
-	assert_int_equal(wire_send2(fd, &rh, &da, sizeof(da), data, LEN, NULL, 0), 0);
-	wire_msg_release(&req);
+	for (uint32_t off = 0; off < LEN; off += piece) {
+		/* the worker's request comes; the client is quiet until the
+		 * session has given its thread back */
+		struct wire_msg req;
+		assert_int_equal(wire_recv(fd, &req, 1 << 16, VFPM_MAX_MSG_FDS), 0);
+		assert_int_equal(req.hdr.cmd, VFU_CMD_DMA_READ);
+		struct vfu_dma_access da;
+		assert_int_equal(req.len, sizeof(da));
+		memcpy(&da, req.payload, sizeof(da));
+		assert_int_equal(da.addr, IOVA_MSG + off);
+		assert_int_equal(da.count, piece);
+		wait_no_session_thread();
+		struct vfu_hdr rh = { .msg_id = req.hdr.msg_id, .cmd = VFU_CMD_DMA_READ,
+				      .flags = VFU_F_TYPE_REPLY };
+		assert_int_equal(wire_send2(fd, &rh, &da, sizeof(da), data + off, piece, NULL, 0),
+				 0);
+		wire_msg_release(&req);
+	}
 
 	uint32_t count = 0;
 	for (int w = 0; w < WAIT_MS && count != 1; w += 5) {
@@ -1217,6 +1220,19 @@ static void a_dma_reply_reaches_a_session_that_went_quiet(void **state)
 	close(mfd);
 	close(fd);
 	stop();
+}
+
+static void a_dma_reply_reaches_a_session_that_went_quiet(void **state)
+{
+	(void)state;
+	dma_replies_to_a_quiet_session("{\"capabilities\":{\"max_msg_fds\":8}}", 4096);
+}
+
+static void dma_replies_in_1k_pieces_reach_a_quiet_session(void **state)
+{
+	(void)state;
+	dma_replies_to_a_quiet_session(
+		"{\"capabilities\":{\"max_msg_fds\":8,\"max_data_xfer_size\":1024}}", 1024);
 }
 
 /* A second client of device 0 that never sends anything is being
@@ -1298,6 +1314,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(demo_worker_runs_only_while_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_dma_reply_reaches_a_session_that_went_quiet, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(dma_replies_in_1k_pieces_reach_a_quiet_session,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests_name("isolation", tests, NULL, NULL);
 }
