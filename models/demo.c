@@ -265,6 +265,21 @@ static void bells_sync(void)
 		pthread_cond_wait(&g_bells.cv, &g_bells.mu);
 }
 
+/* Not under g_bells.mu, after stopping was set and the watcher woken:
+ * waits for it to end and closes its descriptors; a device waiting to be
+ * the first of a new watcher goes on. */
+static void bells_end(void)
+{
+	pthread_join(g_bells.thread, NULL);
+	pthread_mutex_lock(&g_bells.mu);
+	close(g_bells.ep);
+	close(g_bells.wake);
+	g_bells.ep = g_bells.wake = -1;
+	g_bells.stopping = false;
+	pthread_cond_broadcast(&g_bells.cv);
+	pthread_mutex_unlock(&g_bells.mu);
+}
+
 /* d's doorbell joins the watcher's set (the watcher starts if it is the
  * first device). */
 static int bell_watch(struct demo *d)
@@ -302,16 +317,8 @@ static int bell_watch(struct demo *d)
 		bells_sync();
 	}
 	pthread_mutex_unlock(&g_bells.mu);
-	if (stop) {
-		pthread_join(g_bells.thread, NULL);
-		pthread_mutex_lock(&g_bells.mu);
-		close(g_bells.ep);
-		close(g_bells.wake);
-		g_bells.ep = g_bells.wake = -1;
-		g_bells.stopping = false;
-		pthread_cond_broadcast(&g_bells.cv);
-		pthread_mutex_unlock(&g_bells.mu);
-	}
+	if (stop)
+		bells_end();
 	return rc;
 }
 
@@ -329,16 +336,8 @@ static void bell_forget(struct demo *d)
 		g_bells.stopping = true;
 	bells_sync();   /* the batch that may have seen d is over */
 	pthread_mutex_unlock(&g_bells.mu);
-	if (!last)
-		return;
-	pthread_join(g_bells.thread, NULL);
-	pthread_mutex_lock(&g_bells.mu);
-	close(g_bells.ep);
-	close(g_bells.wake);
-	g_bells.ep = g_bells.wake = -1;
-	g_bells.stopping = false;
-	pthread_cond_broadcast(&g_bells.cv);
-	pthread_mutex_unlock(&g_bells.mu);
+	if (last)
+		bells_end();
 }
 
 /* --- the worker --- */
