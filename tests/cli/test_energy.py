@@ -15,17 +15,11 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
+
+from clitap import done, ok, wait_for
 
 VFPMD, VFPMCTL = sys.argv[1], sys.argv[2]
-fails = 0
 
-
-def ok(cond, what):
-    global fails
-    print(("ok - " if cond else "not ok - ") + what)
-    if not cond:
-        fails += 1
 
 
 def run(*args):
@@ -36,14 +30,6 @@ def status(name):
     r = run("status", "--json", name)
     return json.loads(r.stdout)["devices"][0]
 
-
-def wait_for(pred, what):
-    for _ in range(250):   # a deadline, not a timing assertion
-        if pred():
-            return True
-        time.sleep(0.02)
-    ok(False, "waited 5 s for " + what)
-    return False
 
 
 d = tempfile.mkdtemp(prefix="vfpm-energy.")
@@ -116,4 +102,4 @@ r = subprocess.run([VFPMD, "--ctl", "none", "--device",
 ok(r.returncode == 1 and "power_d0_mw" in r.stderr,
    "a state above D0 at creation: exit 1, names power_d0_mw")
 subprocess.run(["rm", "-rf", d])
-sys.exit(1 if fails else 0)
+done()

@@ -16,7 +16,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+from clitap import done, ok, wait_for
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -25,14 +26,7 @@ except ImportError:
     sys.exit(77)
 
 VFPMD, VFPMCTL, UNIT_TYPE = sys.argv[1], sys.argv[2], sys.argv[3]
-fails = 0
 
-
-def ok(cond, what):
-    global fails
-    print(("ok - " if cond else "not ok - ") + what)
-    if not cond:
-        fails += 1
 
 
 def parse(text):
@@ -48,14 +42,6 @@ def parse(text):
 def val(samples, name, **labels):
     return samples[(name, frozenset(labels.items()))]
 
-
-def wait_for(pred, what):
-    for _ in range(250):   # a deadline, not a timing assertion
-        if pred():
-            return True
-        time.sleep(0.02)
-    ok(False, "waited 5 s for " + what)
-    return False
 
 
 def ctl(*args):
@@ -164,4 +150,4 @@ ok(rc == 0, "vfpmd exits 0")
 ok(not os.path.exists(prom), "the metrics file is removed at exit")
 ok([f for f in os.listdir(d) if ".tmp." in f] == [], "no temporary file left")
 subprocess.run(["rm", "-rf", d])
-sys.exit(1 if fails else 0)
+done()

@@ -17,17 +17,11 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
+
+from clitap import done, ok, wait_for
 
 VFPMD, VFPMCTL = sys.argv[1], sys.argv[2]
-fails = 0
 
-
-def ok(cond, what):
-    global fails
-    print(("ok - " if cond else "not ok - ") + what)
-    if not cond:
-        fails += 1
 
 
 def ctl(*args):
@@ -41,14 +35,6 @@ def status():
 def events(name):
     return [json.loads(x) for x in ctl("events", "--json", name).stdout.splitlines()]
 
-
-def wait_for(pred, what):
-    for _ in range(500):   # a deadline, not a timing assertion
-        if pred():
-            return True
-        time.sleep(0.02)
-    ok(False, "waited 10 s for " + what)
-    return False
 
 
 def vfu(sock, msg_id, cmd, payload):
@@ -170,4 +156,4 @@ finally:
 ok(rc == 0, "vfpmd exits 0")
 ok(not os.path.exists(sock("cli")), "the remaining socket is removed at exit")
 subprocess.run(["rm", "-rf", d])
-sys.exit(1 if fails else 0)
+done()

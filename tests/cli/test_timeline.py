@@ -19,11 +19,11 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 import xml.etree.ElementTree as ET
 
+from clitap import done, ok, wait_for
+
 VFPMD, VFPMCTL, DEMO = sys.argv[1], sys.argv[2], sys.argv[3]
-fails = 0
 
 # the colours docs/operating.md lists (tools/vfpmctl/timeline.c)
 STATE = {"D0": (0xd8, 0x43, 0x15), "D1": (0xf4, 0x8f, 0x3b), "D2": (0xf9, 0xc7, 0x4f),
@@ -35,24 +35,10 @@ MARK = {"wakeup": ("fill", (0x00, 0xa8, 0x3e)), "reset": ("stroke", (0xc6, 0x00,
 LANE_Y0, LANE_STEP, PLOT_END = 62, 52, 1170   # first lane's top, lane pitch, right edge
 
 
-def ok(cond, what):
-    global fails
-    print(("ok - " if cond else "not ok - ") + what)
-    if not cond:
-        fails += 1
-
 
 def ctl(*args):
     return subprocess.run([VFPMCTL, "--ctl", ctlp] + list(args), capture_output=True, text=True)
 
-
-def wait_for(pred, what):
-    for _ in range(250):   # a deadline, not a timing assertion
-        if pred():
-            return True
-        time.sleep(0.02)
-    ok(False, "waited 5 s for " + what)
-    return False
 
 
 def rgb(style, prop):
@@ -160,4 +146,4 @@ finally:
     rc = srv.wait(timeout=10)
 ok(rc == 0, "vfpmd exits 0")
 subprocess.run(["rm", "-rf", d])
-sys.exit(1 if fails else 0)
+done()

@@ -111,6 +111,32 @@ int proc_count(pid_t pid, const char *what)
 	return n;
 }
 
+bool vfpmd_log_has(const struct vfpmd_proc *p, const char *needle)
+{
+	FILE *f = fopen(p->log, "r");
+	if (!f)
+		return false;
+	char line[1024];
+	bool found = false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, needle) != NULL;
+	fclose(f);
+	return found;
+}
+
+void vfpmd_log_dump(const struct vfpmd_proc *p)
+{
+	FILE *f = fopen(p->log, "r");
+	if (!f)
+		return;
+	char line[1024];
+	fprintf(stderr, "--- vfpmd log %s ---\n", p->log);
+	while (fgets(line, sizeof(line), f))
+		fputs(line, stderr);
+	fprintf(stderr, "--- end of log ---\n");
+	fclose(f);
+}
+
 int proc_threads_named(pid_t pid, const char *comm, pid_t *tid)
 {
 	char dir[64];

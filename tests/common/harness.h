@@ -64,6 +64,10 @@ int harness_check_alive(const struct vfpmd_proc *p);
 /* Entries of /proc/PID/WHAT ("fd": open descriptors, "task": threads) of
  * another process, e.g. vfpmd (leak checks); -1 if it cannot be read. */
 int proc_count(pid_t pid, const char *what);
+/* Whether p's vfpmd has written a line containing needle to its log. */
+bool vfpmd_log_has(const struct vfpmd_proc *p, const char *needle);
+/* p's vfpmd's log on stderr (for a failure that needs the server's side). */
+void vfpmd_log_dump(const struct vfpmd_proc *p);
 /* Threads of pid whose name (/proc/PID/task/TID/comm) is comm, or all of
  * them with comm NULL; with tid, the id of one of those counted. -1 if
  * they cannot be read. */

@@ -79,15 +79,7 @@ static int setup(void **state)
 
 static void dump_log(void)
 {
-	FILE *f = fopen(g_p.log, "r");
-	if (!f)
-		return;
-	char line[512];
-	fprintf(stderr, "--- vfpmd log ---\n");
-	while (fgets(line, sizeof(line), f))
-		fputs(line, stderr);
-	fprintf(stderr, "--- end of log ---\n");
-	fclose(f);
+	vfpmd_log_dump(&g_p);
 }
 
 /* ------------------------------------------------------------------ */

@@ -106,27 +106,7 @@ static int teardown(void **state)
 
 static bool log_has(const char *needle)
 {
-	FILE *f = fopen(g_proc.log, "r");
-	if (!f)
-		return false;
-	char line[1024];
-	bool found = false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, needle) != NULL;
-	fclose(f);
-	return found;
-}
-
-static void print_log(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return;
-	char line[1024];
-	fprintf(stderr, "--- %s ---\n", path);
-	while (fgets(line, sizeof(line), f))
-		fputs(line, stderr);
-	fclose(f);
+	return vfpmd_log_has(&g_proc, needle);
 }
 
 static void wait_log(const char *needle)
@@ -136,7 +116,7 @@ static void wait_log(const char *needle)
 			return;
 		pmt_sleep_ms(10);
 	}
-	print_log(g_proc.log);
+	vfpmd_log_dump(&g_proc);
 	fail_msg("vfpmd's log (%s) never had \"%s\"", g_proc.log, needle);
 }
 

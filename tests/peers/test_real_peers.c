@@ -167,15 +167,7 @@ static void mem_on(void)
 
 static bool log_has(const char *needle)
 {
-	FILE *f = fopen(g_proc.log, "r");
-	if (!f)
-		return false;
-	char line[1024];
-	bool found = false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, needle) != NULL;
-	fclose(f);
-	return found;
+	return vfpmd_log_has(&g_proc, needle);
 }
 
 static void wait_log(const char *needle)

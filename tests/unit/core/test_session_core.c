@@ -33,82 +33,14 @@
 
 #include "core/core.h"
 #include "fake_clock.h"
+#include "probe_model.h"
 #include "harness.h"
 
-#define BAR0_SIZE 4096
+#define BAR0_SIZE 4096   /* the probe model's default */
 
 /* PMCSR PowerState values */
 enum { PS_D0 = 0, PS_D3HOT = 3 };
 
-/* --- the probe model: counts its callbacks --- */
-
-struct probe {
-	unsigned quiesces, suspends, resumes, resets;
-};
-
-static void probe_quiesce(void *priv)
-{
-	((struct probe *)priv)->quiesces++;
-}
-
-static int probe_suspend(void *priv, enum vfpm_dstate target)
-{
-	((struct probe *)priv)->suspends++;
-	return 0;
-}
-
-static int probe_resume(void *priv)
-{
-	((struct probe *)priv)->resumes++;
-	return 0;
-}
-
-static void probe_reset(void *priv)
-{
-	((struct probe *)priv)->resets++;
-}
-
-static void probe_destroy(void *priv)
-{
-	free(priv);
-}
-
-static const struct vfpm_model_ops probe_ops = { .size = sizeof(struct vfpm_model_ops),
-						 .quiesce = probe_quiesce,
-						 .suspend = probe_suspend,
-						 .resume = probe_resume,
-						 .reset = probe_reset,
-						 .destroy = probe_destroy };
-
-static int probe_create(struct vfpm_device *dev, const struct vfpm_opts *opts, void **priv,
-			const struct vfpm_model_ops **ops)
-{
-	static const struct vfpm_pci_ids ids = { .vendor = 0x1b36, .device = 0x10fd,
-						 .class_code = 0xff0000 };
-	struct probe *p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	int rc = vfpm_dev_set_ids(dev, &ids);
-	if (!rc)
-		rc = vfpm_dev_add_pm_cap(dev, false, false, true);
-	if (!rc)
-		rc = vfpm_dev_set_intx(dev, true);
-	if (!rc)
-		rc = vfpm_dev_add_bar(dev, 0, BAR0_SIZE, VFPM_BAR_MEMFD);
-	if (!rc)
-		rc = vfpm_dev_add_pcie_cap(dev);   /* DEVCAP advertises FLR */
-	if (rc) {
-		free(p);
-		return rc;
-	}
-	*priv = p;
-	*ops = &probe_ops;
-	return 0;
-}
-
-static const struct vfpm_model probe_model = { .size = sizeof(struct vfpm_model),
-					       .name = "sessprobe",
-					       .create = probe_create };
 
 /* --- fixture: device, session, the two ends of the socket --- */
 
@@ -282,7 +214,7 @@ static int fx_up(void **state)
 	assert_int_equal(rpm_wq_create_manual(&g.wq, &g.clk.clock), 0);
 	struct vfpm_opts o = { 0 };
 	assert_int_equal(opts_parse("pm_delays=none", &o), 0);
-	assert_int_equal(device_create(&probe_model, "sessprobe", &o, g.wq, -1, &g.dev), 0);
+	assert_int_equal(device_create(&probe_model, "probe", &o, g.wq, -1, &g.dev), 0);
 	g.p = g.dev->priv;
 	assert_int_equal(step(), 1);
 	assert_int_equal(rst(), RPM_SUSPENDED);
